@@ -1,0 +1,109 @@
+//! The `weir` command: parse, run, print the error chain with its code and
+//! hint, exit with a code scripts can rely on.
+
+mod app;
+mod connection;
+mod explain;
+mod output;
+mod plugins;
+mod state;
+mod sync;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Weir runs sandboxed WebAssembly partner connectors and syncs their data
+/// into a local store.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "WEIR_CONFIG",
+        default_value = "weir.toml"
+    )]
+    config: PathBuf,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    /// More log output (repeat for more); `WEIR_LOG` sets filters precisely.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run flows once: read what changed since the last run and store it.
+    Sync(sync::SyncArgs),
+    /// Check a connection's configuration and credentials with the partner.
+    Check {
+        /// The connection's name in weir.toml.
+        connection: String,
+    },
+    /// List the streams a connection offers.
+    Discover {
+        /// The connection's name in weir.toml.
+        connection: String,
+    },
+    /// List plugins: loaded ones and files that failed to load.
+    Plugins,
+    /// Show recent runs, of one flow or of all.
+    Runs {
+        /// Only runs of this flow.
+        flow: Option<String>,
+        /// How many runs to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Show or reset a flow's checkpoint.
+    #[command(subcommand)]
+    State(state::StateCommand),
+    /// Explain an error code (or list them all).
+    Explain {
+        /// The code, e.g. `egress-denied`.
+        code: Option<String>,
+    },
+}
+
+/// Runs the command line and returns the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    output::init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            return output::report(
+                &anyhow::Error::from(err).context("cannot start the async runtime"),
+            );
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(err) => output::report(&err),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let json = cli.json;
+    match cli.command {
+        Command::Explain { code } => explain::run(code.as_deref(), json),
+        Command::Sync(args) => sync::run(&cli.config, args, json).await,
+        Command::Check { connection } => connection::check(&cli.config, &connection, json).await,
+        Command::Discover { connection } => {
+            connection::discover(&cli.config, &connection, json).await
+        }
+        Command::Plugins => plugins::run(&cli.config, json).await,
+        Command::Runs { flow, limit } => state::runs(&cli.config, flow.as_deref(), limit, json),
+        Command::State(command) => state::run(&cli.config, command, json),
+    }
+}

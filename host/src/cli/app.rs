@@ -1,0 +1,63 @@
+//! What commands need, loaded on demand: config, plugins, store.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::connection::Connection;
+use crate::diagnostic::Diagnostic;
+use crate::plugin::PluginRegistry;
+use crate::runtime::{Runtime, RuntimeOptions};
+use crate::store::SqliteStore;
+
+use super::output::fail;
+
+/// Reads `weir.toml`.
+pub fn config(path: &Path) -> anyhow::Result<Config> {
+    Config::load(path).map_err(|e| fail(e.diagnostic()))
+}
+
+/// The runtime and the plugins of the configured directory.
+pub struct Plugins {
+    pub runtime: Arc<Runtime>,
+    pub registry: PluginRegistry,
+}
+
+impl Plugins {
+    /// Starts the runtime and loads every plugin file.
+    pub async fn load(config: &Config) -> anyhow::Result<Self> {
+        let runtime = Runtime::new(RuntimeOptions {
+            cache_dir: config.cache_dir.clone(),
+            pooling: true,
+        })?;
+        let registry = PluginRegistry::load_dir(&runtime, &config.plugins_dir)
+            .await
+            .map_err(|e| {
+                e.context(format!(
+                    "plugins directory `{}`",
+                    config.plugins_dir.display()
+                ))
+            })?;
+        Ok(Self { runtime, registry })
+    }
+
+    /// Opens a connection by name.
+    pub fn connection(&self, config: &Config, name: &str) -> anyhow::Result<Arc<Connection>> {
+        let connection = config.connection(name).map_err(|e| fail(e.diagnostic()))?;
+        Connection::open(&self.runtime, &self.registry, connection)
+            .map(Arc::new)
+            .map_err(fail)
+    }
+}
+
+/// Opens the store.
+pub fn store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
+    SqliteStore::open(&config.store_path)
+        .map(Arc::new)
+        .map_err(|e| fail(e.diagnostic()))
+}
+
+/// Converts a diagnostic-bearing error into an `anyhow` one.
+pub fn diagnostic(d: impl Into<Diagnostic>) -> anyhow::Error {
+    fail(d.into())
+}

@@ -1,0 +1,96 @@
+//! `weir check` and `weir discover`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::app::{self, Plugins};
+use super::output;
+
+/// `weir check <connection>`.
+pub async fn check(config_path: &Path, name: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let config = app::config(config_path)?;
+    let plugins = Plugins::load(&config).await?;
+    let connection = plugins.connection(&config, name)?;
+    let missing = connection.missing_secrets();
+    connection
+        .check()
+        .await
+        .map_err(|e| output::fail(e.diagnostic()))?;
+    if json {
+        output::print_json(&serde_json::json!({
+            "connection": name,
+            "connector": connection.plugin().label(),
+            "ok": true,
+            "undefined_secrets": missing,
+        }))?;
+    } else {
+        println!(
+            "connection `{name}` is ready ({})",
+            connection.plugin().label()
+        );
+        for secret in missing {
+            println!(
+                "note: the connector also uses secret `{secret}`, which this connection does not define; features that need it will be refused"
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weir discover <connection>`.
+pub async fn discover(config_path: &Path, name: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let config = app::config(config_path)?;
+    let plugins = Plugins::load(&config).await?;
+    let connection = plugins.connection(&config, name)?;
+    let streams = connection
+        .discover()
+        .await
+        .map_err(|e| output::fail(e.diagnostic()))?;
+    let spec = connection.spec();
+    if json {
+        let list: Vec<_> = streams
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "stream": s,
+                    "json_schema": serde_json::from_str::<serde_json::Value>(&s.json_schema).unwrap_or_default(),
+                    "capabilities": spec.stream(&s.name),
+                })
+            })
+            .collect();
+        output::print_json(&list)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = output::table([
+        "stream",
+        "primary key",
+        "cursor",
+        "changes",
+        "deletes",
+        "writes",
+        "description",
+    ]);
+    for stream in &streams {
+        let capabilities = spec.stream(&stream.name);
+        let feed = |f: &dyn Fn(&crate::connector::StreamCapabilities) -> String| {
+            capabilities.map(f).unwrap_or_else(|| "?".into())
+        };
+        table.add_row([
+            stream.name.clone(),
+            stream.primary_key.join(", "),
+            stream.cursor_field.clone().unwrap_or_else(|| "-".into()),
+            feed(&|c| format!("{:?}", c.change_feed).to_lowercase()),
+            feed(&|c| format!("{:?}", c.deletes).to_lowercase()),
+            feed(&|c| {
+                if c.writable() {
+                    format!("{:?}", c.idempotency).to_lowercase()
+                } else {
+                    "no".into()
+                }
+            }),
+            stream.description.clone(),
+        ]);
+    }
+    println!("{table}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,130 @@
+//! Printing: tables or JSON on stdout, errors on stderr, exit codes.
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::{ContentArrangement, Table};
+use tracing_subscriber::EnvFilter;
+
+use crate::diagnostic::{self, Diagnostic, ErrorCode};
+
+/// Logs go to stderr; `WEIR_LOG` overrides the level set by `-v`.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,weir::guest=info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .without_time()
+        .with_target(false)
+        .try_init();
+}
+
+/// Prints an error as `error[code]: ...`, its causes and its hint, and
+/// returns the exit code its code maps to.
+pub fn report(error: &anyhow::Error) -> ExitCode {
+    let diagnostic = diagnostic::find(error);
+    print_diagnostic_chain(error, diagnostic);
+    ExitCode::from(diagnostic.map_or(1, |d| d.code.exit_code()) as u8)
+}
+
+fn print_diagnostic_chain(error: &anyhow::Error, diagnostic: Option<&Diagnostic>) {
+    let code = diagnostic
+        .map(|d| format!("[{}]", d.code))
+        .unwrap_or_default();
+    let mut chain = error.chain();
+    if let Some(first) = chain.next() {
+        eprintln!("error{code}: {first}");
+    }
+    for cause in chain {
+        eprintln!("  caused by: {cause}");
+    }
+    if let Some(hint) = diagnostic.and_then(|d| d.hint.as_deref()) {
+        eprintln!("hint: {hint}");
+    }
+}
+
+/// Prints a diagnostic that does not end the command (one failed flow of
+/// several, a plugin that did not load).
+pub fn print_problem(prefix: &str, diagnostic: &Diagnostic) {
+    eprintln!("{prefix}[{}]: {}", diagnostic.code, diagnostic.message);
+    if let Some(hint) = &diagnostic.hint {
+        eprintln!("hint: {hint}");
+    }
+}
+
+/// An error whose code sets the exit code.
+pub fn fail(diagnostic: Diagnostic) -> anyhow::Error {
+    anyhow::Error::new(diagnostic)
+}
+
+/// The exit code of a diagnostic's code.
+pub fn exit_code(code: ErrorCode) -> ExitCode {
+    ExitCode::from(code.exit_code() as u8)
+}
+
+/// A table with the given header.
+pub fn table<const N: usize>(header: [&str; N]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header);
+    table
+}
+
+/// Prints JSON to stdout.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// `2026-11-28T10:11:12Z`.
+pub fn timestamp(ms: i64) -> String {
+    let time = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// `1.2 s`, `3 min 4 s`.
+pub fn duration(d: Duration) -> String {
+    crate::connector::humanize_duration(d)
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A count with thousands separators: `100,000`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_get_separators() {
+        assert_eq!(super::count(0), "0");
+        assert_eq!(super::count(999), "999");
+        assert_eq!(super::count(1000), "1,000");
+        assert_eq!(super::count(1234567), "1,234,567");
+    }
+}

@@ -1,0 +1,85 @@
+//! The file's shape, exactly: every table refuses keys it does not know.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub plugins_dir: Option<PathBuf>,
+    pub store: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub connections: BTreeMap<String, RawConnection>,
+    #[serde(default)]
+    pub flows: BTreeMap<String, RawFlow>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConnection {
+    pub connector: String,
+    #[serde(default)]
+    pub config: toml::Table,
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// `name = { env = "VAR" }`, `{ file = "path" }`, or a list of those
+    /// (newest first) during a rotation.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, toml::Value>,
+    pub call_timeout: Option<String>,
+    pub memory_limit_mb: Option<u32>,
+    pub page_size: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFlow {
+    pub source: String,
+    pub stream: String,
+    /// `"store"` or `{ connection = "...", stream = "..." }`.
+    #[serde(default = "store_destination")]
+    pub destination: toml::Value,
+}
+
+fn store_destination() -> toml::Value {
+    toml::Value::String("store".into())
+}
+
+impl RawConfig {
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|err| {
+            let location = err
+                .span()
+                .map(|span| {
+                    let line = text[..span.start].matches('\n').count() + 1;
+                    let column =
+                        span.start - text[..span.start].rfind('\n').map_or(0, |n| n + 1) + 1;
+                    format!(":{line}:{column}")
+                })
+                .unwrap_or_default();
+            let message = err.message().to_string();
+            let at = format!("{}{location}", path.display());
+            match message.strip_prefix("unknown field ") {
+                Some(rest) => ConfigError::UnknownKey {
+                    at,
+                    key: rest
+                        .split(',')
+                        .next()
+                        .unwrap_or(rest)
+                        .trim_matches('`')
+                        .to_string(),
+                    expected: rest
+                        .split_once("expected ")
+                        .map(|(_, e)| e.to_string())
+                        .unwrap_or_default(),
+                },
+                None => ConfigError::Syntax { at, message },
+            }
+        })
+    }
+}

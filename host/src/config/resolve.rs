@@ -1,0 +1,414 @@
+//! From the file's shape to checked settings: names validated, references
+//! resolved, relative paths anchored at the config file's directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::raw::{RawConfig, RawConnection, RawFlow};
+use super::{Config, ConnectionConfig, DEFAULT_PAGE_SIZE, Destination, FlowConfig};
+use crate::capability::{OriginPattern, SecretSource};
+use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::ids::{ConnectionId, ConnectorName, FlowId};
+use crate::runtime::CallLimits;
+
+/// Largest page a connection may ask for.
+const MAX_PAGE_SIZE: u32 = 10_000;
+
+/// What is wrong with a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or a value of the wrong type.
+    #[error("{at}: {message}")]
+    Syntax {
+        /// `file:line:column`.
+        at: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key Weir does not know.
+    #[error("{at}: unknown key `{key}`")]
+    UnknownKey {
+        /// `file:line:column`.
+        at: String,
+        /// The key.
+        key: String,
+        /// Keys allowed there.
+        expected: String,
+    },
+    /// A value is wrong.
+    #[error("{}: `{key}` {reason}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Dotted key, e.g. `connections.acme.allowed_hosts[0]`.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No such connection.
+    #[error("no connection `{name}` in `{}`", path.display())]
+    UnknownConnection {
+        /// The file.
+        path: PathBuf,
+        /// Asked name.
+        name: String,
+        /// Defined names.
+        known: Vec<String>,
+    },
+    /// No such flow.
+    #[error("no flow `{name}` in `{}`", path.display())]
+    UnknownFlow {
+        /// The file.
+        path: PathBuf,
+        /// Asked name.
+        name: String,
+        /// Defined names.
+        known: Vec<String>,
+    },
+}
+
+impl ConfigError {
+    /// The user-facing form, with code and hint.
+    pub fn diagnostic(&self) -> Diagnostic {
+        let message = self.to_string();
+        match self {
+            Self::Unreadable { .. } => Diagnostic::new(ErrorCode::ConfigUnreadable, message)
+                .with_hint("run `weir` where `weir.toml` is, or pass `--config <path>`"),
+            Self::Syntax { .. } => Diagnostic::new(ErrorCode::ConfigSyntax, message),
+            Self::UnknownKey { expected, .. } => {
+                let diagnostic = Diagnostic::new(ErrorCode::ConfigUnknownKey, message);
+                if expected.is_empty() {
+                    diagnostic
+                } else {
+                    diagnostic.with_hint(format!("keys allowed here: {expected}"))
+                }
+            }
+            Self::Invalid { .. } => Diagnostic::new(ErrorCode::ConfigInvalid, message),
+            Self::UnknownConnection { known, .. } => {
+                Diagnostic::new(ErrorCode::UnknownConnection, message)
+                    .with_hint(known_hint("connections", known))
+            }
+            Self::UnknownFlow { known, .. } => Diagnostic::new(ErrorCode::UnknownFlow, message)
+                .with_hint(known_hint("flows", known)),
+        }
+    }
+}
+
+impl From<ConfigError> for Diagnostic {
+    fn from(error: ConfigError) -> Self {
+        error.diagnostic()
+    }
+}
+
+fn known_hint(what: &str, known: &[String]) -> String {
+    if known.is_empty() {
+        format!("the file defines no {what} yet")
+    } else {
+        format!("defined {what}: {}", known.join(", "))
+    }
+}
+
+pub fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
+    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let invalid = |key: String, reason: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        key,
+        reason,
+    };
+    let anchor = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+
+    let store_path = anchor(raw.store.unwrap_or_else(|| "weir.db".into()));
+    let cache_dir = match raw.cache_dir {
+        Some(dir) => anchor(dir),
+        None => store_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(".weir-cache"),
+    };
+
+    let mut connections = BTreeMap::new();
+    for (name, connection) in raw.connections {
+        let id = ConnectionId::new(&name)
+            .map_err(|e| invalid(format!("connections.{name}"), e.to_string()))?;
+        let resolved = resolve_connection(id.clone(), connection, &anchor, &invalid)?;
+        connections.insert(id, resolved);
+    }
+
+    let mut flows = BTreeMap::new();
+    for (name, flow) in raw.flows {
+        let id = FlowId::new(&name).map_err(|e| invalid(format!("flows.{name}"), e.to_string()))?;
+        let resolved = resolve_flow(id.clone(), flow, &connections, &invalid)?;
+        flows.insert(id, resolved);
+    }
+
+    Ok(Config {
+        path: path.to_path_buf(),
+        plugins_dir: anchor(raw.plugins_dir.unwrap_or_else(|| "plugins".into())),
+        store_path,
+        cache_dir,
+        connections,
+        flows,
+    })
+}
+
+fn resolve_connection(
+    id: ConnectionId,
+    raw: RawConnection,
+    anchor: &impl Fn(PathBuf) -> PathBuf,
+    invalid: &impl Fn(String, String) -> ConfigError,
+) -> Result<ConnectionConfig, ConfigError> {
+    let key = |k: &str| format!("connections.{id}.{k}");
+    let connector =
+        ConnectorName::new(&raw.connector).map_err(|e| invalid(key("connector"), e.to_string()))?;
+    let config =
+        serde_json::to_value(&raw.config).map_err(|e| invalid(key("config"), e.to_string()))?;
+    let allowed_hosts = raw
+        .allowed_hosts
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            OriginPattern::parse(entry).map_err(|why| {
+                invalid(
+                    format!("{}[{i}]", key("allowed_hosts")),
+                    format!("= \"{entry}\": {why}"),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let mut secrets = BTreeMap::new();
+    for (name, value) in raw.secrets {
+        let sources = secret_sources(&value, anchor)
+            .map_err(|why| invalid(format!("{}.{name}", key("secrets")), why))?;
+        secrets.insert(name, sources);
+    }
+    let mut limits = CallLimits::default();
+    if let Some(timeout) = raw.call_timeout {
+        limits.deadline =
+            parse_duration(&timeout).map_err(|why| invalid(key("call_timeout"), why))?;
+    }
+    if let Some(mb) = raw.memory_limit_mb {
+        if !(16..=4096).contains(&mb) {
+            return Err(invalid(
+                key("memory_limit_mb"),
+                format!("= {mb} is outside 16..=4096"),
+            ));
+        }
+        limits.memory_bytes = (mb as usize) << 20;
+    }
+    let page_size = raw.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+        return Err(invalid(
+            key("page_size"),
+            format!("= {page_size} is outside 1..={MAX_PAGE_SIZE}"),
+        ));
+    }
+    Ok(ConnectionConfig {
+        id,
+        connector,
+        config,
+        allowed_hosts,
+        secrets,
+        limits,
+        page_size,
+    })
+}
+
+fn secret_sources(
+    value: &toml::Value,
+    anchor: &impl Fn(PathBuf) -> PathBuf,
+) -> Result<Vec<SecretSource>, String> {
+    let one = |value: &toml::Value| -> Result<SecretSource, String> {
+        let table = value
+            .as_table()
+            .ok_or("must be `{ env = \"VARIABLE\" }` or `{ file = \"path\" }`")?;
+        match (table.get("env"), table.get("file"), table.len()) {
+            (Some(toml::Value::String(var)), None, 1) => Ok(SecretSource::Env(var.clone())),
+            (None, Some(toml::Value::String(file)), 1) => Ok(SecretSource::File(anchor(file.into()))),
+            _ => Err("must be `{ env = \"VARIABLE\" }` or `{ file = \"path\" }` (exactly one key; values are never written in weir.toml)".into()),
+        }
+    };
+    match value {
+        toml::Value::Array(items) if !items.is_empty() => items.iter().map(one).collect(),
+        toml::Value::Array(_) => Err("lists at least one source".into()),
+        other => Ok(vec![one(other)?]),
+    }
+}
+
+fn resolve_flow(
+    id: FlowId,
+    raw: RawFlow,
+    connections: &BTreeMap<ConnectionId, ConnectionConfig>,
+    invalid: &impl Fn(String, String) -> ConfigError,
+) -> Result<FlowConfig, ConfigError> {
+    let key = |k: &str| format!("flows.{id}.{k}");
+    let known = |name: &str, k: &str| -> Result<ConnectionId, ConfigError> {
+        ConnectionId::new(name)
+            .ok()
+            .filter(|c| connections.contains_key(c))
+            .ok_or_else(|| {
+                invalid(
+                    key(k),
+                    format!(
+                        "= \"{name}\" names no connection (defined: {})",
+                        connections
+                            .keys()
+                            .map(|c| c.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })
+    };
+    let source = known(&raw.source, "source")?;
+    if raw.stream.is_empty() {
+        return Err(invalid(key("stream"), "is empty".into()));
+    }
+    let destination = match &raw.destination {
+        toml::Value::String(s) if s == "store" => Destination::Store,
+        toml::Value::Table(table) => {
+            let connection = table.get("connection").and_then(|v| v.as_str());
+            let stream = table.get("stream").and_then(|v| v.as_str());
+            match (connection, stream, table.len()) {
+                (Some(connection), Some(stream), 2) => Destination::Connection {
+                    connection: known(connection, "destination.connection")?,
+                    stream: stream.to_string(),
+                },
+                _ => {
+                    return Err(invalid(
+                        key("destination"),
+                        "must be \"store\" or `{ connection = \"<name>\", stream = \"<stream>\" }`"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        _ => {
+            return Err(invalid(
+                key("destination"),
+                "must be \"store\" or `{ connection = \"<name>\", stream = \"<stream>\" }`".into(),
+            ));
+        }
+    };
+    Ok(FlowConfig {
+        id,
+        source,
+        stream: raw.stream,
+        destination,
+    })
+}
+
+/// `90s`, `5m`, `1h 30m`, `500ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("= \"{text}\" is not a duration like \"90s\" or \"5m\": {e}"))
+        .and_then(|d| {
+            if d.is_zero() {
+                Err(format!("= \"{text}\" must be longer than zero"))
+            } else {
+                Ok(d)
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/weir/weir.toml"), text)
+    }
+
+    const GOOD: &str = r#"
+        plugins_dir = "plugins"
+        [connections.acme]
+        connector = "acme-crm"
+        config = { base_url = "http://127.0.0.1:4010" }
+        allowed_hosts = ["http://127.0.0.1:4010"]
+        secrets.api_key = { env = "ACME_API_KEY" }
+        secrets.webhook_secret = [{ env = "NEW" }, { file = "old.key" }]
+        call_timeout = "30s"
+
+        [flows.contacts]
+        source = "acme"
+        stream = "contacts"
+    "#;
+
+    #[test]
+    fn a_good_file_resolves_with_anchored_paths_and_defaults() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.plugins_dir, Path::new("/etc/weir/plugins"));
+        assert_eq!(config.store_path, Path::new("/etc/weir/weir.db"));
+        assert_eq!(config.cache_dir, Path::new("/etc/weir/.weir-cache"));
+        let acme = config.connection("acme").unwrap();
+        assert_eq!(acme.config["base_url"], "http://127.0.0.1:4010");
+        assert_eq!(acme.limits.deadline, Duration::from_secs(30));
+        assert_eq!(
+            acme.secrets["webhook_secret"],
+            vec![
+                SecretSource::Env("NEW".into()),
+                SecretSource::File("/etc/weir/old.key".into())
+            ]
+        );
+        assert_eq!(
+            config.flow("contacts").unwrap().destination,
+            Destination::Store
+        );
+    }
+
+    #[test]
+    fn unknown_keys_name_the_file_line_and_key() {
+        let err = parse(&GOOD.replace("allowed_hosts", "alowed_hosts")).unwrap_err();
+        let ConfigError::UnknownKey { at, key, expected } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(key, "alowed_hosts");
+        assert!(at.starts_with("/etc/weir/weir.toml:6:"), "{at}");
+        assert!(expected.contains("allowed_hosts"), "{expected}");
+        assert_eq!(err.diagnostic().code, ErrorCode::ConfigUnknownKey);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (from, to, key) in [
+            (
+                "\"http://127.0.0.1:4010\"]",
+                "\"127.0.0.1\"]",
+                "connections.acme.allowed_hosts[0]",
+            ),
+            (
+                "source = \"acme\"",
+                "source = \"nope\"",
+                "flows.contacts.source",
+            ),
+            (
+                "{ env = \"ACME_API_KEY\" }",
+                "\"literal-secret\"",
+                "connections.acme.secrets.api_key",
+            ),
+            ("\"30s\"", "\"soon\"", "connections.acme.call_timeout"),
+        ] {
+            let err = parse(&GOOD.replace(from, to)).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { key: k, .. } if k == key),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_names_list_what_exists() {
+        let config = parse(GOOD).unwrap();
+        let err = config.flow("contcts").unwrap_err().diagnostic();
+        assert_eq!(err.code, ErrorCode::UnknownFlow);
+        assert_eq!(err.hint.as_deref(), Some("defined flows: contacts"));
+    }
+}

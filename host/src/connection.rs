@@ -1,0 +1,311 @@
+//! A connection: one plugin bound to one partner account's config, secrets,
+//! egress grant and limits. Every call gets a fresh instance.
+
+use std::sync::Arc;
+
+use serde::de::IgnoredAny;
+use wasmtime::{Engine, Store};
+
+use crate::abi::{ConnectorPre, GuestResult};
+use crate::capability::{EgressGrant, HttpGate, HttpLimits, Secrets};
+use crate::config::ConnectionConfig;
+use crate::connector::{
+    ChangeNotice, Checkpoint, ConnectorSpec, IncomingRequest, Page, Record, StreamSchema,
+    WebhookVerdict, WriteRequest, Written,
+};
+use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::ids::ConnectionId;
+use crate::plugin::{Plugin, PluginKind, PluginRegistry};
+use crate::runtime::{CallEnv, CallError, CallState, GuestCall, Runtime};
+
+/// A connector ready to be called for one connection.
+pub struct Connection {
+    config: ConnectionConfig,
+    plugin: Arc<Plugin>,
+    env: Arc<CallEnv>,
+    engine: Engine,
+    config_json: String,
+}
+
+impl Connection {
+    /// Binds the connection's plugin, secrets and egress grant.
+    pub fn open(
+        runtime: &Runtime,
+        registry: &PluginRegistry,
+        config: &ConnectionConfig,
+    ) -> Result<Self, Diagnostic> {
+        let id = &config.id;
+        let plugin = registry.get(config.connector.as_str()).cloned().ok_or_else(|| {
+            let loaded: Vec<String> = registry.plugins().map(|p| format!("`{}`", p.name)).collect();
+            let failed = registry.failures().len();
+            Diagnostic::new(
+                ErrorCode::ConnectorNotLoaded,
+                format!(
+                    "connection `{id}` uses connector `{}`, which no loaded plugin provides",
+                    config.connector
+                ),
+            )
+            .with_hint(format!(
+                "loaded connectors: {}{}; copy the connector's .wasm into the plugins directory or fix `connections.{id}.connector`",
+                if loaded.is_empty() { "none".to_string() } else { loaded.join(", ") },
+                if failed > 0 { format!(" ({failed} file(s) failed to load: see `weir plugins`)") } else { String::new() }
+            ))
+        })?;
+        let PluginKind::Connector { spec, .. } = &plugin.kind else {
+            return Err(Diagnostic::new(
+                ErrorCode::ConnectorNotLoaded,
+                format!(
+                    "connection `{id}` uses `{}`, which is a transform plugin, not a connector",
+                    plugin.name
+                ),
+            ));
+        };
+        let secrets = Secrets::resolve(
+            config
+                .secrets
+                .iter()
+                .map(|(name, sources)| (name.as_str(), sources.as_slice())),
+        )
+        .map_err(|(name, why)| {
+            Diagnostic::new(
+                ErrorCode::SecretMissing,
+                format!("secret `{name}` of connection `{id}`: {why}"),
+            )
+            .with_hint(format!(
+                "set it in the environment that runs weir, or change `connections.{id}.secrets.{name}` in weir.toml"
+            ))
+        })?;
+        let (grant, problems) =
+            EgressGrant::new(&spec.hosts, &config.config, config.allowed_hosts.clone());
+        for problem in problems {
+            tracing::warn!(connection = %id, "a host the connector declares grants nothing: {problem}");
+        }
+        let gate = HttpGate::new(
+            id.clone(),
+            plugin.label(),
+            grant,
+            Arc::new(secrets),
+            runtime.http_client().clone(),
+            HttpLimits {
+                request_timeout: config.limits.deadline,
+                ..HttpLimits::default()
+            },
+        );
+        let env = Arc::new(CallEnv {
+            plugin: plugin.label(),
+            connection: Some(id.to_string()),
+            gate,
+            limits: config.limits,
+        });
+        Ok(Self {
+            config: config.clone(),
+            config_json: config.config.to_string(),
+            plugin,
+            env,
+            engine: runtime.engine().clone(),
+        })
+    }
+
+    /// The connection's name.
+    pub fn id(&self) -> &ConnectionId {
+        &self.config.id
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &ConnectionConfig {
+        &self.config
+    }
+
+    /// The plugin serving it.
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+
+    /// The connector's spec.
+    pub fn spec(&self) -> &ConnectorSpec {
+        self.plugin
+            .spec()
+            .expect("a connection is only opened on a connector")
+    }
+
+    /// Declared secrets the connection does not define.
+    pub fn missing_secrets(&self) -> Vec<&str> {
+        self.spec()
+            .secrets
+            .iter()
+            .map(|s| s.name.as_str())
+            .filter(|name| !self.env.gate.secrets().contains(name))
+            .collect()
+    }
+
+    fn pre(&self) -> &ConnectorPre {
+        match &self.plugin.kind {
+            PluginKind::Connector { pre, .. } => pre,
+            PluginKind::Transformer { .. } => unreachable!("checked in `open`"),
+        }
+    }
+
+    async fn call<R>(
+        &self,
+        name: &'static str,
+        invoke: impl AsyncFnOnce(&ConnectorPre, &mut Store<CallState>) -> GuestResult<R>,
+    ) -> Result<R, CallError> {
+        let mut store = self.env.new_store(&self.engine);
+        let pre = self.pre();
+        GuestCall::new(&mut store, name)
+            .run(async |store| invoke(pre, store).await)
+            .await
+    }
+
+    fn contract(&self, call: &'static str, detail: String) -> CallError {
+        CallError::Contract {
+            plugin: format!(
+                "connector `{}` (connection `{}`)",
+                self.plugin.label(),
+                self.config.id
+            ),
+            call,
+            detail,
+        }
+    }
+
+    /// Checks config and credentials.
+    pub async fn check(&self) -> Result<(), CallError> {
+        self.call("check", async |pre, store| {
+            pre.check(store, &self.config_json).await
+        })
+        .await
+    }
+
+    /// Lists the connection's streams.
+    pub async fn discover(&self) -> Result<Vec<StreamSchema>, CallError> {
+        self.call("discover", async |pre, store| {
+            pre.discover(store, &self.config_json).await
+        })
+        .await
+    }
+
+    /// Reads the page after `checkpoint`, checked against the contract.
+    pub async fn read(
+        &self,
+        stream: &str,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<Page, CallError> {
+        let max = self.config.page_size;
+        let page = self
+            .call("read", async |pre, store| {
+                pre.read(store, &self.config_json, stream, checkpoint, max)
+                    .await
+            })
+            .await?;
+        if page.records.len() > max as usize {
+            return Err(self.contract(
+                "read",
+                format!(
+                    "returned {} records where at most {max} were asked for",
+                    page.records.len()
+                ),
+            ));
+        }
+        if let Some(bad) = page
+            .records
+            .iter()
+            .find(|r| !is_object_text(&r.data) || r.key.is_empty())
+        {
+            return Err(self.contract(
+                "read",
+                format!(
+                    "record `{}` has an empty key or data that is not a JSON object",
+                    bad.key
+                ),
+            ));
+        }
+        if serde_json::from_str::<IgnoredAny>(&page.checkpoint.state).is_err() {
+            return Err(self.contract("read", "the checkpoint state is not valid JSON".into()));
+        }
+        Ok(page)
+    }
+
+    /// Fetches current objects by key.
+    pub async fn fetch(&self, stream: &str, keys: Vec<String>) -> Result<Vec<Record>, CallError> {
+        self.call("fetch", async |pre, store| {
+            pre.fetch(store, &self.config_json, stream, keys).await
+        })
+        .await
+    }
+
+    /// Writes objects; one result per request, in order.
+    pub async fn write(
+        &self,
+        stream: &str,
+        requests: Vec<WriteRequest>,
+    ) -> Result<Vec<Result<Written, crate::connector::ConnectorError>>, CallError> {
+        let expected = requests.len();
+        let results = self
+            .call("write", async |pre, store| {
+                pre.write(store, &self.config_json, stream, requests).await
+            })
+            .await?;
+        if results.len() != expected {
+            return Err(self.contract(
+                "write",
+                format!("returned {} results for {expected} requests", results.len()),
+            ));
+        }
+        Ok(results)
+    }
+
+    /// Finds an earlier write by its idempotency key.
+    pub async fn lookup(
+        &self,
+        stream: &str,
+        idempotency_key: &str,
+    ) -> Result<Option<Written>, CallError> {
+        self.call("lookup", async |pre, store| {
+            pre.lookup(store, &self.config_json, stream, idempotency_key)
+                .await
+        })
+        .await
+    }
+
+    /// Converts a checkpoint of an older format.
+    pub async fn migrate_checkpoint(
+        &self,
+        stream: &str,
+        old: Checkpoint,
+    ) -> Result<Checkpoint, CallError> {
+        self.call("migrate-checkpoint", async |pre, store| {
+            pre.migrate_checkpoint(store, stream, old).await
+        })
+        .await
+    }
+
+    /// Classifies a received webhook request.
+    pub async fn verify_webhook(
+        &self,
+        request: &IncomingRequest,
+    ) -> Result<WebhookVerdict, CallError> {
+        self.call("verify", async |pre, store| {
+            pre.verify_webhook(store, &self.config_json, request).await
+        })
+        .await
+    }
+
+    /// Turns a stored delivery into change notices.
+    pub async fn handle_webhook(
+        &self,
+        request: &IncomingRequest,
+    ) -> Result<Vec<ChangeNotice>, CallError> {
+        self.call("handle", async |pre, store| {
+            pre.handle_webhook(store, &self.config_json, request).await
+        })
+        .await
+    }
+}
+
+/// A cheap check that text is a JSON object: full validation would mean
+/// parsing every record again on the hot path.
+fn is_object_text(data: &str) -> bool {
+    let trimmed = data.trim_ascii();
+    trimmed.starts_with('{') && trimmed.ends_with('}')
+}

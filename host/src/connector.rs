@@ -1,0 +1,18 @@
+//! What the host knows about connectors, in its own types: the rest of the
+//! host never sees WIT-generated types (only `abi` does).
+
+mod error;
+mod record;
+mod spec;
+mod webhook;
+
+pub use error::{ConnectorError, humanize_duration};
+pub use record::{ChangeKind, Checkpoint, Page, Record, WriteRequest, Written};
+pub use spec::{
+    ChangeFeed, ConnectorSpec, DeleteFeed, IdempotencyStyle, SecretSpec, SpecProblem,
+    StreamCapabilities, StreamSchema,
+};
+pub use webhook::{
+    AcceptedDelivery, ChangeNotice, IncomingRequest, Rejection, RejectionReason, Reply,
+    WebhookVerdict,
+};

@@ -1,0 +1,52 @@
+use std::time::Duration;
+
+/// A failure a connector reported, by kind (see `error` in `wit/types.wit`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectorError {
+    /// The connection's configuration is wrong.
+    #[error("configuration refused: {0}")]
+    Config(String),
+    /// The partner refused the credentials.
+    #[error("credentials refused: {0}")]
+    Auth(String),
+    /// The host's policy refused a request.
+    #[error("denied: {0}")]
+    Denied(String),
+    /// Slow down; try again after the given time.
+    #[error("rate limited for {}: {message}", humanize_duration(*retry_after))]
+    RateLimited {
+        /// How long to wait.
+        retry_after: Duration,
+        /// What was limited.
+        message: String,
+    },
+    /// A failure that may pass.
+    #[error("temporary failure: {0}")]
+    Transient(String),
+    /// A failure that will not pass by retrying.
+    #[error("{0}")]
+    Permanent(String),
+    /// The connector does not implement the operation.
+    #[error("not supported: {0}")]
+    Unsupported(String),
+}
+
+impl ConnectorError {
+    /// Whether retrying the same call later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Transient(_) | Self::RateLimited { .. })
+    }
+}
+
+/// `1.5 s`, `2 min 3 s`: durations the way operators read them.
+pub fn humanize_duration(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    if ms < 1_000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", duration.as_secs_f64())
+    } else {
+        let secs = duration.as_secs();
+        format!("{} min {} s", secs / 60, secs % 60)
+    }
+}

@@ -1,0 +1,11 @@
+//! Flows: pages read from a source connection, made durable at a
+//! destination (the local store or another connection), checkpoint by
+//! checkpoint.
+
+mod destination;
+mod retry;
+mod runner;
+
+pub use destination::Destination;
+pub use retry::RetryPolicy;
+pub use runner::{FlowRunner, RunObserver, RunOptions, RunSummary};

@@ -1,0 +1,146 @@
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::connection::Connection;
+use crate::connector::{ChangeKind, ConnectorError, Page, WriteRequest};
+use crate::ids::FlowId;
+use crate::runtime::CallError;
+use crate::store::{DeadLetter, IdLink, IdLinks, StoreError};
+
+/// Where a flow delivers records.
+#[derive(Clone)]
+pub enum Destination {
+    /// The local store.
+    Store,
+    /// A stream of another connection, written through its connector.
+    Connection {
+        /// The connection written to.
+        connection: Arc<Connection>,
+        /// Its stream.
+        stream: String,
+    },
+}
+
+/// The result of writing one page to a partner.
+pub struct Delivered {
+    pub links: Vec<IdLink>,
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// Why a page could not be delivered.
+pub enum DeliveryError {
+    Call(CallError),
+    Store(StoreError),
+}
+
+/// Writes a page's records to a partner. Each write carries an idempotency
+/// key derived from the flow, the record's key and its version (or content),
+/// so delivering a page again after a crash never writes twice.
+pub async fn deliver(
+    flow: &FlowId,
+    page: &Page,
+    connection: &Connection,
+    stream: &str,
+    links: &(impl IdLinks + ?Sized),
+) -> Result<Delivered, DeliveryError> {
+    let keys: Vec<&str> = page.records.iter().map(|r| r.key.as_str()).collect();
+    let known = {
+        let links = links.links(flow, &keys).map_err(DeliveryError::Store)?;
+        links
+            .into_iter()
+            .map(|l| (l.source_key.clone(), l))
+            .collect::<std::collections::HashMap<_, _>>()
+    };
+    let mut requests = Vec::with_capacity(page.records.len());
+    let mut sources = Vec::with_capacity(page.records.len());
+    for record in &page.records {
+        let external_id = known.get(&record.key).map(|l| l.external_id.clone());
+        if record.kind == ChangeKind::Delete && external_id.is_none() {
+            continue; // never delivered, nothing to delete
+        }
+        requests.push(WriteRequest {
+            data: record.data.clone(),
+            external_id,
+            kind: record.kind,
+            idempotency_key: idempotency_key(flow, &record.key, record.version, &record.data),
+        });
+        sources.push(record);
+    }
+    if requests.is_empty() {
+        return Ok(Delivered {
+            links: vec![],
+            dead_letters: vec![],
+        });
+    }
+    let keys: Vec<String> = requests.iter().map(|r| r.idempotency_key.clone()).collect();
+    let results = connection
+        .write(stream, requests)
+        .await
+        .map_err(DeliveryError::Call)?;
+    let mut delivered = Delivered {
+        links: Vec::new(),
+        dead_letters: Vec::new(),
+    };
+    for ((record, idempotency_key), result) in sources.into_iter().zip(keys).zip(results) {
+        match result {
+            Ok(written) => delivered.links.push(IdLink {
+                source_key: record.key.clone(),
+                external_id: written.external_id,
+                version: written.version,
+                idempotency_key,
+            }),
+            Err(
+                error @ (ConnectorError::Permanent(_)
+                | ConnectorError::Unsupported(_)
+                | ConnectorError::Config(_)),
+            ) => delivered.dead_letters.push(DeadLetter {
+                source_key: record.key.clone(),
+                data: record.data.clone(),
+                error,
+            }),
+            // A rate limit or outage reported per record fails the page, to be
+            // retried whole: the keys make the successful part harmless.
+            Err(error) => {
+                return Err(DeliveryError::Call(CallError::Connector {
+                    plugin: connection.plugin().label(),
+                    error,
+                    denial: None,
+                }));
+            }
+        }
+    }
+    Ok(delivered)
+}
+
+fn idempotency_key(flow: &FlowId, key: &str, version: Option<u64>, data: &str) -> String {
+    let mut hash = Sha256::new();
+    hash.update(flow.as_str());
+    hash.update([0]);
+    hash.update(key);
+    hash.update([0]);
+    match version {
+        Some(v) => hash.update(v.to_be_bytes()),
+        None => hash.update(data),
+    }
+    format!("weir-{}", hex::encode(&hash.finalize()[..16]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_are_stable_per_version_and_distinct_across_flows() {
+        let flow = FlowId::new("f").unwrap();
+        let other = FlowId::new("g").unwrap();
+        let a = idempotency_key(&flow, "k", Some(3), "{}");
+        assert_eq!(a, idempotency_key(&flow, "k", Some(3), "{\"changed\":1}"));
+        assert_ne!(a, idempotency_key(&flow, "k", Some(4), "{}"));
+        assert_ne!(a, idempotency_key(&other, "k", Some(3), "{}"));
+        assert_ne!(
+            idempotency_key(&flow, "k", None, "{\"a\":1}"),
+            idempotency_key(&flow, "k", None, "{\"a\":2}")
+        );
+    }
+}

@@ -1,0 +1,134 @@
+use std::time::Duration;
+
+use crate::connector::ConnectorError;
+use crate::runtime::CallError;
+
+/// When a failed call is tried again, and when a run pauses instead.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts for transient failures, the first included.
+    pub attempts: u32,
+    /// Delay before the first retry; doubles each time, with jitter.
+    pub base_delay: Duration,
+    /// Longest delay between attempts.
+    pub max_delay: Duration,
+    /// A rate limit asking to wait longer than this pauses the run.
+    pub max_rate_limit_wait: Duration,
+    /// How many rate-limit waits one call may sit through.
+    pub max_rate_limit_waits: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            max_rate_limit_wait: Duration::from_secs(60),
+            max_rate_limit_waits: 20,
+        }
+    }
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Wait, then try again.
+    RetryAfter(Duration),
+    /// Give up: the run pauses at its last checkpoint (rate limited).
+    Pause,
+    /// Give up: the run fails at its last checkpoint.
+    Fail,
+}
+
+/// Counts attempts of one call.
+#[derive(Debug, Default)]
+pub struct Attempts {
+    failures: u32,
+    rate_limit_waits: u32,
+}
+
+impl RetryPolicy {
+    /// Decides after a failure; `attempts` tracks this call's history.
+    pub fn next(&self, error: &CallError, attempts: &mut Attempts) -> Next {
+        match error.connector_error() {
+            Some(ConnectorError::RateLimited { retry_after, .. }) => {
+                attempts.rate_limit_waits += 1;
+                if *retry_after <= self.max_rate_limit_wait
+                    && attempts.rate_limit_waits <= self.max_rate_limit_waits
+                {
+                    Next::RetryAfter(*retry_after)
+                } else {
+                    Next::Pause
+                }
+            }
+            Some(ConnectorError::Transient(_)) => {
+                attempts.failures += 1;
+                if attempts.failures < self.attempts {
+                    Next::RetryAfter(self.backoff(attempts.failures))
+                } else {
+                    Next::Fail
+                }
+            }
+            _ => Next::Fail,
+        }
+    }
+
+    /// Exponential backoff with full jitter in the upper half, so that many
+    /// flows failing together do not retry together.
+    fn backoff(&self, failures: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1 << failures.saturating_sub(1).min(16));
+        let capped = exp.min(self.max_delay);
+        let half = capped / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(e: ConnectorError) -> CallError {
+        CallError::Connector {
+            plugin: "p".into(),
+            error: e,
+            denial: None,
+        }
+    }
+
+    #[test]
+    fn transient_failures_back_off_then_fail() {
+        let policy = RetryPolicy::default();
+        let mut attempts = Attempts::default();
+        let e = error(ConnectorError::Transient("503".into()));
+        let mut delays = vec![];
+        while let Next::RetryAfter(d) = policy.next(&e, &mut attempts) {
+            delays.push(d);
+        }
+        assert_eq!(delays.len(), 3);
+        assert!(delays[0] >= Duration::from_millis(250) && delays[0] <= Duration::from_millis(500));
+        assert!(delays[2] >= Duration::from_secs(1) && delays[2] <= Duration::from_secs(2));
+    }
+
+    #[test]
+    fn long_rate_limits_pause_and_others_fail_at_once() {
+        let policy = RetryPolicy::default();
+        let long = error(ConnectorError::RateLimited {
+            retry_after: Duration::from_secs(3600),
+            message: "quota".into(),
+        });
+        assert_eq!(policy.next(&long, &mut Attempts::default()), Next::Pause);
+        let short = error(ConnectorError::RateLimited {
+            retry_after: Duration::from_secs(1),
+            message: "slow down".into(),
+        });
+        assert_eq!(
+            policy.next(&short, &mut Attempts::default()),
+            Next::RetryAfter(Duration::from_secs(1))
+        );
+        let auth = error(ConnectorError::Auth("401".into()));
+        assert_eq!(policy.next(&auth, &mut Attempts::default()), Next::Fail);
+    }
+}

@@ -1,0 +1,445 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::task::JoinHandle;
+
+use super::Destination;
+use super::destination::{self, Delivered, DeliveryError};
+use super::retry::{Attempts, Next, RetryPolicy};
+use crate::config::FlowConfig;
+use crate::connection::Connection;
+use crate::connector::{Checkpoint, ConnectorError, Page};
+use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::ids::{FlowId, RunId};
+use crate::runtime::CallError;
+use crate::store::{FlowStore, PageCommit, PageOutcome, PageTarget, RunEnd, RunStatus, StoreError};
+
+/// How to run a flow.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Ignore the stored checkpoint and read everything.
+    pub full_refresh: bool,
+    /// Retries and pauses.
+    pub retry: RetryPolicy,
+}
+
+/// Hears about a run's progress (e.g. to draw a progress bar).
+pub trait RunObserver: Send + Sync {
+    /// A page was made durable.
+    fn page_committed(&self, _records: u64) {}
+}
+
+impl RunObserver for () {}
+
+/// What a run did.
+#[derive(Debug, Serialize)]
+pub struct RunSummary {
+    /// Its number.
+    pub run: RunId,
+    /// The flow.
+    pub flow: FlowId,
+    /// How it ended.
+    pub status: RunStatus,
+    /// Pages committed.
+    pub pages: u64,
+    /// Records read.
+    pub records_read: u64,
+    /// Records changed at the destination.
+    pub records_written: u64,
+    /// Records sent to the dead letters.
+    pub records_failed: u64,
+    /// Wall time.
+    #[serde(serialize_with = "as_secs")]
+    pub elapsed: Duration,
+    /// Why it did not succeed.
+    #[serde(skip)]
+    pub error: Option<Diagnostic>,
+}
+
+fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl RunSummary {
+    /// Records read per second.
+    pub fn records_per_second(&self) -> f64 {
+        self.records_read as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Runs flows against a store.
+pub struct FlowRunner {
+    store: Arc<dyn FlowStore>,
+}
+
+/// Why a run stopped early.
+enum Stop {
+    Failed(Diagnostic),
+    Paused(Diagnostic),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Stop {
+    fn from(error: StoreError) -> Self {
+        Stop::Store(error)
+    }
+}
+
+impl FlowRunner {
+    /// A runner over a store.
+    pub fn new(store: Arc<dyn FlowStore>) -> Self {
+        Self { store }
+    }
+
+    /// Runs a flow once: reads pages from where the last run stopped until
+    /// the source has no more, committing each page with its checkpoint.
+    pub async fn run(
+        &self,
+        flow: &FlowConfig,
+        source: &Connection,
+        destination: &Destination,
+        options: &RunOptions,
+        observer: &dyn RunObserver,
+    ) -> anyhow::Result<RunSummary> {
+        let started = Instant::now();
+        let run = self
+            .blocking({
+                let (flow, plugin, full) = (
+                    flow.id.clone(),
+                    source.plugin().label(),
+                    options.full_refresh,
+                );
+                move |store| store.start_run(&flow, &plugin, full)
+            })
+            .await?;
+        let mut progress = Progress::default();
+        let outcome = self
+            .read_all(
+                flow,
+                run,
+                source,
+                destination,
+                options,
+                observer,
+                &mut progress,
+            )
+            .await;
+        let (status, error) = match outcome {
+            Ok(()) => (RunStatus::Succeeded, None),
+            Err(Stop::Failed(diagnostic)) => (RunStatus::Failed, Some(diagnostic)),
+            Err(Stop::Paused(diagnostic)) => (RunStatus::Paused, Some(diagnostic)),
+            Err(Stop::Store(error)) => (RunStatus::Failed, Some(error.diagnostic())),
+        };
+        let end = RunEnd {
+            status,
+            error: error
+                .as_ref()
+                .map(|d| (d.code.to_string(), d.message.clone())),
+        };
+        self.blocking(move |store| store.finish_run(run, &end))
+            .await?;
+        Ok(RunSummary {
+            run,
+            flow: flow.id.clone(),
+            status,
+            pages: progress.pages,
+            records_read: progress.read,
+            records_written: progress.written,
+            records_failed: progress.failed,
+            elapsed: started.elapsed(),
+            error,
+        })
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one run's context, passed down once"
+    )]
+    async fn read_all(
+        &self,
+        flow: &FlowConfig,
+        run: RunId,
+        source: &Connection,
+        destination: &Destination,
+        options: &RunOptions,
+        observer: &dyn RunObserver,
+        progress: &mut Progress,
+    ) -> Result<(), Stop> {
+        check_streams(flow, source, destination)?;
+        let mut checkpoint = if options.full_refresh {
+            None
+        } else {
+            self.resume_point(flow, source).await?
+        };
+        // The commit of page k runs while page k+1 is read: the read only
+        // needs page k's checkpoint, which is known before it is durable. A
+        // crash meanwhile resumes from page k-1 and reads page k again.
+        let mut pending: Option<JoinHandle<Result<Committed, StoreError>>> = None;
+        let result = loop {
+            let page =
+                match read_with_retry(source, &flow.stream, checkpoint.clone(), &options.retry)
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(stop) => break Err(stop),
+                };
+            let target = match destination {
+                Destination::Store => None,
+                Destination::Connection { connection, stream } => {
+                    match self
+                        .deliver_with_retry(&flow.id, &page, connection, stream, &options.retry)
+                        .await
+                    {
+                        Ok(delivered) => Some(delivered),
+                        Err(stop) => break Err(stop),
+                    }
+                }
+            };
+            if let Some(previous) = pending.take() {
+                progress.add(join(previous).await?, observer);
+            }
+            let has_more = page.has_more;
+            checkpoint = Some(page.checkpoint.clone());
+            pending = Some(self.commit(flow, run, source, page, target));
+            if !has_more {
+                break Ok(());
+            }
+        };
+        if let Some(previous) = pending.take() {
+            progress.add(join(previous).await?, observer);
+        }
+        result
+    }
+
+    /// The stored checkpoint, migrated to the connector's current format.
+    async fn resume_point(
+        &self,
+        flow: &FlowConfig,
+        source: &Connection,
+    ) -> Result<Option<Checkpoint>, Stop> {
+        let stored = self
+            .blocking({
+                let (id, stream) = (flow.id.clone(), flow.stream.clone());
+                move |store| store.checkpoint(&id, &stream)
+            })
+            .await?;
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        let current = source.spec().checkpoint_format;
+        if stored.format == current {
+            return Ok(Some(stored));
+        }
+        let from = stored.format;
+        let migrated = source
+            .migrate_checkpoint(&flow.stream, stored)
+            .await
+            .ok()
+            .filter(|c| c.format == current)
+            .ok_or_else(|| {
+                Stop::Failed(
+                    Diagnostic::new(
+                        ErrorCode::CheckpointMigration,
+                        format!(
+                            "flow `{}` has a checkpoint in format {from}, which connector `{}` (format {current}) cannot migrate",
+                            flow.id,
+                            source.plugin().label()
+                        ),
+                    )
+                    .with_hint(format!(
+                        "install a connector version that migrates format {from}, or run `weir state reset {}` to start a full sync deliberately",
+                        flow.id
+                    )),
+                )
+            })?;
+        self.blocking({
+            let (id, stream, checkpoint) = (flow.id.clone(), flow.stream.clone(), migrated.clone());
+            move |store| store.replace_checkpoint(&id, &stream, &checkpoint)
+        })
+        .await?;
+        tracing::info!(flow = %flow.id, from, to = current, "migrated the stored checkpoint");
+        Ok(Some(migrated))
+    }
+
+    async fn deliver_with_retry(
+        &self,
+        flow: &FlowId,
+        page: &Page,
+        connection: &Connection,
+        stream: &str,
+        retry: &RetryPolicy,
+    ) -> Result<Delivered, Stop> {
+        let mut attempts = Attempts::default();
+        loop {
+            match destination::deliver(flow, page, connection, stream, self.store.as_ref()).await {
+                Ok(delivered) => return Ok(delivered),
+                Err(DeliveryError::Store(error)) => return Err(Stop::Store(error)),
+                Err(DeliveryError::Call(error)) => match retry.next(&error, &mut attempts) {
+                    Next::RetryAfter(delay) => tokio::time::sleep(delay).await,
+                    Next::Pause => return Err(Stop::Paused(error.diagnostic())),
+                    Next::Fail => return Err(Stop::Failed(error.diagnostic())),
+                },
+            }
+        }
+    }
+
+    fn commit(
+        &self,
+        flow: &FlowConfig,
+        run: RunId,
+        source: &Connection,
+        page: Page,
+        delivered: Option<Delivered>,
+    ) -> JoinHandle<Result<Committed, StoreError>> {
+        let store = self.store.clone();
+        let (flow_id, stream, connection) =
+            (flow.id.clone(), flow.stream.clone(), source.id().clone());
+        tokio::task::spawn_blocking(move || {
+            let target = match &delivered {
+                None => PageTarget::Records {
+                    connection: &connection,
+                    stream: &stream,
+                    records: &page.records,
+                },
+                Some(delivered) => PageTarget::Writes {
+                    links: &delivered.links,
+                    dead_letters: &delivered.dead_letters,
+                },
+            };
+            let outcome = store.commit_page(&PageCommit {
+                flow: &flow_id,
+                stream: &stream,
+                run,
+                checkpoint: &page.checkpoint,
+                target,
+            })?;
+            Ok(Committed {
+                outcome,
+                read: page.records.len() as u64,
+                failed: delivered
+                    .as_ref()
+                    .map_or(0, |d| d.dead_letters.len() as u64),
+            })
+        })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn FlowStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .expect("store calls do not panic")
+    }
+}
+
+/// One durable page.
+struct Committed {
+    outcome: PageOutcome,
+    read: u64,
+    failed: u64,
+}
+
+#[derive(Default)]
+struct Progress {
+    pages: u64,
+    read: u64,
+    written: u64,
+    failed: u64,
+}
+
+impl Progress {
+    fn add(&mut self, page: Committed, observer: &dyn RunObserver) {
+        self.pages += 1;
+        self.read += page.read;
+        self.written += page.outcome.changed;
+        self.failed += page.failed;
+        observer.page_committed(page.read);
+    }
+}
+
+async fn join(handle: JoinHandle<Result<Committed, StoreError>>) -> Result<Committed, StoreError> {
+    handle.await.expect("store calls do not panic")
+}
+
+async fn read_with_retry(
+    source: &Connection,
+    stream: &str,
+    checkpoint: Option<Checkpoint>,
+    retry: &RetryPolicy,
+) -> Result<Page, Stop> {
+    let mut attempts = Attempts::default();
+    loop {
+        match source.read(stream, checkpoint.clone()).await {
+            Ok(page) => return Ok(page),
+            Err(error) => match retry.next(&error, &mut attempts) {
+                Next::RetryAfter(delay) => {
+                    tracing::info!(connection = %source.id(), "retrying in {delay:?}: {error}");
+                    tokio::time::sleep(delay).await;
+                }
+                Next::Pause => return Err(Stop::Paused(error.diagnostic())),
+                Next::Fail => return Err(Stop::Failed(error.diagnostic())),
+            },
+        }
+    }
+}
+
+fn check_streams(
+    flow: &FlowConfig,
+    source: &Connection,
+    destination: &Destination,
+) -> Result<(), Stop> {
+    let unknown = |connection: &Connection, stream: &str| {
+        let spec = connection.spec();
+        Stop::Failed(
+            Diagnostic::new(
+                ErrorCode::UnknownStream,
+                format!(
+                    "flow `{}`: connector `{}` of connection `{}` has no stream `{stream}`",
+                    flow.id,
+                    connection.plugin().label(),
+                    connection.id()
+                ),
+            )
+            .with_hint(format!(
+                "its streams: {}",
+                spec.streams
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        )
+    };
+    if source.spec().stream(&flow.stream).is_none() {
+        return Err(unknown(source, &flow.stream));
+    }
+    if let Destination::Connection { connection, stream } = destination {
+        let Some(capabilities) = connection.spec().stream(stream) else {
+            return Err(unknown(connection, stream));
+        };
+        if !capabilities.writable() {
+            return Err(Stop::Failed(Diagnostic::new(
+                ErrorCode::ConnectorUnsupported,
+                format!(
+                    "flow `{}` writes to stream `{stream}` of connection `{}`, which connector `{}` declares read-only",
+                    flow.id,
+                    connection.id(),
+                    connection.plugin().label()
+                ),
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl From<CallError> for Stop {
+    fn from(error: CallError) -> Self {
+        match error.connector_error() {
+            Some(ConnectorError::RateLimited { .. }) => Stop::Paused(error.diagnostic()),
+            _ => Stop::Failed(error.diagnostic()),
+        }
+    }
+}

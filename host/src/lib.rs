@@ -1,0 +1,26 @@
+//! Weir runs partner connectors — WebAssembly components — in a sandbox and
+//! syncs their data into a local store.
+//!
+//! How the parts fit:
+//! - [`config`] parses `weir.toml` into checked settings;
+//! - [`runtime`] owns the wasm engine, the compile cache and per-call state;
+//! - [`abi`] is the only place that knows WIT versions;
+//! - [`plugin`] loads and validates plugin files into a registry;
+//! - [`capability`] decides what a connector may reach (egress, secrets);
+//! - [`connection`] binds a plugin to one connection's config and grants;
+//! - [`flow`] moves pages from a source to a destination;
+//! - [`store`] keeps records, checkpoints and runs (SQLite by default);
+//! - [`cli`] is the `weir` command.
+
+pub mod abi;
+pub mod capability;
+pub mod cli;
+pub mod config;
+pub mod connection;
+pub mod connector;
+pub mod diagnostic;
+pub mod flow;
+pub mod ids;
+pub mod plugin;
+pub mod runtime;
+pub mod store;

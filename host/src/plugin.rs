@@ -1,0 +1,69 @@
+//! Plugin files: loading, validating and keeping them by connector name.
+
+mod load;
+mod registry;
+
+pub use load::{LoadFailure, PluginError};
+pub use registry::PluginRegistry;
+
+use std::path::PathBuf;
+
+use crate::abi::{ConnectorPre, TransformerPre};
+use crate::connector::ConnectorSpec;
+
+/// A loaded plugin file.
+pub struct Plugin {
+    /// The connector's name (for transforms: the file name in kebab-case).
+    pub name: String,
+    /// The plugin's own version (`-` for transforms, which have no spec).
+    pub version: String,
+    /// The file it was loaded from.
+    pub file: PathBuf,
+    /// SHA-256 of the file, hex.
+    pub content_hash: String,
+    /// Size of the file in bytes.
+    pub size: u64,
+    /// The `weir:connector` version it speaks.
+    pub wit_version: &'static str,
+    /// What it is.
+    pub kind: PluginKind,
+}
+
+/// Connector or transform.
+pub enum PluginKind {
+    /// A connector and its spec.
+    Connector {
+        /// What `spec()` returned.
+        spec: Box<ConnectorSpec>,
+        /// Ready to instantiate.
+        pre: ConnectorPre,
+    },
+    /// A transform.
+    Transformer {
+        /// Ready to instantiate.
+        pre: TransformerPre,
+    },
+}
+
+impl Plugin {
+    /// `acme-crm 1.2.0`.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.name, self.version)
+    }
+
+    /// The connector spec, if this is a connector.
+    pub fn spec(&self) -> Option<&ConnectorSpec> {
+        match &self.kind {
+            PluginKind::Connector { spec, .. } => Some(spec),
+            PluginKind::Transformer { .. } => None,
+        }
+    }
+
+    /// `connector` or `transform`.
+    pub fn kind_name(&self) -> &'static str {
+        match &self.kind {
+            PluginKind::Connector { .. } => "connector",
+            PluginKind::Transformer { .. } => "transform",
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Durable state behind narrow interfaces: records with the checkpoint that
+//! covers them, runs, id links and dead letters. SQLite is the embedded
+//! implementation; flows and connectors only see these traits, so another
+//! backend (PostgreSQL for multi-host deployments) can be added beside it.
+
+mod schema;
+mod sqlite;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+pub use sqlite::SqliteStore;
+
+use crate::connector::{Checkpoint, ConnectorError, Record};
+use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::ids::{ConnectionId, FlowId, RunId};
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[error("the store `{}` failed: {source}", path.display())]
+pub struct StoreError {
+    /// The database.
+    pub path: PathBuf,
+    /// Why.
+    #[source]
+    pub source: rusqlite::Error,
+}
+
+impl StoreError {
+    /// The user-facing form, with code and hint.
+    pub fn diagnostic(&self) -> Diagnostic {
+        Diagnostic::new(ErrorCode::StoreUnavailable, self.to_string()).with_hint(
+            "check that the store's directory is writable and the disk not full (`store` in weir.toml)",
+        )
+    }
+}
+
+/// Where a page's records went.
+pub enum PageTarget<'a> {
+    /// Into the local store, as records of a connection's stream.
+    Records {
+        /// Whose records.
+        connection: &'a ConnectionId,
+        /// Which stream.
+        stream: &'a str,
+        /// The records, in page order.
+        records: &'a [Record],
+    },
+    /// To a partner: the resulting id links and failures.
+    Writes {
+        /// Source keys now linked to the partner's ids.
+        links: &'a [IdLink],
+        /// Records the partner refused.
+        dead_letters: &'a [DeadLetter],
+    },
+}
+
+/// One page made durable: its records (or write results) and the checkpoint
+/// after it, in one transaction, with the run's progress.
+pub struct PageCommit<'a> {
+    /// The flow.
+    pub flow: &'a FlowId,
+    /// The source stream the checkpoint belongs to.
+    pub stream: &'a str,
+    /// The run.
+    pub run: RunId,
+    /// Where the next read starts.
+    pub checkpoint: &'a Checkpoint,
+    /// What the page produced.
+    pub target: PageTarget<'a>,
+}
+
+/// What a page commit changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PageOutcome {
+    /// Records inserted or updated (deletes included).
+    pub changed: u64,
+    /// Records already stored at the same or a newer version.
+    pub unchanged: u64,
+}
+
+/// A source record's counterpart at a destination partner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdLink {
+    /// Primary key at the source.
+    pub source_key: String,
+    /// The partner's id.
+    pub external_id: String,
+    /// The partner's version after the last write.
+    pub version: Option<u64>,
+    /// The key the last write used.
+    pub idempotency_key: String,
+}
+
+/// A record that could not be delivered, kept with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Primary key at the source.
+    pub source_key: String,
+    /// The record as JSON text.
+    pub data: String,
+    /// The connector's error.
+    pub error: ConnectorError,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Still going (or the process died: see `Interrupted`).
+    Running,
+    /// Read everything there was.
+    Succeeded,
+    /// Stopped on an error; resumes from its last checkpoint.
+    Failed,
+    /// Paused by a rate limit; resumes from its last checkpoint.
+    Paused,
+    /// The process stopped before the run ended.
+    Interrupted,
+}
+
+impl RunStatus {
+    /// Its name in the store and in listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Paused => "paused",
+            Self::Interrupted => "interrupted",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "paused" => Self::Paused,
+            "interrupted" => Self::Interrupted,
+            _ => Self::Running,
+        }
+    }
+}
+
+/// A run as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    /// Its number.
+    pub id: RunId,
+    /// The flow.
+    pub flow: String,
+    /// How it ended.
+    pub status: RunStatus,
+    /// Whether it started from scratch.
+    pub full_refresh: bool,
+    /// `name version` of the source connector.
+    pub plugin: String,
+    /// Start, ms since the Unix epoch.
+    pub started_at_ms: i64,
+    /// End, if it ended.
+    pub finished_at_ms: Option<i64>,
+    /// Pages committed.
+    pub pages: u64,
+    /// Records read from the source.
+    pub records_read: u64,
+    /// Records changed at the destination.
+    pub records_written: u64,
+    /// Records sent to the dead letters.
+    pub records_failed: u64,
+    /// Error code, if it failed.
+    pub error_code: Option<String>,
+    /// Error message, if it failed.
+    pub error: Option<String>,
+}
+
+/// The end of a run, as reported by the runner.
+#[derive(Debug, Clone)]
+pub struct RunEnd {
+    /// How it ended.
+    pub status: RunStatus,
+    /// The error's code and message, if any.
+    pub error: Option<(String, String)>,
+}
+
+/// A stored checkpoint with its flow and stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointRecord {
+    /// The flow.
+    pub flow: String,
+    /// The stream.
+    pub stream: String,
+    /// The checkpoint.
+    pub checkpoint: Checkpoint,
+    /// The run that wrote it.
+    pub run: Option<RunId>,
+    /// When, ms since the Unix epoch.
+    pub updated_at_ms: i64,
+}
+
+/// Checkpoints and the pages they cover, made durable together.
+pub trait SyncStore: Send + Sync {
+    /// The checkpoint to resume a flow's stream from.
+    fn checkpoint(&self, flow: &FlowId, stream: &str) -> Result<Option<Checkpoint>, StoreError>;
+    /// Every checkpoint of a flow.
+    fn checkpoints(&self, flow: &FlowId) -> Result<Vec<CheckpointRecord>, StoreError>;
+    /// Replaces a checkpoint outside of a page (after a format migration).
+    fn replace_checkpoint(
+        &self,
+        flow: &FlowId,
+        stream: &str,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), StoreError>;
+    /// Commits a page and its checkpoint atomically.
+    fn commit_page(&self, commit: &PageCommit<'_>) -> Result<PageOutcome, StoreError>;
+    /// Forgets a flow's checkpoints (its next run is a full sync). Returns
+    /// how many were removed.
+    fn reset(&self, flow: &FlowId) -> Result<usize, StoreError>;
+}
+
+/// The history of runs.
+pub trait RunLog: Send + Sync {
+    /// Records the start of a run. Runs of the same flow still marked
+    /// running (their process died) are marked interrupted.
+    fn start_run(
+        &self,
+        flow: &FlowId,
+        plugin: &str,
+        full_refresh: bool,
+    ) -> Result<RunId, StoreError>;
+    /// Records the end of a run.
+    fn finish_run(&self, run: RunId, end: &RunEnd) -> Result<(), StoreError>;
+    /// The latest runs, newest first, of one flow or of all.
+    fn runs(&self, flow: Option<&FlowId>, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
+}
+
+/// Reading the local copy of records.
+pub trait RecordReader: Send + Sync {
+    /// Records of a connection's stream that are not deleted.
+    fn count(&self, connection: &ConnectionId, stream: &str) -> Result<u64, StoreError>;
+}
+
+/// Which source records a write flow has already delivered, and where.
+pub trait IdLinks: Send + Sync {
+    /// The links of the given source keys.
+    fn links(&self, flow: &FlowId, keys: &[&str]) -> Result<Vec<IdLink>, StoreError>;
+}
+
+/// Everything a flow run needs from a store.
+pub trait FlowStore: SyncStore + RunLog + IdLinks + RecordReader {}
+
+impl<T: SyncStore + RunLog + IdLinks + RecordReader> FlowStore for T {}

@@ -1,0 +1,72 @@
+//! The SQLite schema, upgraded in order; `PRAGMA user_version` says how far.
+
+/// Each entry upgrades the schema from its index to the next version.
+pub const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE streams (
+    id          INTEGER PRIMARY KEY,
+    connection  TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    UNIQUE (connection, name)
+);
+
+-- The local copy of partner records, raw JSON kept as the connector gave it.
+CREATE TABLE records (
+    stream_id   INTEGER NOT NULL REFERENCES streams (id),
+    key         TEXT NOT NULL,
+    version     INTEGER,
+    deleted     INTEGER NOT NULL DEFAULT 0,
+    data        TEXT NOT NULL,
+    stored_at   INTEGER NOT NULL,
+    PRIMARY KEY (stream_id, key)
+);
+
+CREATE TABLE runs (
+    id              INTEGER PRIMARY KEY,
+    flow            TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    full_refresh    INTEGER NOT NULL,
+    plugin          TEXT NOT NULL,
+    started_at      INTEGER NOT NULL,
+    finished_at     INTEGER,
+    pages           INTEGER NOT NULL DEFAULT 0,
+    records_read    INTEGER NOT NULL DEFAULT 0,
+    records_written INTEGER NOT NULL DEFAULT 0,
+    records_failed  INTEGER NOT NULL DEFAULT 0,
+    error_code      TEXT,
+    error           TEXT
+);
+CREATE INDEX runs_by_flow ON runs (flow, id);
+
+CREATE TABLE checkpoints (
+    flow        TEXT NOT NULL,
+    stream      TEXT NOT NULL,
+    format      INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    run_id      INTEGER,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (flow, stream)
+);
+
+-- Write flows: which source record became which partner object.
+CREATE TABLE id_links (
+    flow            TEXT NOT NULL,
+    source_key      TEXT NOT NULL,
+    external_id     TEXT NOT NULL,
+    version         INTEGER,
+    idempotency_key TEXT NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    PRIMARY KEY (flow, source_key)
+);
+
+CREATE TABLE dead_letters (
+    id          INTEGER PRIMARY KEY,
+    flow        TEXT NOT NULL,
+    run_id      INTEGER NOT NULL,
+    source_key  TEXT NOT NULL,
+    data        TEXT NOT NULL,
+    error_kind  TEXT NOT NULL,
+    error       TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX dead_letters_by_flow ON dead_letters (flow, id);
+"#];

@@ -1,0 +1,529 @@
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::schema::MIGRATIONS;
+use super::{
+    CheckpointRecord, IdLink, IdLinks, PageCommit, PageOutcome, PageTarget, RecordReader, RunEnd,
+    RunLog, RunRecord, RunStatus, StoreError, SyncStore,
+};
+use crate::connector::{ChangeKind, Checkpoint, ConnectorError};
+use crate::ids::{ConnectionId, FlowId, RunId};
+
+/// The embedded store: one SQLite file in WAL mode.
+///
+/// Writes go through one connection (SQLite has one writer anyway); callers
+/// run store methods on blocking threads, never on the async runtime.
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    stream_ids: Mutex<HashMap<(String, String), i64>>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl SqliteStore {
+    /// Opens (creates) the store and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let err = |source| StoreError {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(err)?;
+        // WAL: readers never block the writer. NORMAL: a process crash never
+        // loses a committed transaction; records and checkpoint always move
+        // together, so even a power cut only rolls both back together.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA foreign_keys = ON;
+             PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(err)?;
+        migrate(&mut conn).map_err(err)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+            stream_ids: Mutex::default(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut conn).map_err(|source| StoreError {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    fn stream_id(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        connection: &str,
+        stream: &str,
+    ) -> rusqlite::Result<i64> {
+        let cache_key = (connection.to_string(), stream.to_string());
+        if let Some(id) = self
+            .stream_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&cache_key)
+        {
+            return Ok(*id);
+        }
+        tx.execute(
+            "INSERT INTO streams (connection, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            params![connection, stream],
+        )?;
+        let id = tx.query_row(
+            "SELECT id FROM streams WHERE connection = ?1 AND name = ?2",
+            params![connection, stream],
+            |row| row.get(0),
+        )?;
+        self.stream_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(cache_key, id);
+        Ok(id)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: usize = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl SyncStore for SqliteStore {
+    fn checkpoint(&self, flow: &FlowId, stream: &str) -> Result<Option<Checkpoint>, StoreError> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT format, state FROM checkpoints WHERE flow = ?1 AND stream = ?2",
+                params![flow.as_str(), stream],
+                |row| {
+                    Ok(Checkpoint {
+                        format: row.get(0)?,
+                        state: row.get(1)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    fn checkpoints(&self, flow: &FlowId) -> Result<Vec<CheckpointRecord>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT stream, format, state, run_id, updated_at FROM checkpoints WHERE flow = ?1 ORDER BY stream",
+            )?;
+            stmt.query_map(params![flow.as_str()], |row| {
+                Ok(CheckpointRecord {
+                    flow: flow.to_string(),
+                    stream: row.get(0)?,
+                    checkpoint: Checkpoint {
+                        format: row.get(1)?,
+                        state: row.get(2)?,
+                    },
+                    run: row.get::<_, Option<i64>>(3)?.map(RunId),
+                    updated_at_ms: row.get(4)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn replace_checkpoint(
+        &self,
+        flow: &FlowId,
+        stream: &str,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO checkpoints (flow, stream, format, state, run_id, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, NULL, ?5)
+                 ON CONFLICT (flow, stream) DO UPDATE SET
+                   format = excluded.format, state = excluded.state, updated_at = excluded.updated_at",
+                params![flow.as_str(), stream, checkpoint.format, checkpoint.state, now_ms()],
+            )
+            .map(drop)
+        })
+    }
+
+    fn commit_page(&self, commit: &PageCommit<'_>) -> Result<PageOutcome, StoreError> {
+        let now = now_ms();
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            let mut outcome = PageOutcome::default();
+            let (read, failed) = match &commit.target {
+                PageTarget::Records {
+                    connection,
+                    stream,
+                    records,
+                } => {
+                    let stream_id = self.stream_id(&tx, connection.as_str(), stream)?;
+                    // The version guard makes re-reading a page (after a crash,
+                    // or an overlapping cursor) harmless: older copies never win.
+                    let mut upsert = tx.prepare_cached(
+                        "INSERT INTO records (stream_id, key, version, deleted, data, stored_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (stream_id, key) DO UPDATE SET
+                           version = excluded.version, deleted = excluded.deleted,
+                           data = excluded.data, stored_at = excluded.stored_at
+                         WHERE excluded.version IS NULL OR records.version IS NULL
+                            OR excluded.version > records.version",
+                    )?;
+                    for record in *records {
+                        let changed = upsert.execute(params![
+                            stream_id,
+                            record.key,
+                            record.version.map(|v| v as i64),
+                            record.kind == ChangeKind::Delete,
+                            record.data,
+                            now
+                        ])?;
+                        if changed > 0 {
+                            outcome.changed += 1;
+                        } else {
+                            outcome.unchanged += 1;
+                        }
+                    }
+                    (records.len() as u64, 0)
+                }
+                PageTarget::Writes {
+                    links,
+                    dead_letters,
+                } => {
+                    let mut link = tx.prepare_cached(
+                        "INSERT INTO id_links (flow, source_key, external_id, version, idempotency_key, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (flow, source_key) DO UPDATE SET
+                           external_id = excluded.external_id, version = excluded.version,
+                           idempotency_key = excluded.idempotency_key, updated_at = excluded.updated_at",
+                    )?;
+                    for l in *links {
+                        link.execute(params![
+                            commit.flow.as_str(),
+                            l.source_key,
+                            l.external_id,
+                            l.version.map(|v| v as i64),
+                            l.idempotency_key,
+                            now
+                        ])?;
+                    }
+                    let mut dead = tx.prepare_cached(
+                        "INSERT INTO dead_letters (flow, run_id, source_key, data, error_kind, error, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )?;
+                    for d in *dead_letters {
+                        dead.execute(params![
+                            commit.flow.as_str(),
+                            commit.run.0,
+                            d.source_key,
+                            d.data,
+                            error_kind(&d.error),
+                            d.error.to_string(),
+                            now
+                        ])?;
+                    }
+                    outcome.changed = links.len() as u64;
+                    ((links.len() + dead_letters.len()) as u64, dead_letters.len() as u64)
+                }
+            };
+            tx.prepare_cached(
+                "INSERT INTO checkpoints (flow, stream, format, state, run_id, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (flow, stream) DO UPDATE SET
+                   format = excluded.format, state = excluded.state,
+                   run_id = excluded.run_id, updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                commit.flow.as_str(),
+                commit.stream,
+                commit.checkpoint.format,
+                commit.checkpoint.state,
+                commit.run.0,
+                now
+            ])?;
+            tx.prepare_cached(
+                "UPDATE runs SET pages = pages + 1, records_read = records_read + ?2,
+                   records_written = records_written + ?3, records_failed = records_failed + ?4
+                 WHERE id = ?1",
+            )?
+            .execute(params![commit.run.0, read as i64, outcome.changed as i64, failed as i64])?;
+            tx.commit()?;
+            Ok(outcome)
+        })
+    }
+
+    fn reset(&self, flow: &FlowId) -> Result<usize, StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "DELETE FROM checkpoints WHERE flow = ?1",
+                params![flow.as_str()],
+            )
+        })
+    }
+}
+
+fn error_kind(error: &ConnectorError) -> &'static str {
+    match error {
+        ConnectorError::Config(_) => "config",
+        ConnectorError::Auth(_) => "auth",
+        ConnectorError::Denied(_) => "denied",
+        ConnectorError::RateLimited { .. } => "rate-limited",
+        ConnectorError::Transient(_) => "transient",
+        ConnectorError::Permanent(_) => "permanent",
+        ConnectorError::Unsupported(_) => "unsupported",
+    }
+}
+
+impl RunLog for SqliteStore {
+    fn start_run(
+        &self,
+        flow: &FlowId,
+        plugin: &str,
+        full_refresh: bool,
+    ) -> Result<RunId, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ?2,
+                   error = 'the process stopped before the run ended'
+                 WHERE flow = ?1 AND status = 'running'",
+                params![flow.as_str(), now_ms()],
+            )?;
+            tx.execute(
+                "INSERT INTO runs (flow, status, full_refresh, plugin, started_at) VALUES (?1, 'running', ?2, ?3, ?4)",
+                params![flow.as_str(), full_refresh, plugin, now_ms()],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(RunId(id))
+        })
+    }
+
+    fn finish_run(&self, run: RunId, end: &RunEnd) -> Result<(), StoreError> {
+        let (code, message) = match &end.error {
+            Some((code, message)) => (Some(code.as_str()), Some(message.as_str())),
+            None => (None, None),
+        };
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE runs SET status = ?2, finished_at = ?3, error_code = ?4, error = ?5 WHERE id = ?1",
+                params![run.0, end.status.as_str(), now_ms(), code, message],
+            )
+            .map(drop)
+        })
+    }
+
+    fn runs(&self, flow: Option<&FlowId>, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, flow, status, full_refresh, plugin, started_at, finished_at, pages,
+                        records_read, records_written, records_failed, error_code, error
+                 FROM runs WHERE ?1 IS NULL OR flow = ?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            stmt.query_map(params![flow.map(|f| f.as_str()), limit as i64], |row| {
+                Ok(RunRecord {
+                    id: RunId(row.get(0)?),
+                    flow: row.get(1)?,
+                    status: RunStatus::parse(&row.get::<_, String>(2)?),
+                    full_refresh: row.get(3)?,
+                    plugin: row.get(4)?,
+                    started_at_ms: row.get(5)?,
+                    finished_at_ms: row.get(6)?,
+                    pages: row.get::<_, i64>(7)? as u64,
+                    records_read: row.get::<_, i64>(8)? as u64,
+                    records_written: row.get::<_, i64>(9)? as u64,
+                    records_failed: row.get::<_, i64>(10)? as u64,
+                    error_code: row.get(11)?,
+                    error: row.get(12)?,
+                })
+            })?
+            .collect()
+        })
+    }
+}
+
+impl RecordReader for SqliteStore {
+    fn count(&self, connection: &ConnectionId, stream: &str) -> Result<u64, StoreError> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT count(*) FROM records r JOIN streams s ON s.id = r.stream_id
+                 WHERE s.connection = ?1 AND s.name = ?2 AND r.deleted = 0",
+                params![connection.as_str(), stream],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+        })
+    }
+}
+
+impl IdLinks for SqliteStore {
+    fn links(&self, flow: &FlowId, keys: &[&str]) -> Result<Vec<IdLink>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT source_key, external_id, version, idempotency_key FROM id_links
+                 WHERE flow = ?1 AND source_key = ?2",
+            )?;
+            let mut links = Vec::new();
+            for key in keys {
+                if let Some(link) = stmt
+                    .query_row(params![flow.as_str(), key], |row| {
+                        Ok(IdLink {
+                            source_key: row.get(0)?,
+                            external_id: row.get(1)?,
+                            version: row.get::<_, Option<i64>>(2)?.map(|v| v as u64),
+                            idempotency_key: row.get(3)?,
+                        })
+                    })
+                    .optional()?
+                {
+                    links.push(link);
+                }
+            }
+            Ok(links)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connector::Record;
+
+    fn record(key: &str, version: u64, data: &str) -> Record {
+        Record {
+            key: key.into(),
+            version: Some(version),
+            kind: ChangeKind::Upsert,
+            data: data.into(),
+        }
+    }
+
+    fn open() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("weir.db")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn a_page_and_its_checkpoint_commit_together_and_old_versions_never_win() {
+        let (_dir, store) = open();
+        let flow = FlowId::new("f").unwrap();
+        let connection = ConnectionId::new("c").unwrap();
+        let run = store.start_run(&flow, "x 1.0.0", false).unwrap();
+        let checkpoint = Checkpoint {
+            format: 1,
+            state: "\"p1\"".into(),
+        };
+        let records = [record("a", 2, "{\"v\":2}"), record("b", 1, "{}")];
+        let commit = PageCommit {
+            flow: &flow,
+            stream: "s",
+            run,
+            checkpoint: &checkpoint,
+            target: PageTarget::Records {
+                connection: &connection,
+                stream: "s",
+                records: &records,
+            },
+        };
+        assert_eq!(
+            store.commit_page(&commit).unwrap(),
+            PageOutcome {
+                changed: 2,
+                unchanged: 0
+            }
+        );
+        assert_eq!(
+            store.checkpoint(&flow, "s").unwrap(),
+            Some(checkpoint.clone())
+        );
+
+        let stale = [record("a", 1, "{\"v\":1}")];
+        let commit = PageCommit {
+            target: PageTarget::Records {
+                connection: &connection,
+                stream: "s",
+                records: &stale,
+            },
+            ..commit
+        };
+        assert_eq!(
+            store.commit_page(&commit).unwrap(),
+            PageOutcome {
+                changed: 0,
+                unchanged: 1
+            }
+        );
+        let data: String = store
+            .with(|c| c.query_row("SELECT data FROM records WHERE key = 'a'", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(data, "{\"v\":2}");
+        assert_eq!(store.count(&connection, "s").unwrap(), 2);
+        let runs = store.runs(Some(&flow), 10).unwrap();
+        assert_eq!(
+            (runs[0].pages, runs[0].records_read, runs[0].records_written),
+            (2, 3, 2)
+        );
+    }
+
+    #[test]
+    fn starting_a_run_marks_a_dead_processs_run_interrupted() {
+        let (_dir, store) = open();
+        let flow = FlowId::new("f").unwrap();
+        let first = store.start_run(&flow, "x 1.0.0", false).unwrap();
+        store.start_run(&flow, "x 1.0.0", false).unwrap();
+        let runs = store.runs(Some(&flow), 10).unwrap();
+        assert_eq!(runs[1].id, first);
+        assert_eq!(runs[1].status, RunStatus::Interrupted);
+        assert_eq!(runs[0].status, RunStatus::Running);
+    }
+
+    #[test]
+    fn reopening_keeps_the_schema_and_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.db");
+        let flow = FlowId::new("f").unwrap();
+        SqliteStore::open(&path)
+            .unwrap()
+            .replace_checkpoint(
+                &flow,
+                "s",
+                &Checkpoint {
+                    format: 2,
+                    state: "{}".into(),
+                },
+            )
+            .unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.checkpoint(&flow, "s").unwrap().unwrap().format, 2);
+        assert_eq!(store.reset(&flow).unwrap(), 1);
+        assert_eq!(store.checkpoint(&flow, "s").unwrap(), None);
+    }
+}
