@@ -24,8 +24,18 @@ pub struct Plugins {
 }
 
 impl Plugins {
-    /// Starts the runtime and loads every plugin file.
+    /// Starts the runtime and loads every plugin file; files that fail are
+    /// reported as warnings (one bad file never stops the others).
     pub async fn load(config: &Config) -> anyhow::Result<Self> {
+        let plugins = Self::load_quietly(config).await?;
+        for failure in plugins.registry.failures() {
+            super::output::print_problem("warning", &failure.diagnostic());
+        }
+        Ok(plugins)
+    }
+
+    /// Like `load`, leaving failures to the caller.
+    pub async fn load_quietly(config: &Config) -> anyhow::Result<Self> {
         let runtime = Runtime::new(RuntimeOptions {
             cache_dir: config.cache_dir.clone(),
             pooling: true,

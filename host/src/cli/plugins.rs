@@ -9,7 +9,7 @@ use super::output;
 /// Lists loaded plugins and files that failed, with why.
 pub async fn run(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let config = app::config(config_path)?;
-    let plugins = Plugins::load(&config).await?;
+    let plugins = Plugins::load_quietly(&config).await?;
     let registry = &plugins.registry;
     if json {
         let loaded: Vec<_> = registry

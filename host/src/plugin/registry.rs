@@ -37,10 +37,6 @@ impl PluginRegistry {
                 Err(error) => registry.failures.push(LoadFailure { file, error }),
             }
         }
-        for failure in &registry.failures {
-            let diagnostic = failure.diagnostic();
-            tracing::warn!(code = %diagnostic.code, hint = ?diagnostic.hint, "{diagnostic}");
-        }
         Ok(registry)
     }
 

@@ -1,0 +1,80 @@
+use weir_tests::{acme_config, guests, output_text};
+
+use crate::{simulator, workspace};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_key_in_weir_toml_is_named_with_file_line_and_the_keys_allowed() {
+    let ws = workspace();
+    ws.write_config(&acme_config("http://127.0.0.1:9").replace("allowed_hosts", "allowed_host"));
+    let out = ws.weir_async(&["sync", "contacts"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error[config-unknown-key]:"), "{stderr}");
+    assert!(stderr.contains("weir.toml:5:") && stderr.contains("unknown key `allowed_host`"), "{stderr}");
+    assert!(stderr.contains("hint: keys allowed here:") && stderr.contains("`allowed_hosts`"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_flow_lists_the_defined_ones() {
+    let ws = workspace();
+    ws.write_config(&acme_config("http://127.0.0.1:9"));
+    let out = ws.weir_async(&["sync", "contcts"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error[unknown-flow]: no flow `contcts`"), "{stderr}");
+    assert!(stderr.contains("hint: defined flows: companies, contacts"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_secret_variable_fails_before_any_request() {
+    let sim = simulator(10, 0).await;
+    let ws = workspace();
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&acme_config(&sim.base_url()).replace("ACME_API_KEY", "WEIR_TEST_UNSET_KEY"));
+    let out = ws.weir_async(&["sync", "contacts"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error[secret-missing]") && stderr.contains("WEIR_TEST_UNSET_KEY"), "{stderr}");
+    assert_eq!(sim.counters().requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_and_discover_talk_to_the_partner() {
+    let sim = simulator(10, 10).await;
+    let ws = workspace();
+    ws.install(guests::ACME_CRM, "acme_crm.wasm").write_config(&acme_config(&sim.base_url()));
+    let out = ws.weir_async(&["check", "acme"]).await;
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("connection `acme` is ready"));
+
+    let out = ws.weir_async(&["discover", "acme", "--json"]).await;
+    assert!(out.status.success(), "{}", output_text(&out));
+    let streams: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = streams.as_array().unwrap().iter().map(|s| s["stream"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["contacts", "companies"]);
+    assert_eq!(streams[0]["stream"]["primary_key"][0], "/id");
+    assert_eq!(streams[0]["json_schema"]["type"], "object");
+
+    // Bad credentials: check says so in plain words.
+    let out = tokio::process::Command::from({
+        let mut cmd = ws.command(&["check", "acme"]);
+        cmd.env("ACME_API_KEY", "wrong");
+        cmd
+    })
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error[connector-auth]"), "{}", output_text(&out));
+}
+
+#[test]
+fn explain_describes_every_code() {
+    let out = workspace().weir(&["explain", "--json"]);
+    let codes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(codes.as_array().unwrap().len() >= 20);
+    let out = workspace().weir(&["explain", "egress-denied"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("allowed_hosts"));
+    let out = workspace().weir(&["explain", "no-such-code"]);
+    assert!(!out.status.success());
+}

@@ -1,0 +1,30 @@
+//! Weir's integration tests: the real `weir` binary, real wasm connectors,
+//! the partner simulator on 127.0.0.1. Assertions are on rows in SQLite and
+//! on the requests the simulator saw.
+
+mod cli;
+mod egress;
+mod plugins;
+mod sync;
+mod write;
+
+use partner_sim::{PartnerSim, SimConfig};
+use weir_tests::{API_KEY, Workspace};
+
+/// The binary under test.
+const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+
+fn workspace() -> Workspace {
+    Workspace::new(WEIR)
+}
+
+async fn simulator(contacts: usize, companies: usize) -> PartnerSim {
+    PartnerSim::start(SimConfig {
+        contacts,
+        companies,
+        api_key: API_KEY.into(),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the simulator starts")
+}

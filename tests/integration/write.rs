@@ -1,0 +1,83 @@
+use weir_tests::{guests, output_text};
+
+use crate::{simulator, workspace};
+
+fn two_accounts(source: &str, destination: &str, source_stream: &str) -> String {
+    format!(
+        r#"
+[connections.acme]
+connector = "acme-crm"
+config = {{ base_url = "{source}" }}
+allowed_hosts = ["{source}"]
+secrets.api_key = {{ env = "ACME_API_KEY" }}
+
+[connections.mirror]
+connector = "acme-crm"
+config = {{ base_url = "{destination}" }}
+allowed_hosts = ["{destination}"]
+secrets.api_key = {{ env = "ACME_API_KEY" }}
+
+[flows.mirror]
+source = "acme"
+stream = "{source_stream}"
+destination = {{ connection = "mirror", stream = "contacts" }}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_flow_delivers_each_record_once_even_when_redone() {
+    let source = simulator(300, 5).await;
+    let destination = simulator(0, 0).await;
+    let ws = workspace();
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&two_accounts(&source.base_url(), &destination.base_url(), "contacts"));
+
+    let out = ws.weir_async(&["sync", "mirror"]).await;
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(destination.records("contacts").len(), 300);
+    let links: i64 = ws.query_one("SELECT count(*) FROM id_links");
+    assert_eq!(links, 300);
+
+    // A crash after the partner accepted the writes but before Weir stored
+    // the links: the same writes are sent again with the same keys.
+    ws.store().execute_batch("DELETE FROM id_links; DELETE FROM checkpoints;").unwrap();
+    let out = ws.weir_async(&["sync", "mirror"]).await;
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(destination.records("contacts").len(), 300, "no duplicates at the partner");
+    assert_eq!(destination.counters().idempotent_replays, 300);
+
+    // A changed source record updates its counterpart rather than creating one.
+    let changed = source.mutate("contacts", 10);
+    destination.reset_counters();
+    let out = ws.weir_async(&["sync", "mirror"]).await;
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(destination.records("contacts").len(), 300);
+    assert_eq!(destination.counters().route("PATCH /v1/contacts/{id}"), 10);
+    let external: String = ws.query_one(&format!(
+        "SELECT external_id FROM id_links WHERE source_key = '{}'",
+        changed[0]
+    ));
+    let updated = destination.record("contacts", &external).unwrap();
+    assert_eq!(updated["score"], source.record("contacts", &changed[0]).unwrap()["score"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_the_partner_refuses_go_to_dead_letters_and_the_run_goes_on() {
+    let source = simulator(0, 40).await;
+    let destination = simulator(0, 0).await;
+    let ws = workspace();
+    // Companies have no email: the destination refuses every one as a contact.
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&two_accounts(&source.base_url(), &destination.base_url(), "companies"));
+
+    let out = ws.weir_async(&["sync", "mirror"]).await;
+    assert!(out.status.success(), "partial success is not a failed run: {}", output_text(&out));
+    let dead: i64 = ws.query_one("SELECT count(*) FROM dead_letters WHERE error_kind = 'permanent'");
+    assert_eq!(dead, 40);
+    let reason: String = ws.query_one("SELECT error FROM dead_letters LIMIT 1");
+    assert!(reason.contains("email"), "{reason}");
+    let failed: i64 = ws.query_one("SELECT records_failed FROM runs");
+    assert_eq!(failed, 40);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("40"), "the summary shows the failures");
+}

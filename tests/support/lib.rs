@@ -1,0 +1,172 @@
+//! Helpers for Weir's integration tests and benchmarks: paths of the built
+//! wasm guests, throwaway workspaces with a `weir.toml`, and queries of the
+//! resulting SQLite store.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+/// Paths of the built guests: the example connectors of `plugins/` and the
+/// test guests of `tests/guests/`, one constant each.
+pub mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}
+
+/// The API key the tests' simulators expect.
+pub const API_KEY: &str = "test-key";
+
+/// A temporary Weir installation: `weir.toml`, a plugins directory and a
+/// store, removed when dropped.
+pub struct Workspace {
+    dir: tempfile::TempDir,
+    weir: PathBuf,
+}
+
+impl Workspace {
+    /// A workspace that runs the `weir` binary at `weir`.
+    pub fn new(weir: &str) -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        std::fs::create_dir(dir.path().join("plugins")).expect("plugins dir");
+        Self {
+            dir,
+            weir: PathBuf::from(weir),
+        }
+    }
+
+    /// The workspace's directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The plugins directory.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.path().join("plugins")
+    }
+
+    /// The store file.
+    pub fn store_path(&self) -> PathBuf {
+        self.path().join("weir.db")
+    }
+
+    /// Copies a built guest into the plugins directory under `file_name`.
+    pub fn install(&self, guest: &str, file_name: &str) -> &Self {
+        std::fs::copy(guest, self.plugins_dir().join(file_name)).expect("copy the guest");
+        self
+    }
+
+    /// Writes raw bytes as a plugin file.
+    pub fn install_bytes(&self, file_name: &str, bytes: &[u8]) -> &Self {
+        std::fs::write(self.plugins_dir().join(file_name), bytes).expect("write the plugin");
+        self
+    }
+
+    /// Writes `weir.toml`.
+    pub fn write_config(&self, toml: &str) -> &Self {
+        std::fs::write(self.path().join("weir.toml"), toml).expect("write weir.toml");
+        self
+    }
+
+    /// A `weir` command in this workspace, with the simulator's API key set.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.weir);
+        cmd.current_dir(self.path())
+            .args(args)
+            .env("ACME_API_KEY", API_KEY)
+            .env_remove("WEIR_CONFIG")
+            .env_remove("WEIR_LOG");
+        cmd
+    }
+
+    /// Runs `weir` to completion.
+    pub fn weir(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run weir")
+    }
+
+    /// Runs `weir` to completion without blocking the async runtime (the
+    /// simulator of the same test serves from it).
+    pub async fn weir_async(&self, args: &[&str]) -> Output {
+        tokio::process::Command::from(self.command(args))
+            .output()
+            .await
+            .expect("run weir")
+    }
+
+    /// Opens the store for assertions.
+    pub fn store(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.store_path()).expect("open the store")
+    }
+
+    /// `(key, data)` of the live records of a connection's stream, by key.
+    pub fn records(&self, connection: &str, stream: &str) -> Vec<(String, serde_json::Value)> {
+        let store = self.store();
+        let mut stmt = store
+            .prepare(
+                "SELECT r.key, r.data FROM records r JOIN streams s ON s.id = r.stream_id
+                 WHERE s.connection = ?1 AND s.name = ?2 AND r.deleted = 0 ORDER BY r.key",
+            )
+            .expect("query records");
+        stmt.query_map([connection, stream], |row| {
+            let data: String = row.get(1)?;
+            Ok((row.get(0)?, serde_json::from_str(&data).expect("stored JSON")))
+        })
+        .expect("query records")
+        .collect::<Result<_, _>>()
+        .expect("read records")
+    }
+
+    /// One value of a SQL query on the store.
+    pub fn query_one<T: rusqlite::types::FromSql>(&self, sql: &str) -> T {
+        self.store()
+            .query_row(sql, [], |row| row.get(0))
+            .with_context(|| sql.to_string())
+            .expect("query")
+    }
+}
+
+/// A `weir.toml` for one acme-crm connection named `acme` against a
+/// simulator, with flows `contacts` and `companies` into the store.
+pub fn acme_config(base_url: &str) -> String {
+    format!(
+        r#"
+[connections.acme]
+connector = "acme-crm"
+config = {{ base_url = "{base_url}" }}
+allowed_hosts = ["{base_url}"]
+secrets.api_key = {{ env = "ACME_API_KEY" }}
+
+[flows.contacts]
+source = "acme"
+stream = "contacts"
+
+[flows.companies]
+source = "acme"
+stream = "companies"
+"#
+    )
+}
+
+/// Text of a process's stdout and stderr, for assertions and messages.
+pub fn output_text(output: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
