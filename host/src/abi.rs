@@ -1,7 +1,3 @@
-#![expect(
-    clippy::ptr_arg,
-    reason = "the generated bindings take `&String` for WIT strings"
-)]
 //! The only module that knows WIT versions. It links Weir's imports, finds
 //! which version of `weir:connector` a component speaks, and converts between
 //! the generated types of each version and the host's own types.

@@ -179,6 +179,18 @@ mod tests {
     }
 
     #[test]
+    fn readme_gotchas_explain_every_code() {
+        let readme = include_str!("../../README.md");
+        let gotchas = &readme[readme.find("## Gotchas").expect("a Gotchas section")..];
+        for code in ErrorCode::ALL {
+            assert!(
+                gotchas.contains(&format!("### `{code}`")) && gotchas.contains(code.explanation()),
+                "README's Gotchas lacks `{code}` or its current explanation"
+            );
+        }
+    }
+
+    #[test]
     fn the_first_diagnostic_in_a_chain_is_found() {
         let err = anyhow::Error::new(
             Diagnostic::new(ErrorCode::UnknownFlow, "no flow `x`").with_hint("add it"),

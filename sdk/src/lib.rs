@@ -110,6 +110,12 @@ pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+/// The "write your first connector" walkthrough of Weir's README, compiled
+/// as a doc test so that it never goes stale.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct WeirReadmeDoctests;
+
 /// The generated bindings, for the export macros. Not public API.
 #[doc(hidden)]
 #[path = "bindings.rs"]

@@ -33,13 +33,18 @@ use weir_tests::{API_KEY, acme_config, guests};
 const PAGE: usize = 1_000;
 
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() -> anyhow::Result<()> {
     let records = env_or("WEIR_BENCH_RECORDS", 100_000);
     let rounds = env_or("WEIR_BENCH_ROUNDS", 5);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(bench(records, rounds))
 }
 
@@ -63,7 +68,8 @@ async fn bench(records: usize, rounds: usize) -> anyhow::Result<()> {
         pooling: true,
     })?;
     let registry = PluginRegistry::load_dir(&wasm, &config.plugins_dir).await?;
-    let connection = Connection::open(&wasm, &registry, config.connection("acme")?).map_err(anyhow::Error::new)?;
+    let connection = Connection::open(&wasm, &registry, config.connection("acme")?)
+        .map_err(anyhow::Error::new)?;
     let flow = config.flow("contacts")?.clone();
 
     println!(
@@ -104,7 +110,13 @@ async fn weir_round(
     let store = Arc::new(SqliteStore::open(&dir.join(format!("weir-{round}.db")))?);
     let runner = FlowRunner::new(store);
     let summary = runner
-        .run(flow, connection, &Destination::Store, &RunOptions::default(), &())
+        .run(
+            flow,
+            connection,
+            &Destination::Store,
+            &RunOptions::default(),
+            &(),
+        )
         .await?;
     if let Some(error) = summary.error {
         anyhow::bail!("the weir run failed: {error}");
@@ -141,10 +153,10 @@ async fn native_round(dir: &Path, base_url: &str, round: usize) -> anyhow::Resul
     let mut stored = 0;
     let mut pending: Option<tokio::task::JoinHandle<anyhow::Result<u64>>> = None;
     loop {
-        let mut request = client
-            .get(&url)
-            .header("x-api-key", API_KEY)
-            .query(&[("limit", PAGE.to_string()), ("include_deleted", "true".into())]);
+        let mut request = client.get(&url).header("x-api-key", API_KEY).query(&[
+            ("limit", PAGE.to_string()),
+            ("include_deleted", "true".into()),
+        ]);
         if let Some(cursor) = &cursor {
             request = request.query(&[("cursor", cursor)]);
         }
@@ -159,7 +171,11 @@ async fn native_round(dir: &Path, base_url: &str, round: usize) -> anyhow::Resul
                 Ok(Record {
                     key: meta.id.into_owned(),
                     version: meta.version,
-                    kind: if meta.deleted { ChangeKind::Delete } else { ChangeKind::Upsert },
+                    kind: if meta.deleted {
+                        ChangeKind::Delete
+                    } else {
+                        ChangeKind::Upsert
+                    },
                     data: raw.get().to_string(),
                 })
             })

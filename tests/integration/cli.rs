@@ -10,8 +10,14 @@ async fn an_unknown_key_in_weir_toml_is_named_with_file_line_and_the_keys_allowe
     assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("error[config-unknown-key]:"), "{stderr}");
-    assert!(stderr.contains("weir.toml:5:") && stderr.contains("unknown key `allowed_host`"), "{stderr}");
-    assert!(stderr.contains("hint: keys allowed here:") && stderr.contains("`allowed_hosts`"), "{stderr}");
+    assert!(
+        stderr.contains("weir.toml:5:") && stderr.contains("unknown key `allowed_host`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: keys allowed here:") && stderr.contains("`allowed_hosts`"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -21,8 +27,14 @@ async fn an_unknown_flow_lists_the_defined_ones() {
     let out = ws.weir_async(&["sync", "contcts"]).await;
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("error[unknown-flow]: no flow `contcts`"), "{stderr}");
-    assert!(stderr.contains("hint: defined flows: companies, contacts"), "{stderr}");
+    assert!(
+        stderr.contains("error[unknown-flow]: no flow `contcts`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: defined flows: companies, contacts"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -34,7 +46,10 @@ async fn a_missing_secret_variable_fails_before_any_request() {
     let out = ws.weir_async(&["sync", "contacts"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("error[secret-missing]") && stderr.contains("WEIR_TEST_UNSET_KEY"), "{stderr}");
+    assert!(
+        stderr.contains("error[secret-missing]") && stderr.contains("WEIR_TEST_UNSET_KEY"),
+        "{stderr}"
+    );
     assert_eq!(sim.counters().requests, 0);
 }
 
@@ -42,7 +57,8 @@ async fn a_missing_secret_variable_fails_before_any_request() {
 async fn check_and_discover_talk_to_the_partner() {
     let sim = simulator(10, 10).await;
     let ws = workspace();
-    ws.install(guests::ACME_CRM, "acme_crm.wasm").write_config(&acme_config(&sim.base_url()));
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&acme_config(&sim.base_url()));
     let out = ws.weir_async(&["check", "acme"]).await;
     assert!(out.status.success(), "{}", output_text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("connection `acme` is ready"));
@@ -50,7 +66,12 @@ async fn check_and_discover_talk_to_the_partner() {
     let out = ws.weir_async(&["discover", "acme", "--json"]).await;
     assert!(out.status.success(), "{}", output_text(&out));
     let streams: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let names: Vec<&str> = streams.as_array().unwrap().iter().map(|s| s["stream"]["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = streams
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stream"]["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["contacts", "companies"]);
     assert_eq!(streams[0]["stream"]["primary_key"][0], "/id");
     assert_eq!(streams[0]["json_schema"]["type"], "object");
@@ -65,7 +86,11 @@ async fn check_and_discover_talk_to_the_partner() {
     .await
     .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("error[connector-auth]"), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("error[connector-auth]"),
+        "{}",
+        output_text(&out)
+    );
 }
 
 #[test]

@@ -17,7 +17,8 @@ async fn a_host_outside_allowed_hosts_is_denied_with_a_hint() {
         &format!("base_url = \"{}\"", elsewhere.base_url()),
         1,
     );
-    ws.install(guests::ACME_CRM, "acme_crm.wasm").write_config(&config);
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&config);
 
     let out = ws.weir_async(&["sync", "contacts"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
@@ -33,7 +34,11 @@ async fn a_host_outside_allowed_hosts_is_denied_with_a_hint() {
         stderr.contains(&format!("hint: add \"{origin}\" to `allowed_hosts` of connection `acme` in weir.toml, if you trust it")),
         "{stderr}"
     );
-    assert_eq!(elsewhere.counters().requests, 0, "nothing reached the disallowed host");
+    assert_eq!(
+        elsewhere.counters().requests,
+        0,
+        "nothing reached the disallowed host"
+    );
     let error: String = ws.query_one("SELECT error_code FROM runs");
     assert_eq!(error, "egress-denied");
 }
@@ -79,8 +84,9 @@ async fn secret_values_never_reach_the_guest_nor_the_logs() {
     const SECRET: &str = "s3cr3t-value-only-the-host-knows";
     let (echo_url, seen) = echo_server();
     let ws = workspace();
-    ws.install(guests::SECRET_SNOOP, "secret_snoop.wasm").write_config(&format!(
-        r#"
+    ws.install(guests::SECRET_SNOOP, "secret_snoop.wasm")
+        .write_config(&format!(
+            r#"
 [connections.echo]
 connector = "secret-snoop"
 config = {{ echo_url = "{echo_url}/echo" }}
@@ -91,7 +97,7 @@ secrets.api_key = {{ env = "ECHO_SECRET" }}
 source = "echo"
 stream = "seen"
 "#
-    ));
+        ));
 
     let out = tokio::process::Command::from({
         let mut cmd = ws.command(&["sync", "seen", "-vvv"]);
@@ -105,15 +111,26 @@ stream = "seen"
 
     let requests = seen.lock().unwrap().clone();
     assert!(
-        requests.iter().any(|head| head.contains(&format!("x-api-key: {SECRET}"))),
+        requests
+            .iter()
+            .any(|head| head.contains(&format!("x-api-key: {SECRET}"))),
         "the host injected the secret into the request: {requests:?}"
     );
     let records = ws.records("echo", "seen");
     assert_eq!(records.len(), 1);
     let seen_by_guest = records[0].1.to_string();
-    assert!(seen_by_guest.contains("[redacted]"), "the echoed secret was redacted: {seen_by_guest}");
-    assert!(!seen_by_guest.contains(SECRET), "the guest saw the secret: {seen_by_guest}");
-    assert!(!output_text(&out).contains(SECRET), "the secret reached the logs");
+    assert!(
+        seen_by_guest.contains("[redacted]"),
+        "the echoed secret was redacted: {seen_by_guest}"
+    );
+    assert!(
+        !seen_by_guest.contains(SECRET),
+        "the guest saw the secret: {seen_by_guest}"
+    );
+    assert!(
+        !output_text(&out).contains(SECRET),
+        "the secret reached the logs"
+    );
     let env = &records[0].1["env"];
     assert_eq!(env, &serde_json::json!([]), "the guest sees no environment");
 }

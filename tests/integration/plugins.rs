@@ -19,20 +19,34 @@ async fn bad_plugin_files_are_reported_and_the_good_one_still_works() {
     assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for (file, code, words) in [
-        ("notes.wasm", "plugin-not-component", "no WebAssembly header"),
+        (
+            "notes.wasm",
+            "plugin-not-component",
+            "no WebAssembly header",
+        ),
         ("module.wasm", "plugin-not-component", "core module"),
         ("half.wasm", "plugin-invalid", "damaged or truncated"),
-        ("greeter.wasm", "plugin-wrong-world", "does not export Weir's interfaces"),
+        (
+            "greeter.wasm",
+            "plugin-wrong-world",
+            "does not export Weir's interfaces",
+        ),
     ] {
         let line = stderr
             .lines()
             .find(|l| l.contains(file))
             .unwrap_or_else(|| panic!("{file} is reported: {stderr}"));
-        assert!(line.contains(&format!("[{code}]")) && line.contains(words), "{line}");
+        assert!(
+            line.contains(&format!("[{code}]")) && line.contains(words),
+            "{line}"
+        );
     }
     assert!(stderr.contains("hint:"), "{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("acme-crm") && stdout.contains("loaded"), "{stdout}");
+    assert!(
+        stdout.contains("acme-crm") && stdout.contains("loaded"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("README"), "non-wasm files are ignored");
 
     let out = ws.weir_async(&["sync", "contacts"]).await;
@@ -44,7 +58,8 @@ async fn bad_plugin_files_are_reported_and_the_good_one_still_works() {
 async fn precompiled_artifacts_are_never_loaded_from_the_plugins_directory() {
     let sim = simulator(10, 0).await;
     let ws = workspace();
-    ws.install(guests::ACME_CRM, "acme_crm.wasm").write_config(&acme_config(&sim.base_url()));
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&acme_config(&sim.base_url()));
     assert!(ws.weir_async(&["plugins"]).await.status.success());
     let artifact = std::fs::read_dir(ws.path().join(".weir-cache"))
         .unwrap()
@@ -71,5 +86,9 @@ async fn a_connection_naming_a_missing_connector_says_what_is_loaded() {
     let out = ws.weir_async(&["sync", "contacts"]).await;
     assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("error[connector-not-loaded]") && stderr.contains("loaded connectors: none"), "{stderr}");
+    assert!(
+        stderr.contains("error[connector-not-loaded]")
+            && stderr.contains("loaded connectors: none"),
+        "{stderr}"
+    );
 }

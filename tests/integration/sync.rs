@@ -14,11 +14,18 @@ fn by_id(records: Vec<serde_json::Value>) -> BTreeMap<String, serde_json::Value>
         .collect()
 }
 
-fn assert_store_equals_partner(ws: &weir_tests::Workspace, sim: &partner_sim::PartnerSim, stream: &str) {
+fn assert_store_equals_partner(
+    ws: &weir_tests::Workspace,
+    sim: &partner_sim::PartnerSim,
+    stream: &str,
+) {
     let stored: BTreeMap<_, _> = ws.records("acme", stream).into_iter().collect();
     let partner = by_id(sim.records(stream));
     assert_eq!(stored.len(), partner.len(), "{stream}: row count");
-    assert!(stored == partner, "{stream}: stored records differ from the partner's");
+    assert!(
+        stored == partner,
+        "{stream}: stored records differ from the partner's"
+    );
     let rows: i64 = ws.query_one(&format!(
         "SELECT count(*) FROM records r JOIN streams s ON s.id = r.stream_id WHERE s.name = '{stream}'"
     ));
@@ -39,7 +46,8 @@ fn served_cursors(sim: &partner_sim::PartnerSim, resource: &str) -> Vec<Option<S
 async fn full_sync_stores_every_record_of_both_streams() {
     let sim = simulator(8_000, 2_000).await;
     let ws = workspace();
-    ws.install(guests::ACME_CRM, "acme_crm.wasm").write_config(&acme_config(&sim.base_url()));
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&acme_config(&sim.base_url()));
 
     let out = ws.weir_async(&["sync", "contacts", "companies"]).await;
     assert!(out.status.success(), "{}", output_text(&out));
@@ -52,14 +60,18 @@ async fn full_sync_stores_every_record_of_both_streams() {
     let status: String = ws.query_one("SELECT status FROM runs WHERE flow = 'contacts'");
     assert_eq!(status, "succeeded");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("8,000") && stdout.contains("2,000"), "summary table: {stdout}");
+    assert!(
+        stdout.contains("8,000") && stdout.contains("2,000"),
+        "summary table: {stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn incremental_sync_fetches_only_the_changed_records() {
     let sim = simulator(3_000, 10).await;
     let ws = workspace();
-    ws.install(guests::ACME_CRM, "acme_crm.wasm").write_config(&acme_config(&sim.base_url()));
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&acme_config(&sim.base_url()));
     let out = ws.weir_async(&["sync", "contacts"]).await;
     assert!(out.status.success(), "{}", output_text(&out));
 
@@ -70,7 +82,11 @@ async fn incremental_sync_fetches_only_the_changed_records() {
     assert!(out.status.success(), "{}", output_text(&out));
 
     let counters = sim.counters();
-    assert_eq!(counters.served("contacts"), 100, "only the changed records were fetched");
+    assert_eq!(
+        counters.served("contacts"),
+        100,
+        "only the changed records were fetched"
+    );
     assert_eq!(served_cursors(&sim, "contacts").len(), 1, "one page");
     assert_store_equals_partner(&ws, &sim, "contacts");
     let written: i64 = ws.query_one("SELECT records_written FROM runs ORDER BY id DESC LIMIT 1");
@@ -81,15 +97,24 @@ async fn incremental_sync_fetches_only_the_changed_records() {
 async fn a_brief_partner_fault_is_retried_within_the_run() {
     let sim = simulator(5_000, 0).await;
     let ws = workspace();
-    ws.install(guests::ACME_CRM, "acme_crm.wasm").write_config(&acme_config(&sim.base_url()));
-    sim.inject(Fault::new("GET", "/v1/contacts").skip(2).times(1).status(503));
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&acme_config(&sim.base_url()));
+    sim.inject(
+        Fault::new("GET", "/v1/contacts")
+            .skip(2)
+            .times(1)
+            .status(503),
+    );
 
     let out = ws.weir_async(&["sync", "contacts"]).await;
     assert!(out.status.success(), "{}", output_text(&out));
     assert_store_equals_partner(&ws, &sim, "contacts");
     let calls = sim.counters().list_calls;
     assert_eq!(calls[2].status, 503);
-    assert_eq!(calls[3].cursor, calls[2].cursor, "the failed page is asked again");
+    assert_eq!(
+        calls[3].cursor, calls[2].cursor,
+        "the failed page is asked again"
+    );
     assert_eq!(served_cursors(&sim, "contacts").len(), 5);
 }
 
@@ -97,14 +122,33 @@ async fn a_brief_partner_fault_is_retried_within_the_run() {
 async fn a_run_stopped_by_a_partner_outage_resumes_from_its_last_checkpoint() {
     let sim = simulator(10_000, 0).await;
     let ws = workspace();
-    ws.install(guests::ACME_CRM, "acme_crm.wasm").write_config(&acme_config(&sim.base_url()));
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&acme_config(&sim.base_url()));
     // Page 5 fails on every retry: the run gives up after pages 1-4.
-    sim.inject(Fault::new("GET", "/v1/contacts").skip(4).times(10).status(500));
+    sim.inject(
+        Fault::new("GET", "/v1/contacts")
+            .skip(4)
+            .times(10)
+            .status(500),
+    );
 
     let out = ws.weir_async(&["sync", "contacts"]).await;
-    assert_eq!(out.status.code(), Some(75), "temporary failure exit code: {}", output_text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("[connector-transient]"), "{}", output_text(&out));
-    assert_eq!(ws.records("acme", "contacts").len(), 4_000, "pages 1-4 are durable");
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "temporary failure exit code: {}",
+        output_text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("[connector-transient]"),
+        "{}",
+        output_text(&out)
+    );
+    assert_eq!(
+        ws.records("acme", "contacts").len(),
+        4_000,
+        "pages 1-4 are durable"
+    );
     let first_run = served_cursors(&sim, "contacts");
     assert_eq!(first_run.len(), 4);
     let failed_cursor = sim.counters().list_calls.last().unwrap().cursor.clone();
@@ -114,9 +158,15 @@ async fn a_run_stopped_by_a_partner_outage_resumes_from_its_last_checkpoint() {
     let out = ws.weir_async(&["sync", "contacts"]).await;
     assert!(out.status.success(), "{}", output_text(&out));
     let second_run = served_cursors(&sim, "contacts");
-    assert_eq!(second_run[0], failed_cursor, "resumes at the page in flight");
+    assert_eq!(
+        second_run[0], failed_cursor,
+        "resumes at the page in flight"
+    );
     assert_eq!(second_run.len(), 6, "pages 5-10, nothing before");
-    assert!(second_run.iter().all(|c| !first_run.contains(c)), "no committed page is read again");
+    assert!(
+        second_run.iter().all(|c| !first_run.contains(c)),
+        "no committed page is read again"
+    );
     assert_eq!(sim.counters().served("contacts"), 6_000);
     assert_store_equals_partner(&ws, &sim, "contacts");
 }
@@ -125,21 +175,31 @@ async fn a_run_stopped_by_a_partner_outage_resumes_from_its_last_checkpoint() {
 async fn killing_weir_mid_sync_loses_nothing_and_duplicates_nothing() {
     let sim = simulator(10_000, 0).await;
     let ws = workspace();
-    ws.install(guests::ACME_CRM, "acme_crm.wasm").write_config(&acme_config(&sim.base_url()));
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&acme_config(&sim.base_url()));
     // Page 7 never answers: the process is killed while waiting for it.
     sim.inject(Fault::new("GET", "/v1/contacts").skip(6).times(1).hang());
 
-    let mut child = ws.command(&["sync", "contacts"]).spawn().expect("weir starts");
+    let mut child = ws
+        .command(&["sync", "contacts"])
+        .spawn()
+        .expect("weir starts");
     let committed_six = wait_until(Duration::from_secs(60), || {
         ws.store_path().exists()
             && rusqlite::Connection::open(ws.store_path())
-                .and_then(|c| c.query_row("SELECT coalesce(max(pages), 0) FROM runs", [], |r| r.get::<_, i64>(0)))
+                .and_then(|c| {
+                    c.query_row("SELECT coalesce(max(pages), 0) FROM runs", [], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                })
                 .is_ok_and(|pages| pages == 6)
     });
     assert!(committed_six, "six pages commit before the hang");
-    let hung_cursor = wait_until(Duration::from_secs(10), || sim.counters().list_calls.len() == 7)
-        .then(|| sim.counters().list_calls[6].cursor.clone())
-        .expect("the seventh page was requested");
+    let hung_cursor = wait_until(Duration::from_secs(10), || {
+        sim.counters().list_calls.len() == 7
+    })
+    .then(|| sim.counters().list_calls[6].cursor.clone())
+    .expect("the seventh page was requested");
     child.kill().expect("SIGKILL weir");
     child.wait().expect("reap weir");
     let first_run = served_cursors(&sim, "contacts");
@@ -161,15 +221,28 @@ async fn killing_weir_mid_sync_loses_nothing_and_duplicates_nothing() {
 async fn state_reset_makes_the_next_run_read_everything_again() {
     let sim = simulator(1_500, 0).await;
     let ws = workspace();
-    ws.install(guests::ACME_CRM, "acme_crm.wasm").write_config(&acme_config(&sim.base_url()));
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&acme_config(&sim.base_url()));
     assert!(ws.weir_async(&["sync", "contacts"]).await.status.success());
 
-    let out = ws.weir_async(&["state", "show", "contacts", "--json"]).await;
+    let out = ws
+        .weir_async(&["state", "show", "contacts", "--json"])
+        .await;
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(shown[0]["stream"], "contacts");
-    assert!(shown[0]["checkpoint"]["state"].as_str().unwrap().contains("cursor"));
+    assert!(
+        shown[0]["checkpoint"]["state"]
+            .as_str()
+            .unwrap()
+            .contains("cursor")
+    );
 
-    assert!(ws.weir_async(&["state", "reset", "contacts"]).await.status.success());
+    assert!(
+        ws.weir_async(&["state", "reset", "contacts"])
+            .await
+            .status
+            .success()
+    );
     sim.reset_counters();
     assert!(ws.weir_async(&["sync", "contacts"]).await.status.success());
     assert_eq!(sim.counters().served("contacts"), 1_500);

@@ -31,7 +31,11 @@ async fn a_write_flow_delivers_each_record_once_even_when_redone() {
     let destination = simulator(0, 0).await;
     let ws = workspace();
     ws.install(guests::ACME_CRM, "acme_crm.wasm")
-        .write_config(&two_accounts(&source.base_url(), &destination.base_url(), "contacts"));
+        .write_config(&two_accounts(
+            &source.base_url(),
+            &destination.base_url(),
+            "contacts",
+        ));
 
     let out = ws.weir_async(&["sync", "mirror"]).await;
     assert!(out.status.success(), "{}", output_text(&out));
@@ -41,10 +45,16 @@ async fn a_write_flow_delivers_each_record_once_even_when_redone() {
 
     // A crash after the partner accepted the writes but before Weir stored
     // the links: the same writes are sent again with the same keys.
-    ws.store().execute_batch("DELETE FROM id_links; DELETE FROM checkpoints;").unwrap();
+    ws.store()
+        .execute_batch("DELETE FROM id_links; DELETE FROM checkpoints;")
+        .unwrap();
     let out = ws.weir_async(&["sync", "mirror"]).await;
     assert!(out.status.success(), "{}", output_text(&out));
-    assert_eq!(destination.records("contacts").len(), 300, "no duplicates at the partner");
+    assert_eq!(
+        destination.records("contacts").len(),
+        300,
+        "no duplicates at the partner"
+    );
     assert_eq!(destination.counters().idempotent_replays, 300);
 
     // A changed source record updates its counterpart rather than creating one.
@@ -59,7 +69,10 @@ async fn a_write_flow_delivers_each_record_once_even_when_redone() {
         changed[0]
     ));
     let updated = destination.record("contacts", &external).unwrap();
-    assert_eq!(updated["score"], source.record("contacts", &changed[0]).unwrap()["score"]);
+    assert_eq!(
+        updated["score"],
+        source.record("contacts", &changed[0]).unwrap()["score"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -69,15 +82,27 @@ async fn records_the_partner_refuses_go_to_dead_letters_and_the_run_goes_on() {
     let ws = workspace();
     // Companies have no email: the destination refuses every one as a contact.
     ws.install(guests::ACME_CRM, "acme_crm.wasm")
-        .write_config(&two_accounts(&source.base_url(), &destination.base_url(), "companies"));
+        .write_config(&two_accounts(
+            &source.base_url(),
+            &destination.base_url(),
+            "companies",
+        ));
 
     let out = ws.weir_async(&["sync", "mirror"]).await;
-    assert!(out.status.success(), "partial success is not a failed run: {}", output_text(&out));
-    let dead: i64 = ws.query_one("SELECT count(*) FROM dead_letters WHERE error_kind = 'permanent'");
+    assert!(
+        out.status.success(),
+        "partial success is not a failed run: {}",
+        output_text(&out)
+    );
+    let dead: i64 =
+        ws.query_one("SELECT count(*) FROM dead_letters WHERE error_kind = 'permanent'");
     assert_eq!(dead, 40);
     let reason: String = ws.query_one("SELECT error FROM dead_letters LIMIT 1");
     assert!(reason.contains("email"), "{reason}");
     let failed: i64 = ws.query_one("SELECT records_failed FROM runs");
     assert_eq!(failed, 40);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("40"), "the summary shows the failures");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("40"),
+        "the summary shows the failures"
+    );
 }

@@ -109,7 +109,10 @@ impl Workspace {
             .expect("query records");
         stmt.query_map([connection, stream], |row| {
             let data: String = row.get(1)?;
-            Ok((row.get(0)?, serde_json::from_str(&data).expect("stored JSON")))
+            Ok((
+                row.get(0)?,
+                serde_json::from_str(&data).expect("stored JSON"),
+            ))
         })
         .expect("query records")
         .collect::<Result<_, _>>()

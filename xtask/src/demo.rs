@@ -30,7 +30,15 @@ pub fn run(_args: &[String]) -> anyhow::Result<()> {
     let wasm_target = root().join("target/wasm");
     run_cmd(
         cargo()
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path", "plugins/Cargo.toml", "--workspace"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+                "plugins/Cargo.toml",
+                "--workspace",
+            ])
             .env("CARGO_TARGET_DIR", &wasm_target),
     )?;
 
@@ -45,22 +53,34 @@ pub fn run(_args: &[String]) -> anyhow::Result<()> {
     )
     .context("the example connector was not built")?;
 
-    let (_us, us_url) = simulator(&[("--contacts", CONTACTS), ("--companies", COMPANIES), ("--seed", 7)])?;
+    let (_us, us_url) = simulator(&[
+        ("--contacts", CONTACTS),
+        ("--companies", COMPANIES),
+        ("--seed", 7),
+    ])?;
     let (_eu, eu_url) = simulator(&[("--contacts", 0), ("--companies", 0), ("--seed", 8)])?;
     std::fs::write(demo.join("weir.toml"), config(&us_url, &eu_url))?;
 
     let weir = root().join("target/release/weir");
     let weir_cmd = |args: &[&str]| {
         let mut cmd = Command::new(&weir);
-        cmd.args(["--config", "demo/weir.toml"]).args(args).env("ACME_API_KEY", API_KEY);
+        cmd.args(["--config", "demo/weir.toml"])
+            .args(args)
+            .env("ACME_API_KEY", API_KEY);
         cmd
     };
 
-    println!("\n== 1. first sync: everything, from two simulated CRM accounts' APIs into demo/weir.db and the EU account");
+    println!(
+        "\n== 1. first sync: everything, from two simulated CRM accounts' APIs into demo/weir.db and the EU account"
+    );
     run_cmd(&mut weir_cmd(&["sync", "--all"]))?;
 
     println!("\n== 2. 100 contacts change at the partner; the next sync fetches only those");
-    post(&us_url, "/_sim/mutate", r#"{"resource":"contacts","count":100}"#)?;
+    post(
+        &us_url,
+        "/_sim/mutate",
+        r#"{"resource":"contacts","count":100}"#,
+    )?;
     run_cmd(&mut weir_cmd(&["sync", "contacts", "contacts-to-eu"]))?;
 
     println!("\n== 3. what happened");
@@ -79,7 +99,10 @@ fn simulator(args: &[(&str, u32)]) -> anyhow::Result<(Simulator, String)> {
     for (flag, value) in args {
         cmd.arg(flag).arg(value.to_string());
     }
-    let mut child = cmd.stdout(Stdio::piped()).spawn().context("cannot start partner-sim")?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start partner-sim")?;
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
     let url = line
@@ -91,7 +114,10 @@ fn simulator(args: &[(&str, u32)]) -> anyhow::Result<(Simulator, String)> {
     let sim = Simulator(child);
     match url {
         Some(url) => Ok((sim, url)),
-        None => bail!("partner-sim did not print its address (got `{}`)", line.trim()),
+        None => bail!(
+            "partner-sim did not print its address (got `{}`)",
+            line.trim()
+        ),
     }
 }
 
@@ -141,8 +167,10 @@ fn post(base: &str, path: &str, body: &str) -> anyhow::Result<()> {
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     if !response.starts_with("HTTP/1.1 2") {
-        bail!("the simulator refused {path}: {}", response.lines().next().unwrap_or_default());
+        bail!(
+            "the simulator refused {path}: {}",
+            response.lines().next().unwrap_or_default()
+        );
     }
     Ok(())
 }
-

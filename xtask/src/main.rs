@@ -22,7 +22,9 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|bench>\n\n  demo   sync a simulated partner into a local SQLite store, end to end\n  test   run everything CI runs (format check, lints, all tests)\n  bench  run the benchmarks (Weir vs a native Rust baseline)");
+            eprintln!(
+                "usage: cargo xtask <demo|test|bench>\n\n  demo   sync a simulated partner into a local SQLite store, end to end\n  test   run everything CI runs (format check, lints, all tests)\n  bench  run the benchmarks (Weir vs a native Rust baseline)"
+            );
             return ExitCode::from(2);
         }
     };
@@ -37,7 +39,10 @@ fn main() -> ExitCode {
 
 /// The repository root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Runs a command in the repository root, failing on a non-zero exit.
@@ -67,11 +72,22 @@ pub fn ensure_wasm_target() -> anyhow::Result<()> {
 fn test() -> anyhow::Result<()> {
     ensure_wasm_target()?;
     run_cmd(cargo().args(["fmt", "--all", "--check"]))?;
-    run_cmd(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run_cmd(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     run_cmd(cargo().args(["test", "--workspace", "--no-fail-fast"]))
 }
 
 fn bench(args: &[String]) -> anyhow::Result<()> {
     ensure_wasm_target()?;
-    run_cmd(cargo().args(["bench", "-p", "weir-host", "--bench", "sync", "--"]).args(args))
+    run_cmd(
+        cargo()
+            .args(["bench", "-p", "weir-host", "--bench", "sync", "--"])
+            .args(args),
+    )
 }

@@ -1,8 +1,4 @@
 //! `weir:connector@0.1.0`.
-#![expect(
-    clippy::ptr_arg,
-    reason = "the generated bindings take `&String` for WIT strings"
-)]
 
 use std::time::Duration;
 
