@@ -1,18 +1,27 @@
-//! What a connector may do beyond computing: reach origins (egress), use
-//! secrets. A grant is what the connector declares it needs intersected with
-//! what the operator allows the connection; everything else is denied.
+//! What a connector may do beyond computing: reach origins (egress) at a
+//! pace (rate budgets), use secrets. A grant is what the connector declares
+//! it needs intersected with what the operator allows the connection;
+//! everything else is denied.
 
+mod address;
+mod audit;
+mod budget;
+mod crypto;
 mod egress;
 mod http_gate;
 mod origin;
 mod secrets;
 
+pub use address::{ForbiddenAddress, GuardedResolver, forbidden};
+pub use audit::{AuditEntry, AuditSink, NoAudit};
+pub use budget::{
+    BudgetConfig, BudgetExhausted, BudgetLeft, BudgetRegistry, BudgetState, RateBudget,
+    parse_retry_after,
+};
+pub use crypto::{constant_time_eq, hmac_sha256, hmac_sha256_matches};
 pub use egress::{EgressDenial, EgressGrant, HostRequirement};
 pub use http_gate::{
-    HttpGate, HttpLimits, OutgoingRequest, PartnerResponse, RequestFailure, SecretHeader,
+    GateSetup, HttpGate, HttpLimits, OutgoingRequest, PartnerResponse, RequestFailure, SecretHeader,
 };
 pub use origin::OriginPattern;
 pub use secrets::{SecretSource, SecretValue, Secrets};
-
-mod crypto;
-pub use crypto::{constant_time_eq, hmac_sha256, hmac_sha256_matches};

@@ -2,6 +2,7 @@
 //! hint, exit with a code scripts can rely on.
 
 mod app;
+mod audit;
 mod connection;
 mod explain;
 mod output;
@@ -62,6 +63,14 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Show the outbound requests connectors made (the audit log).
+    Audit {
+        /// Only requests of this connection.
+        connection: Option<String>,
+        /// How many requests to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
     /// Show or reset a flow's checkpoint.
     #[command(subcommand)]
     State(state::StateCommand),
@@ -104,6 +113,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Plugins => plugins::run(&cli.config, json).await,
         Command::Runs { flow, limit } => state::runs(&cli.config, flow.as_deref(), limit, json),
+        Command::Audit { connection, limit } => {
+            audit::run(&cli.config, connection.as_deref(), limit, json)
+        }
         Command::State(command) => state::run(&cli.config, command, json),
     }
 }

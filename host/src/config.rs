@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 pub use resolve::ConfigError;
 
-use crate::capability::{OriginPattern, SecretSource};
+use crate::capability::{BudgetConfig, HttpLimits, OriginPattern, SecretSource};
 use crate::ids::{ConnectionId, ConnectorName, FlowId};
 use crate::runtime::CallLimits;
 
@@ -50,6 +50,12 @@ pub struct ConnectionConfig {
     pub limits: CallLimits,
     /// Records per page.
     pub page_size: u32,
+    /// Largest page, in bytes of record data.
+    pub max_page_bytes: usize,
+    /// Limits of outgoing requests.
+    pub http: HttpLimits,
+    /// How fast the partner may be called.
+    pub budget: BudgetConfig,
 }
 
 /// Where a flow puts what it reads.

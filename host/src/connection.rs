@@ -7,7 +7,7 @@ use serde::de::IgnoredAny;
 use wasmtime::{Engine, Store};
 
 use crate::abi::{ConnectorPre, GuestResult};
-use crate::capability::{EgressGrant, HttpGate, HttpLimits, Secrets};
+use crate::capability::{AuditSink, BudgetRegistry, EgressGrant, GateSetup, HttpGate, Secrets};
 use crate::config::ConnectionConfig;
 use crate::connector::{
     ChangeNotice, Checkpoint, ConnectorSpec, IncomingRequest, Page, Record, StreamSchema,
@@ -17,6 +17,33 @@ use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::ConnectionId;
 use crate::plugin::{Plugin, PluginKind, PluginRegistry};
 use crate::runtime::{CallEnv, CallError, CallState, GuestCall, Runtime};
+use crate::store::{EgressLog, Journal};
+
+/// What the connections of one process share: rate budgets (flows on the
+/// same connection share its budget) and the egress log.
+pub struct ConnectionServices {
+    budgets: Arc<BudgetRegistry>,
+    journal: Arc<Journal>,
+    log: Arc<dyn EgressLog>,
+}
+
+impl ConnectionServices {
+    /// Services recording into `log`; starts its background writer on the
+    /// current async runtime.
+    pub fn new(log: Arc<dyn EgressLog>) -> Self {
+        let budgets = Arc::new(BudgetRegistry::default());
+        Self {
+            journal: Journal::start(log.clone(), budgets.clone()),
+            budgets,
+            log,
+        }
+    }
+
+    /// Waits until every audit entry and budget state so far is written.
+    pub async fn flush(&self) {
+        self.journal.flush().await;
+    }
+}
 
 /// A connector ready to be called for one connection.
 pub struct Connection {
@@ -33,6 +60,7 @@ impl Connection {
         runtime: &Runtime,
         registry: &PluginRegistry,
         config: &ConnectionConfig,
+        services: &ConnectionServices,
     ) -> Result<Self, Diagnostic> {
         let id = &config.id;
         let plugin = registry.get(config.connector.as_str()).cloned().ok_or_else(|| {
@@ -80,17 +108,21 @@ impl Connection {
         for problem in problems {
             tracing::warn!(connection = %id, "a host the connector declares grants nothing: {problem}");
         }
-        let gate = HttpGate::new(
-            id.clone(),
-            plugin.label(),
+        let budget = services.budgets.get_or_create(id, &config.budget, || {
+            services.log.load_budget(id).unwrap_or_else(|err| {
+                tracing::warn!("cannot read the saved rate budget of `{id}`, starting full: {err}");
+                None
+            })
+        });
+        let gate = HttpGate::new(GateSetup {
+            connection: id.clone(),
+            connector: plugin.label(),
             grant,
-            Arc::new(secrets),
-            runtime.http_client().clone(),
-            HttpLimits {
-                request_timeout: config.limits.deadline,
-                ..HttpLimits::default()
-            },
-        );
+            secrets: Arc::new(secrets),
+            limits: config.http,
+            budget,
+            audit: services.journal.clone() as Arc<dyn AuditSink>,
+        });
         let env = Arc::new(CallEnv {
             plugin: plugin.label(),
             connection: Some(id.to_string()),
@@ -204,6 +236,20 @@ impl Connection {
                 format!(
                     "returned {} records where at most {max} were asked for",
                     page.records.len()
+                ),
+            ));
+        }
+        let bytes: usize = page
+            .records
+            .iter()
+            .map(|r| r.data.len() + r.key.len())
+            .sum();
+        if bytes > self.config.max_page_bytes {
+            return Err(self.contract(
+                "read",
+                format!(
+                    "returned a page of {bytes} bytes, over the connection's limit of {} (`max_page_mb`); ask the partner for fewer records per page (`page_size`)",
+                    self.config.max_page_bytes
                 ),
             ));
         }

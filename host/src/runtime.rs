@@ -4,7 +4,9 @@
 mod call;
 mod compile_cache;
 mod engine;
+mod output;
 
 pub use call::{CallEnv, CallError, CallLimits, CallState, GuestCall};
 pub use compile_cache::CompileCache;
 pub use engine::{Runtime, RuntimeOptions};
+pub use output::CappedOutput;

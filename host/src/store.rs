@@ -3,6 +3,7 @@
 //! implementation; flows and connectors only see these traits, so another
 //! backend (PostgreSQL for multi-host deployments) can be added beside it.
 
+mod journal;
 mod schema;
 mod sqlite;
 
@@ -10,8 +11,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub use journal::Journal;
 pub use sqlite::SqliteStore;
 
+use crate::capability::{AuditEntry, BudgetState};
 use crate::connector::{Checkpoint, ConnectorError, Record};
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, FlowId, RunId};
@@ -250,3 +253,19 @@ pub trait IdLinks: Send + Sync {
 pub trait FlowStore: SyncStore + RunLog + IdLinks + RecordReader {}
 
 impl<T: SyncStore + RunLog + IdLinks + RecordReader> FlowStore for T {}
+
+/// What outbound traffic leaves behind: the audit log and rate budgets.
+pub trait EgressLog: Send + Sync {
+    /// Appends audit entries.
+    fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError>;
+    /// The latest audit entries, newest first, of one connection or of all.
+    fn audit(
+        &self,
+        connection: Option<&ConnectionId>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Saves budget states.
+    fn save_budgets(&self, budgets: &[(ConnectionId, BudgetState)]) -> Result<(), StoreError>;
+    /// A connection's saved budget state.
+    fn load_budget(&self, connection: &ConnectionId) -> Result<Option<BudgetState>, StoreError>;
+}

@@ -21,7 +21,7 @@ use partner_sim::{PartnerSim, SimConfig};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use weir_host::config::Config;
-use weir_host::connection::Connection;
+use weir_host::connection::{Connection, ConnectionServices};
 use weir_host::connector::{ChangeKind, Checkpoint, Record};
 use weir_host::flow::{Destination, FlowRunner, RunOptions};
 use weir_host::ids::FlowId;
@@ -68,7 +68,9 @@ async fn bench(records: usize, rounds: usize) -> anyhow::Result<()> {
         pooling: true,
     })?;
     let registry = PluginRegistry::load_dir(&wasm, &config.plugins_dir).await?;
-    let connection = Connection::open(&wasm, &registry, config.connection("acme")?)
+    let services =
+        ConnectionServices::new(Arc::new(SqliteStore::open(&dir.path().join("egress.db"))?));
+    let connection = Connection::open(&wasm, &registry, config.connection("acme")?, &services)
         .map_err(anyhow::Error::new)?;
     let flow = config.flow("contacts")?.clone();
 

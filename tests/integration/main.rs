@@ -2,9 +2,11 @@
 //! the partner simulator on 127.0.0.1. Assertions are on rows in SQLite and
 //! on the requests the simulator saw.
 
+mod budget;
 mod cli;
 mod egress;
 mod plugins;
+mod sandbox;
 mod sync;
 mod write;
 

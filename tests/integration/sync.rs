@@ -128,7 +128,7 @@ async fn a_run_stopped_by_a_partner_outage_resumes_from_its_last_checkpoint() {
     sim.inject(
         Fault::new("GET", "/v1/contacts")
             .skip(4)
-            .times(10)
+            .times(1_000)
             .status(500),
     );
 

@@ -71,7 +71,7 @@ impl http::Host for CallState {
                 .timeout_ms
                 .map(|ms| Duration::from_millis(ms.into())),
         };
-        match self.env.gate.send(request).await {
+        match self.env.gate.send(request, self.deadline).await {
             Ok(response) => Ok(http::Response {
                 status: response.status,
                 headers: response.headers,
@@ -103,6 +103,9 @@ impl http::Host for CallState {
 
 impl log::Host for CallState {
     fn log(&mut self, level: log::Level, message: String) {
+        let Some(message) = self.admit_log(message) else {
+            return;
+        };
         let plugin = self.env.plugin.as_str();
         let connection = self.env.connection.as_deref().unwrap_or("-");
         match level {

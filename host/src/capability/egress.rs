@@ -102,6 +102,15 @@ impl EgressGrant {
         Ok(())
     }
 
+    /// Hosts the operator allowed with an exact port, whose names may resolve
+    /// to private addresses.
+    pub fn exempt_hosts(&self) -> std::collections::HashSet<String> {
+        self.allowed
+            .iter()
+            .filter_map(|p| p.exact_host().map(str::to_string))
+            .collect()
+    }
+
     /// Whether the operator explicitly allowed exactly this host and port
     /// (not through a wildcard): the only way to reach private addresses.
     pub fn explicitly_allows(&self, url: &Url) -> bool {

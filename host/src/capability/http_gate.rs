@@ -1,11 +1,16 @@
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
-use super::{EgressDenial, EgressGrant, Secrets};
+use super::{
+    AuditEntry, AuditSink, BudgetConfig, EgressDenial, EgressGrant, ForbiddenAddress,
+    GuardedResolver, NoAudit, RateBudget, Secrets, forbidden,
+};
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::ConnectionId;
 
@@ -23,23 +28,35 @@ const RESERVED_HEADERS: &[&str] = &[
     "upgrade",
 ];
 
-/// Size and time limits of outgoing requests.
+/// Size, time and retry limits of outgoing requests.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
     /// Largest response body accepted, after decompression.
     pub max_response_bytes: usize,
+    /// Largest total size of response headers.
+    pub max_response_header_bytes: usize,
     /// Largest request body accepted.
     pub max_request_bytes: usize,
-    /// Timeout of one request when the connector asks for none shorter.
+    /// Until the response headers arrive.
+    pub first_byte_timeout: Duration,
+    /// Until the whole response has arrived.
     pub request_timeout: Duration,
+    /// Attempts of a request that is safe to retry, the first included.
+    pub max_attempts: u32,
+    /// Delay before the first retry of a 5xx or network failure; doubles.
+    pub retry_base_delay: Duration,
 }
 
 impl Default for HttpLimits {
     fn default() -> Self {
         Self {
-            max_response_bytes: 64 * 1024 * 1024,
-            max_request_bytes: 16 * 1024 * 1024,
+            max_response_bytes: 64 << 20,
+            max_response_header_bytes: 64 << 10,
+            max_request_bytes: 16 << 20,
+            first_byte_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
+            max_attempts: 4,
+            retry_base_delay: Duration::from_millis(200),
         }
     }
 }
@@ -68,7 +85,7 @@ pub struct OutgoingRequest {
     pub secret_headers: Vec<SecretHeader>,
     /// Body.
     pub body: Option<Vec<u8>>,
-    /// Sent as `Idempotency-Key`.
+    /// Sent as `Idempotency-Key`; makes a POST or PATCH safe to retry.
     pub idempotency_key: Option<String>,
     /// A shorter timeout.
     pub timeout: Option<Duration>,
@@ -96,7 +113,7 @@ pub enum RequestFailure {
         /// Message for the operator.
         for_operator: Diagnostic,
     },
-    /// Slow down.
+    /// The rate budget is spent for longer than the call may wait.
     RateLimited {
         /// How long.
         retry_after: Duration,
@@ -113,8 +130,27 @@ pub enum RequestFailure {
     InvalidRequest(String),
 }
 
-/// Sends one connection's requests: checks the egress grant and reserved
-/// headers, injects secrets, enforces limits.
+impl RequestFailure {
+    fn outcome(&self) -> &'static str {
+        match self {
+            Self::Denied { .. } => "denied",
+            Self::RateLimited { .. } => "rate-limited",
+            Self::Timeout(_) => "timeout",
+            Self::Transport(_) => "transport",
+            Self::TooLarge(_) => "too-large",
+            Self::InvalidRequest(_) => "invalid",
+        }
+    }
+
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Timeout(_) | Self::Transport(_))
+    }
+}
+
+/// Sends one connection's requests: checks the egress grant, the addresses
+/// names resolve to and reserved headers, injects secrets, paces requests
+/// by the rate budget, retries what is safe to retry, enforces limits and
+/// records every attempt.
 pub struct HttpGate {
     connection: ConnectionId,
     connector: String,
@@ -122,52 +158,64 @@ pub struct HttpGate {
     secrets: Arc<Secrets>,
     client: reqwest::Client,
     limits: HttpLimits,
+    budget: Arc<RateBudget>,
+    audit: Arc<dyn AuditSink>,
+}
+
+/// The parts of a gate that come from the connection.
+pub struct GateSetup {
+    /// The connection.
+    pub connection: ConnectionId,
+    /// `name version` of its connector.
+    pub connector: String,
+    /// What it may reach.
+    pub grant: EgressGrant,
+    /// Its secrets.
+    pub secrets: Arc<Secrets>,
+    /// Its limits.
+    pub limits: HttpLimits,
+    /// Its rate budget (shared with other flows on the connection).
+    pub budget: Arc<RateBudget>,
+    /// Where attempts are recorded.
+    pub audit: Arc<dyn AuditSink>,
 }
 
 impl HttpGate {
-    /// A gate for one connection.
-    pub fn new(
-        connection: ConnectionId,
-        connector: String,
-        grant: EgressGrant,
-        secrets: Arc<Secrets>,
-        client: reqwest::Client,
-        limits: HttpLimits,
-    ) -> Self {
-        Self {
-            connection,
-            connector,
-            grant,
-            secrets,
-            client,
-            limits,
-        }
-    }
-
-    /// A gate that refuses everything (used while loading plugins).
-    pub fn closed(connector: String, client: reqwest::Client) -> Self {
-        Self::new(
-            ConnectionId::new("none").expect("valid id"),
-            connector,
-            EgressGrant::default(),
-            Arc::default(),
-            client,
-            HttpLimits::default(),
-        )
-    }
-
-    /// The HTTP client shared by all gates of a process: no proxies from the
-    /// environment, no automatic redirects (a redirect is returned to the
-    /// connector, whose next request is checked like any other).
-    pub fn shared_client() -> reqwest::Client {
-        reqwest::Client::builder()
+    /// A gate for one connection, with its own HTTP client: its resolver
+    /// knows which hosts the connection may reach on private addresses.
+    pub fn new(setup: GateSetup) -> Self {
+        let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(30))
+            .dns_resolver(Arc::new(GuardedResolver::new(setup.grant.exempt_hosts())))
             .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
             .build()
-            .expect("the TLS backend initializes")
+            .expect("the TLS backend initializes");
+        Self {
+            connection: setup.connection,
+            connector: setup.connector,
+            grant: setup.grant,
+            secrets: setup.secrets,
+            client,
+            limits: setup.limits,
+            budget: setup.budget,
+            audit: setup.audit,
+        }
+    }
+
+    /// A gate that refuses everything (used while loading plugins).
+    pub fn closed(connector: String) -> Self {
+        Self::new(GateSetup {
+            connection: ConnectionId::new("none").expect("valid id"),
+            connector,
+            grant: EgressGrant::default(),
+            secrets: Arc::default(),
+            limits: HttpLimits::default(),
+            budget: Arc::new(RateBudget::new(BudgetConfig::unlimited(), None)),
+            audit: Arc::new(NoAudit),
+        })
     }
 
     /// The connection's secrets.
@@ -175,15 +223,166 @@ impl HttpGate {
         &self.secrets
     }
 
-    /// Sends a request on the connector's behalf.
-    pub async fn send(&self, request: OutgoingRequest) -> Result<PartnerResponse, RequestFailure> {
+    /// Sends a request on the connector's behalf, finishing by `deadline`.
+    pub async fn send(
+        &self,
+        request: OutgoingRequest,
+        deadline: Instant,
+    ) -> Result<PartnerResponse, RequestFailure> {
         let url = Url::parse(&request.url).map_err(|e| {
             RequestFailure::InvalidRequest(format!("invalid URL `{}`: {e}", request.url))
         })?;
+        let origin = origin_of(&url);
+        let path = url.path().to_string();
+        let method = request.method.to_string();
+        let audit = |at_ms, started: Instant, attempt, outcome: &'static str, status, received| {
+            self.audit.record(AuditEntry {
+                at_ms,
+                connection: self.connection.to_string(),
+                method: method.clone(),
+                origin: origin.clone(),
+                path: path.clone(),
+                status,
+                outcome: outcome.into(),
+                bytes_sent: request.body.as_ref().map_or(0, |b| b.len() as u64),
+                bytes_received: received,
+                duration_ms: started.elapsed().as_millis() as u64,
+                attempt,
+                budget: self.budget.left(),
+            })
+        };
+        let checked = self.check(&request, &url);
+        let (headers, body) = match checked {
+            Ok(parts) => parts,
+            Err(failure) => {
+                audit(now_ms(), Instant::now(), 1, failure.outcome(), None, 0);
+                return Err(failure);
+            }
+        };
+        let retryable = request.idempotency_key.is_some()
+            || matches!(
+                request.method,
+                Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+            );
+        let attempts = if retryable {
+            self.limits.max_attempts.max(1)
+        } else {
+            1
+        };
+        let timeout = request.timeout.map_or(self.limits.request_timeout, |t| {
+            t.min(self.limits.request_timeout)
+        });
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let at_ms = now_ms();
+            let started = Instant::now();
+            let _permit = match self.budget.acquire(deadline).await {
+                Ok(permit) => permit,
+                Err(exhausted) => {
+                    audit(at_ms, started, attempt, "rate-limited", None, 0);
+                    return Err(RequestFailure::RateLimited {
+                        retry_after: exhausted.retry_after,
+                        message: exhausted.message,
+                    });
+                }
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let outcome = self
+                .attempt(
+                    &request.method,
+                    &url,
+                    headers.clone(),
+                    body.clone(),
+                    timeout.min(remaining),
+                )
+                .await;
+            let last = attempt >= attempts;
+            match outcome {
+                Ok(response) => {
+                    audit(
+                        at_ms,
+                        started,
+                        attempt,
+                        "ok",
+                        Some(response.status),
+                        response.body.len() as u64,
+                    );
+                    if let Some((wait, capped)) =
+                        self.budget.observe(response.status, &response.headers)
+                    {
+                        self.note_backoff(&url, response.status, wait, capped);
+                    }
+                    let retry = response.status == 429 || response.status >= 500;
+                    if !retry || last || !self.wait_before_retry(attempt, deadline).await {
+                        return Ok(response);
+                    }
+                }
+                Err(failure) => {
+                    audit(at_ms, started, attempt, failure.outcome(), None, 0);
+                    if !failure.is_retryable()
+                        || last
+                        || !self.wait_before_retry(attempt, deadline).await
+                    {
+                        return Err(failure);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Exponential backoff with jitter before a retry; false when the
+    /// deadline would pass first. Waits imposed by the partner are applied
+    /// by the budget when the retry acquires it.
+    async fn wait_before_retry(&self, attempt: u32, deadline: Instant) -> bool {
+        let exp = self
+            .limits
+            .retry_base_delay
+            .saturating_mul(1 << (attempt - 1).min(10));
+        let delay = exp / 2 + (exp / 2).mul_f64(fastrand::f64());
+        if Instant::now() + delay >= deadline {
+            return false;
+        }
+        tokio::time::sleep(delay).await;
+        true
+    }
+
+    fn note_backoff(&self, url: &Url, status: u16, wait: Duration, capped: bool) {
+        let origin = origin_of(url);
+        if capped {
+            tracing::warn!(
+                connection = %self.connection,
+                "{origin} asked connection `{}` to wait longer than its `max_backoff` (status {status}); waiting {} ms and trying again",
+                self.connection,
+                wait.as_millis()
+            );
+        } else {
+            tracing::info!(connection = %self.connection, "{origin} asked to slow down (status {status}): waiting {} ms", wait.as_millis());
+        }
+    }
+
+    /// Everything checked before the first byte is sent.
+    fn check(
+        &self,
+        request: &OutgoingRequest,
+        url: &Url,
+    ) -> Result<(HeaderMap, Option<Bytes>), RequestFailure> {
         self.grant
-            .check(&url)
-            .map_err(|denial| self.denied(&url, denial))?;
-        let headers = self.headers(&request)?;
+            .check(url)
+            .map_err(|denial| self.denied(url, denial))?;
+        if let Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) = url.host() {
+            let ip: IpAddr = match url.host() {
+                Some(url::Host::Ipv4(v4)) => v4.into(),
+                Some(url::Host::Ipv6(v6)) => v6.into(),
+                _ => unreachable!(),
+            };
+            if let Some(why) = forbidden(ip)
+                && !self.grant.explicitly_allows(url)
+            {
+                return Err(self.private_address(url, ip, why));
+            }
+        }
+        let headers = self.headers(request)?;
         if request
             .body
             .as_ref()
@@ -194,19 +393,37 @@ impl HttpGate {
                 self.limits.max_request_bytes
             )));
         }
-        let timeout = request.timeout.map_or(self.limits.request_timeout, |t| {
-            t.min(self.limits.request_timeout)
-        });
+        Ok((headers, request.body.clone().map(Bytes::from)))
+    }
+
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &Url,
+        headers: HeaderMap,
+        body: Option<Bytes>,
+        timeout: Duration,
+    ) -> Result<PartnerResponse, RequestFailure> {
         let mut builder = self
             .client
-            .request(request.method.clone(), url.clone())
+            .request(method.clone(), url.clone())
             .headers(headers)
             .timeout(timeout);
-        if let Some(body) = request.body {
+        if let Some(body) = body {
             builder = builder.body(body);
         }
-        let response = builder.send().await.map_err(|e| classify(&e, &url))?;
-        self.read_response(response, &url).await
+        let first_byte = self.limits.first_byte_timeout.min(timeout);
+        let response = match tokio::time::timeout(first_byte, builder.send()).await {
+            Err(_) => {
+                return Err(RequestFailure::Timeout(format!(
+                    "{}: no response within {} ms",
+                    path_of(url),
+                    first_byte.as_millis()
+                )));
+            }
+            Ok(result) => result.map_err(|e| self.classify(&e, url))?,
+        };
+        self.read_response(response, url).await
     }
 
     fn headers(&self, request: &OutgoingRequest) -> Result<HeaderMap, RequestFailure> {
@@ -254,6 +471,18 @@ impl HttpGate {
         url: &Url,
     ) -> Result<PartnerResponse, RequestFailure> {
         let status = response.status().as_u16();
+        let header_bytes: usize = response
+            .headers()
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len())
+            .sum();
+        if header_bytes > self.limits.max_response_header_bytes {
+            return Err(RequestFailure::TooLarge(format!(
+                "the response headers of {} exceed {} bytes",
+                path_of(url),
+                self.limits.max_response_header_bytes
+            )));
+        }
         let headers = response
             .headers()
             .iter()
@@ -268,7 +497,7 @@ impl HttpGate {
                 .content_length()
                 .map_or(0, |len| (len as usize).min(limit)),
         );
-        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e, url))? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(&e, url))? {
             if body.len() + chunk.len() > limit {
                 return Err(RequestFailure::TooLarge(format!(
                     "the response of {} exceeds {limit} bytes",
@@ -304,6 +533,50 @@ impl HttpGate {
             }
         }
         out
+    }
+
+    fn classify(&self, error: &reqwest::Error, url: &Url) -> RequestFailure {
+        let path = path_of(url);
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            if let Some(forbidden) = cause.downcast_ref::<ForbiddenAddress>() {
+                return self.private_address(url, forbidden.address, forbidden.why);
+            }
+            source = cause.source();
+        }
+        if error.is_timeout() {
+            return RequestFailure::Timeout(format!(
+                "{path}: no complete response in time (see `request_timeout` and `call_timeout` of connection `{}`)",
+                self.connection
+            ));
+        }
+        // The chain carries the useful part ("connection refused", "dns error").
+        let mut message = format!("{path}: {error}");
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        RequestFailure::Transport(message)
+    }
+
+    fn private_address(&self, url: &Url, address: IpAddr, why: &str) -> RequestFailure {
+        let origin = origin_of(url);
+        let (connector, connection) = (&self.connector, &self.connection);
+        let for_operator = Diagnostic::new(
+            ErrorCode::EgressDenied,
+            format!(
+                "connector `{connector}` tried to reach `{origin}`, which is {why} ({address}); connection `{connection}` does not allow that origin explicitly"
+            ),
+        )
+        .with_hint(format!(
+            "private, loopback and metadata addresses are refused unless the exact origin is allowed: add \"{origin}\" (with its port) to `allowed_hosts` of connection `{connection}` if this is intended"
+        ));
+        tracing::warn!(code = %for_operator.code, "{for_operator}");
+        RequestFailure::Denied {
+            for_guest: format!("`{origin}` is {why}, which this connection may not reach"),
+            for_operator,
+        }
     }
 
     fn denied(&self, url: &Url, denial: EgressDenial) -> RequestFailure {
@@ -378,6 +651,12 @@ impl HttpGate {
     }
 }
 
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 fn header_name(name: &str) -> Result<HeaderName, RequestFailure> {
     HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| RequestFailure::InvalidRequest(format!("invalid header name `{name}`")))
@@ -388,20 +667,11 @@ fn header_value(name: &str, value: &[u8]) -> Result<HeaderValue, RequestFailure>
         .map_err(|_| RequestFailure::InvalidRequest(format!("invalid value for header `{name}`")))
 }
 
-fn classify(error: &reqwest::Error, url: &Url) -> RequestFailure {
-    let path = path_of(url);
-    if error.is_timeout() {
-        RequestFailure::Timeout(format!("{path}: no complete response in time"))
-    } else {
-        // The chain carries the useful part ("connection refused", "dns error").
-        let mut message = format!("{path}: {error}");
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            message.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
-        RequestFailure::Transport(message)
-    }
+/// `scheme://host[:port]` as an allow-list entry would spell it.
+fn origin_of(url: &Url) -> String {
+    super::OriginPattern::of_url(url)
+        .map(|o| o.to_string())
+        .unwrap_or_else(|_| url.origin().ascii_serialization())
 }
 
 /// `host:port/path`, without the query (it may carry secrets).
@@ -439,5 +709,6 @@ mod tests {
     fn paths_never_show_the_query() {
         let url = Url::parse("https://api.example.com:8443/v1/x?api_key=secret").unwrap();
         assert_eq!(path_of(&url), "api.example.com:8443/v1/x");
+        assert_eq!(origin_of(&url), "https://api.example.com:8443");
     }
 }

@@ -111,6 +111,15 @@ impl OriginPattern {
         })
     }
 
+    /// The host, when this pattern names exactly one host and port (no
+    /// wildcard): such entries may reach private addresses.
+    pub fn exact_host(&self) -> Option<&str> {
+        match (&self.host, self.port) {
+            (HostPattern::Exact(host), PortPattern::Exact(_)) => Some(host),
+            _ => None,
+        }
+    }
+
     /// Whether a URL falls under this pattern.
     pub fn matches(&self, url: &Url) -> bool {
         let Some(scheme) = Scheme::parse(url.scheme()) else {

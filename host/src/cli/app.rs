@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::connection::Connection;
+use crate::connection::{Connection, ConnectionServices};
 use crate::diagnostic::Diagnostic;
 use crate::plugin::PluginRegistry;
 use crate::runtime::{Runtime, RuntimeOptions};
@@ -52,9 +52,14 @@ impl Plugins {
     }
 
     /// Opens a connection by name.
-    pub fn connection(&self, config: &Config, name: &str) -> anyhow::Result<Arc<Connection>> {
+    pub fn connection(
+        &self,
+        config: &Config,
+        name: &str,
+        services: &ConnectionServices,
+    ) -> anyhow::Result<Arc<Connection>> {
         let connection = config.connection(name).map_err(|e| fail(e.diagnostic()))?;
-        Connection::open(&self.runtime, &self.registry, connection)
+        Connection::open(&self.runtime, &self.registry, connection, services)
             .map(Arc::new)
             .map_err(fail)
     }

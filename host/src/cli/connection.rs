@@ -5,17 +5,18 @@ use std::process::ExitCode;
 
 use super::app::{self, Plugins};
 use super::output;
+use crate::connection::ConnectionServices;
 
 /// `weir check <connection>`.
 pub async fn check(config_path: &Path, name: &str, json: bool) -> anyhow::Result<ExitCode> {
     let config = app::config(config_path)?;
     let plugins = Plugins::load(&config).await?;
-    let connection = plugins.connection(&config, name)?;
+    let services = ConnectionServices::new(app::store(&config)?);
+    let connection = plugins.connection(&config, name, &services)?;
     let missing = connection.missing_secrets();
-    connection
-        .check()
-        .await
-        .map_err(|e| output::fail(e.diagnostic()))?;
+    let checked = connection.check().await;
+    services.flush().await;
+    checked.map_err(|e| output::fail(e.diagnostic()))?;
     if json {
         output::print_json(&serde_json::json!({
             "connection": name,
@@ -41,11 +42,11 @@ pub async fn check(config_path: &Path, name: &str, json: bool) -> anyhow::Result
 pub async fn discover(config_path: &Path, name: &str, json: bool) -> anyhow::Result<ExitCode> {
     let config = app::config(config_path)?;
     let plugins = Plugins::load(&config).await?;
-    let connection = plugins.connection(&config, name)?;
-    let streams = connection
-        .discover()
-        .await
-        .map_err(|e| output::fail(e.diagnostic()))?;
+    let services = ConnectionServices::new(app::store(&config)?);
+    let connection = plugins.connection(&config, name, &services)?;
+    let discovered = connection.discover().await;
+    services.flush().await;
+    let streams = discovered.map_err(|e| output::fail(e.diagnostic()))?;
     let spec = connection.spec();
     if json {
         let list: Vec<_> = streams

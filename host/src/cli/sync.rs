@@ -5,18 +5,19 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use futures_util::StreamExt as _;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::app::{self, Plugins};
 use super::output;
 use crate::config::{self, Config, FlowConfig};
+use crate::connection::ConnectionServices;
 use crate::flow::{Destination, FlowRunner, RunObserver, RunOptions, RunSummary};
-use crate::store::RunStatus;
 
 /// Arguments of `weir sync`.
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    /// Flows to run, in order.
+    /// Flows to run.
     #[arg(required_unless_present = "all")]
     flows: Vec<String>,
     /// Run every flow of weir.toml.
@@ -25,10 +26,14 @@ pub struct SyncArgs {
     /// Ignore checkpoints and read everything again.
     #[arg(long)]
     full_refresh: bool,
+    /// How many flows run at once (flows on one connection share its rate
+    /// budget).
+    #[arg(long, short, default_value_t = 1)]
+    jobs: usize,
 }
 
-/// Runs the flows one after the other and prints a summary. Exits with the
-/// code of the first failure, after running the rest.
+/// Runs the flows and prints a summary. One failing flow does not stop the
+/// others; the exit code is that of the first failure.
 pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Result<ExitCode> {
     let config = app::config(config_path)?;
     let flows: Vec<&FlowConfig> = if args.all {
@@ -42,17 +47,37 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
     };
     let plugins = Plugins::load(&config).await?;
     let store = app::store(&config)?;
+    let services = ConnectionServices::new(store.clone());
     let runner = FlowRunner::new(store);
     let options = RunOptions {
         full_refresh: args.full_refresh,
         ..RunOptions::default()
     };
+    let bars = if json {
+        MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+    } else {
+        MultiProgress::new()
+    };
+    let context = Context {
+        config: &config,
+        plugins: &plugins,
+        runner: &runner,
+        services: &services,
+        options,
+        bars: &bars,
+    };
+    let results: Vec<anyhow::Result<RunSummary>> = futures_util::stream::iter(flows)
+        .map(|flow| context.run_flow(flow))
+        .buffered(args.jobs.max(1))
+        .collect()
+        .await;
+    services.flush().await;
     let mut summaries = Vec::new();
     let mut exit = ExitCode::SUCCESS;
-    for flow in flows {
-        let summary = run_flow(&config, &plugins, &runner, flow, &options, json).await?;
+    for result in results {
+        let summary = result?;
         if let Some(error) = &summary.error {
-            output::print_problem(&format!("flow `{}`: error", flow.id), error);
+            output::print_problem(&format!("flow `{}`: error", summary.flow), error);
             if exit == ExitCode::SUCCESS {
                 exit = output::exit_code(error.code);
             }
@@ -67,28 +92,39 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
     Ok(exit)
 }
 
-async fn run_flow(
-    config: &Config,
-    plugins: &Plugins,
-    runner: &FlowRunner,
-    flow: &FlowConfig,
-    options: &RunOptions,
-    quiet: bool,
-) -> anyhow::Result<RunSummary> {
-    let source = plugins.connection(config, flow.source.as_str())?;
-    let destination = match &flow.destination {
-        config::Destination::Store => Destination::Store,
-        config::Destination::Connection { connection, stream } => Destination::Connection {
-            connection: plugins.connection(config, connection.as_str())?,
-            stream: stream.clone(),
-        },
-    };
-    let progress = Progress::new(flow.id.as_str(), quiet);
-    let summary = runner
-        .run(flow, &source, &destination, options, &progress)
-        .await?;
-    progress.finish(&summary);
-    Ok(summary)
+struct Context<'a> {
+    config: &'a Config,
+    plugins: &'a Plugins,
+    runner: &'a FlowRunner,
+    services: &'a ConnectionServices,
+    options: RunOptions,
+    bars: &'a MultiProgress,
+}
+
+impl Context<'_> {
+    async fn run_flow(&self, flow: &FlowConfig) -> anyhow::Result<RunSummary> {
+        let source = self
+            .plugins
+            .connection(self.config, flow.source.as_str(), self.services)?;
+        let destination = match &flow.destination {
+            config::Destination::Store => Destination::Store,
+            config::Destination::Connection { connection, stream } => Destination::Connection {
+                connection: self.plugins.connection(
+                    self.config,
+                    connection.as_str(),
+                    self.services,
+                )?,
+                stream: stream.clone(),
+            },
+        };
+        let progress = Progress::new(self.bars, flow.id.as_str());
+        let summary = self
+            .runner
+            .run(flow, &source, &destination, &self.options, &progress)
+            .await?;
+        progress.bar.finish_and_clear();
+        Ok(summary)
+    }
 }
 
 fn print_summary(summaries: &[RunSummary]) {
@@ -115,19 +151,15 @@ fn print_summary(summaries: &[RunSummary]) {
     println!("{table}");
 }
 
-/// A spinner with the record count and rate; hidden when stderr is not a
-/// terminal or with `--json`.
+/// A spinner per flow with the record count and rate; drawn only when
+/// stderr is a terminal.
 struct Progress {
     bar: ProgressBar,
 }
 
 impl Progress {
-    fn new(flow: &str, quiet: bool) -> Self {
-        let bar = if quiet {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new_spinner()
-        };
+    fn new(bars: &MultiProgress, flow: &str) -> Self {
+        let bar = bars.add(ProgressBar::new_spinner());
         bar.set_style(
             ProgressStyle::with_template(
                 "{spinner} {prefix}: {human_pos} records ({per_sec}) {elapsed}",
@@ -137,16 +169,6 @@ impl Progress {
         bar.set_prefix(flow.to_string());
         bar.enable_steady_tick(Duration::from_millis(120));
         Self { bar }
-    }
-
-    fn finish(&self, summary: &RunSummary) {
-        let verdict = match summary.status {
-            RunStatus::Succeeded => "done",
-            RunStatus::Paused => "paused",
-            _ => "failed",
-        };
-        self.bar.finish_with_message(verdict);
-        self.bar.finish_and_clear();
     }
 }
 

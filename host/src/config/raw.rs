@@ -34,6 +34,22 @@ pub struct RawConnection {
     pub call_timeout: Option<String>,
     pub memory_limit_mb: Option<u32>,
     pub page_size: Option<u32>,
+    pub max_page_mb: Option<u32>,
+    pub request_timeout: Option<String>,
+    pub first_byte_timeout: Option<String>,
+    pub max_response_mb: Option<u32>,
+    pub rate_limit: Option<RawRateLimit>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub requests_per_second: Option<f64>,
+    pub requests_per_minute: Option<f64>,
+    pub burst: Option<u32>,
+    pub daily_quota: Option<u64>,
+    pub max_concurrent: Option<u32>,
+    pub max_backoff: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawConnection, RawFlow};
+use super::raw::{RawConfig, RawConnection, RawFlow, RawRateLimit};
 use super::{Config, ConnectionConfig, DEFAULT_PAGE_SIZE, Destination, FlowConfig};
-use crate::capability::{OriginPattern, SecretSource};
+use crate::capability::{BudgetConfig, HttpLimits, OriginPattern, SecretSource};
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, ConnectorName, FlowId};
 use crate::runtime::CallLimits;
@@ -211,6 +211,37 @@ fn resolve_connection(
             format!("= {page_size} is outside 1..={MAX_PAGE_SIZE}"),
         ));
     }
+    let megabytes =
+        |name: &str, value: Option<u32>, default: usize| -> Result<usize, ConfigError> {
+            match value {
+                None => Ok(default),
+                Some(mb @ 1..=4096) => Ok((mb as usize) << 20),
+                Some(mb) => Err(invalid(key(name), format!("= {mb} is outside 1..=4096"))),
+            }
+        };
+    let mut http = HttpLimits {
+        request_timeout: limits.deadline,
+        ..HttpLimits::default()
+    };
+    http.max_response_bytes = megabytes(
+        "max_response_mb",
+        raw.max_response_mb,
+        http.max_response_bytes,
+    )?;
+    if let Some(t) = raw.request_timeout {
+        http.request_timeout =
+            parse_duration(&t).map_err(|why| invalid(key("request_timeout"), why))?;
+    }
+    if let Some(t) = raw.first_byte_timeout {
+        http.first_byte_timeout =
+            parse_duration(&t).map_err(|why| invalid(key("first_byte_timeout"), why))?;
+    }
+    let max_page_bytes = megabytes("max_page_mb", raw.max_page_mb, 64 << 20)?;
+    let budget = match raw.rate_limit {
+        None => BudgetConfig::unlimited(),
+        Some(rate) => resolve_rate_limit(rate)
+            .map_err(|(k, why)| invalid(key(&format!("rate_limit.{k}")), why))?,
+    };
     Ok(ConnectionConfig {
         id,
         connector,
@@ -219,7 +250,54 @@ fn resolve_connection(
         secrets,
         limits,
         page_size,
+        max_page_bytes,
+        http,
+        budget,
     })
+}
+
+fn resolve_rate_limit(raw: RawRateLimit) -> Result<BudgetConfig, (&'static str, String)> {
+    let per_second = match (raw.requests_per_second, raw.requests_per_minute) {
+        (Some(_), Some(_)) => {
+            return Err((
+                "requests_per_minute",
+                "cannot be set together with `requests_per_second`".into(),
+            ));
+        }
+        (Some(rps), None) => rps,
+        (None, Some(rpm)) => rpm / 60.0,
+        (None, None) if raw.daily_quota.is_some() || raw.max_concurrent.is_some() => f64::INFINITY,
+        (None, None) => {
+            return Err((
+                "requests_per_second",
+                "is missing: set `requests_per_second` or `requests_per_minute` (or only `daily_quota` / `max_concurrent`)".into(),
+            ));
+        }
+    };
+    if per_second.is_nan() || per_second <= 0.0 {
+        return Err((
+            "requests_per_second",
+            format!("= {per_second} must be more than 0"),
+        ));
+    }
+    let burst = raw.burst.unwrap_or(1);
+    if burst == 0 {
+        return Err(("burst", "= 0 must be at least 1".into()));
+    }
+    if raw.max_concurrent == Some(0) {
+        return Err(("max_concurrent", "= 0 must be at least 1".into()));
+    }
+    let mut budget = BudgetConfig {
+        per_second,
+        burst,
+        daily_quota: raw.daily_quota,
+        max_concurrent: raw.max_concurrent,
+        ..BudgetConfig::unlimited()
+    };
+    if let Some(backoff) = raw.max_backoff {
+        budget.max_backoff = parse_duration(&backoff).map_err(|why| ("max_backoff", why))?;
+    }
+    Ok(budget)
 }
 
 fn secret_sources(
@@ -336,6 +414,7 @@ mod tests {
         secrets.api_key = { env = "ACME_API_KEY" }
         secrets.webhook_secret = [{ env = "NEW" }, { file = "old.key" }]
         call_timeout = "30s"
+        rate_limit = { requests_per_minute = 600, burst = 5, daily_quota = 10000, max_concurrent = 2 }
 
         [flows.contacts]
         source = "acme"
@@ -351,6 +430,15 @@ mod tests {
         let acme = config.connection("acme").unwrap();
         assert_eq!(acme.config["base_url"], "http://127.0.0.1:4010");
         assert_eq!(acme.limits.deadline, Duration::from_secs(30));
+        assert_eq!(acme.budget.per_second, 10.0);
+        assert_eq!(
+            (
+                acme.budget.burst,
+                acme.budget.daily_quota,
+                acme.budget.max_concurrent
+            ),
+            (5, Some(10000), Some(2))
+        );
         assert_eq!(
             acme.secrets["webhook_secret"],
             vec![
@@ -395,6 +483,16 @@ mod tests {
                 "connections.acme.secrets.api_key",
             ),
             ("\"30s\"", "\"soon\"", "connections.acme.call_timeout"),
+            (
+                "requests_per_minute = 600",
+                "requests_per_minute = 0",
+                "connections.acme.rate_limit.requests_per_second",
+            ),
+            (
+                "burst = 5",
+                "burst = 0",
+                "connections.acme.rate_limit.burst",
+            ),
         ] {
             let err = parse(&GOOD.replace(from, to)).unwrap_err();
             assert!(

@@ -150,7 +150,7 @@ async fn call_spec(
     let env = Arc::new(CallEnv {
         plugin: file_label.to_string(),
         connection: None,
-        gate: HttpGate::closed(file_label.to_string(), runtime.http_client().clone()),
+        gate: HttpGate::closed(file_label.to_string()),
         limits: CallLimits {
             deadline: SPEC_DEADLINE,
             ..CallLimits::default()

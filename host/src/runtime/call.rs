@@ -3,15 +3,23 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::output::CappedOutput;
 use crate::capability::HttpGate;
 use crate::connector::ConnectorError;
 use crate::diagnostic::{Diagnostic, ErrorCode};
 
 /// What one guest's stdout and stderr may hold per call; the rest is cut.
 const CAPTURED_OUTPUT_BYTES: usize = 64 * 1024;
+/// How long after its deadline a call waiting on the host is cut off.
+const DEADLINE_GRACE: Duration = Duration::from_millis(500);
+/// Log messages one call may emit; later ones are counted and dropped.
+const LOG_LINES_PER_CALL: u32 = 1_000;
+/// Log bytes one call may emit; later messages are counted and dropped.
+const LOG_BYTES_PER_CALL: usize = 256 * 1024;
+/// Longest log message kept; longer ones are cut.
+const LOG_MESSAGE_BYTES: usize = 8 * 1024;
 
 /// Limits of one call into a connector.
 #[derive(Debug, Clone, Copy)]
@@ -49,8 +57,8 @@ impl CallEnv {
     /// whose output is captured, and a deadline: the guest yields to the
     /// async runtime at every epoch tick and is interrupted at the deadline.
     pub fn new_store(self: &Arc<Self>, engine: &Engine) -> Store<CallState> {
-        let stdout = MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES);
-        let stderr = MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES);
+        let stdout = CappedOutput::new(CAPTURED_OUTPUT_BYTES);
+        let stderr = CappedOutput::new(CAPTURED_OUTPUT_BYTES);
         let wasi = WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -62,21 +70,28 @@ impl CallEnv {
             .memory_size(self.limits.memory_bytes)
             .instances(32)
             .build();
+        let deadline = Instant::now() + self.limits.deadline;
         let state = CallState {
             wasi,
             table: ResourceTable::new(),
             limits,
             env: self.clone(),
             denial: None,
+            deadline,
+            log_lines: 0,
+            log_bytes: 0,
+            logs_dropped: 0,
             stdout,
             stderr,
         };
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limits);
-        let deadline = Instant::now() + self.limits.deadline;
         store.set_epoch_deadline(1);
+        // Host calls end at the deadline; the guest gets a short grace to
+        // handle what they returned before its code is interrupted too.
+        let interrupt_at = deadline + DEADLINE_GRACE;
         store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
+            if Instant::now() >= interrupt_at {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 Ok(UpdateDeadline::Yield(1))
@@ -101,8 +116,13 @@ pub struct CallState {
     pub(crate) env: Arc<CallEnv>,
     /// The first policy denial of this call, for the operator.
     pub(crate) denial: Option<Diagnostic>,
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
+    /// When the call must be over; host calls (HTTP, budget waits) end by then.
+    pub(crate) deadline: Instant,
+    log_lines: u32,
+    log_bytes: usize,
+    logs_dropped: u32,
+    stdout: CappedOutput,
+    stderr: CappedOutput,
 }
 
 impl WasiView for CallState {
@@ -115,26 +135,50 @@ impl WasiView for CallState {
 }
 
 impl CallState {
+    /// Whether the guest may log one more message, and the message cut to
+    /// size; a guest cannot flood the operator's logs.
+    pub(crate) fn admit_log(&mut self, mut message: String) -> Option<String> {
+        self.log_lines += 1;
+        if self.log_lines > LOG_LINES_PER_CALL || self.log_bytes >= LOG_BYTES_PER_CALL {
+            self.logs_dropped += 1;
+            return None;
+        }
+        if message.len() > LOG_MESSAGE_BYTES {
+            let mut end = LOG_MESSAGE_BYTES;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push_str(" [cut]");
+        }
+        self.log_bytes += message.len();
+        Some(message)
+    }
+
     /// Routes what the guest printed to the log, and returns the tail of its
     /// stderr (where a Rust panic message lands).
     fn drain_output(&self) -> String {
         let plugin = &self.env.plugin;
-        for line in String::from_utf8_lossy(&self.stdout.contents()).lines() {
+        let (stdout, stdout_dropped) = self.stdout.contents();
+        for line in String::from_utf8_lossy(&stdout).lines() {
             tracing::info!(target: "weir::guest", plugin, "{line}");
         }
-        let stderr = String::from_utf8_lossy(&self.stderr.contents()).into_owned();
+        let (stderr, stderr_dropped) = self.stderr.contents();
+        let stderr = String::from_utf8_lossy(&stderr).into_owned();
+        // A panic's message also reaches the operator in the trap's error.
         for line in stderr.lines() {
-            tracing::warn!(target: "weir::guest", plugin, "{line}");
+            tracing::info!(target: "weir::guest", plugin, "stderr: {line}");
         }
-        stderr
-            .lines()
-            .rev()
-            .take(4)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join(" | ")
+        let dropped_logs = self.logs_dropped;
+        if stdout_dropped + stderr_dropped > 0 || dropped_logs > 0 {
+            tracing::warn!(
+                target: "weir::guest",
+                plugin,
+                "output over the limits was dropped: {stdout_dropped} bytes of stdout, {stderr_dropped} bytes of stderr, {dropped_logs} log messages"
+            );
+        }
+        let tail: Vec<&str> = stderr.lines().rev().take(4).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
     }
 }
 
@@ -208,6 +252,11 @@ impl CallError {
                     None => diagnostic,
                 }
             }
+            Self::Trap { detail, .. } if detail.contains("memory allocation") => {
+                Diagnostic::new(ErrorCode::ConnectorTrap, self.to_string()).with_hint(
+                    "the connector ran out of memory: raise `memory_limit_mb` of the connection in weir.toml if it legitimately needs more, or report the connector's memory use to its author",
+                )
+            }
             Self::Trap { .. } => Diagnostic::new(ErrorCode::ConnectorTrap, self.to_string())
                 .with_hint("this is a bug in the connector: report it to its author with this message; the run can be retried from its last checkpoint"),
             Self::Timeout { .. } => Diagnostic::new(ErrorCode::ConnectorTimeout, self.to_string())
@@ -246,9 +295,11 @@ impl<'a> GuestCall<'a> {
         invoke: impl AsyncFnOnce(&mut Store<CallState>) -> wasmtime::Result<Result<R, ConnectorError>>,
     ) -> Result<R, CallError> {
         let env = self.store.data().env.clone();
-        // Epoch interruption stops guest code; the timeout also covers host
-        // calls the guest is waiting on (HTTP, budget waits).
-        let outcome = tokio::time::timeout(env.limits.deadline, invoke(self.store)).await;
+        // Epoch interruption stops guest code at the deadline, and host calls
+        // (HTTP, budget waits) end by it on their own, giving the guest a typed
+        // error it can act on; this timeout, a little later, is the backstop.
+        let backstop = env.limits.deadline + DEADLINE_GRACE;
+        let outcome = tokio::time::timeout(backstop, invoke(self.store)).await;
         let stderr_tail = self.store.data().drain_output();
         let plugin = env.label();
         match outcome {

@@ -35,7 +35,6 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<CallState>,
     cache: CompileCache,
-    http: reqwest::Client,
     pooling: bool,
     ticker: EpochTicker,
 }
@@ -70,7 +69,6 @@ impl Runtime {
             engine,
             linker,
             cache,
-            http: crate::capability::HttpGate::shared_client(),
             pooling,
             ticker,
         }))
@@ -84,11 +82,6 @@ impl Runtime {
     /// The linker every plugin is instantiated with.
     pub fn linker(&self) -> &Linker<CallState> {
         &self.linker
-    }
-
-    /// The HTTP client shared by all connections.
-    pub fn http_client(&self) -> &reqwest::Client {
-        &self.http
     }
 
     /// Whether instances come from the pooling allocator.

@@ -1,7 +1,8 @@
 //! The SQLite schema, upgraded in order; `PRAGMA user_version` says how far.
 
 /// Each entry upgrades the schema from its index to the next version.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE streams (
     id          INTEGER PRIMARY KEY,
     connection  TEXT NOT NULL,
@@ -69,4 +70,32 @@ CREATE TABLE dead_letters (
     created_at  INTEGER NOT NULL
 );
 CREATE INDEX dead_letters_by_flow ON dead_letters (flow, id);
-"#];
+"#,
+    r#"
+-- Every outbound request attempt of every connection.
+CREATE TABLE http_audit (
+    id              INTEGER PRIMARY KEY,
+    at              INTEGER NOT NULL,
+    connection      TEXT NOT NULL,
+    method          TEXT NOT NULL,
+    origin          TEXT NOT NULL,
+    path            TEXT NOT NULL,
+    status          INTEGER,
+    outcome         TEXT NOT NULL,
+    bytes_sent      INTEGER NOT NULL,
+    bytes_received  INTEGER NOT NULL,
+    duration_ms     INTEGER NOT NULL,
+    attempt         INTEGER NOT NULL,
+    budget_tokens   REAL,
+    budget_today    INTEGER
+);
+CREATE INDEX http_audit_by_connection ON http_audit (connection, id);
+
+-- Rate budget state per connection, so a restart cannot burst past a quota.
+CREATE TABLE rate_budgets (
+    connection  TEXT PRIMARY KEY,
+    state       TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+"#,
+];
