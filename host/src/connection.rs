@@ -39,9 +39,46 @@ impl ConnectionServices {
         }
     }
 
+    /// Services that record nothing and persist no budget (for tools and
+    /// measurements; Weir's commands always record).
+    pub fn unrecorded() -> Self {
+        Self::new(Arc::new(NothingRecorded))
+    }
+
     /// Waits until every audit entry and budget state so far is written.
     pub async fn flush(&self) {
         self.journal.flush().await;
+    }
+}
+
+/// An egress log that keeps nothing.
+struct NothingRecorded;
+
+impl EgressLog for NothingRecorded {
+    fn append_audit(
+        &self,
+        _: &[crate::capability::AuditEntry],
+    ) -> Result<(), crate::store::StoreError> {
+        Ok(())
+    }
+    fn audit(
+        &self,
+        _: Option<&ConnectionId>,
+        _: usize,
+    ) -> Result<Vec<crate::capability::AuditEntry>, crate::store::StoreError> {
+        Ok(Vec::new())
+    }
+    fn save_budgets(
+        &self,
+        _: &[(ConnectionId, crate::capability::BudgetState)],
+    ) -> Result<(), crate::store::StoreError> {
+        Ok(())
+    }
+    fn load_budget(
+        &self,
+        _: &ConnectionId,
+    ) -> Result<Option<crate::capability::BudgetState>, crate::store::StoreError> {
+        Ok(None)
     }
 }
 
@@ -128,6 +165,7 @@ impl Connection {
             connection: Some(id.to_string()),
             gate,
             limits: config.limits,
+            enforce_limits: runtime.enforces_limits(),
         });
         Ok(Self {
             config: config.clone(),

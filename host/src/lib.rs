@@ -9,6 +9,7 @@
 //! - [`capability`] decides what a connector may reach (egress, secrets);
 //! - [`connection`] binds a plugin to one connection's config and grants;
 //! - [`flow`] moves pages from a source to a destination;
+//! - [`mapping`] reshapes records per tenant: renames, conversions, value maps;
 //! - [`store`] keeps records, checkpoints and runs (SQLite by default);
 //! - [`cli`] is the `weir` command.
 
@@ -21,6 +22,7 @@ pub mod connector;
 pub mod diagnostic;
 pub mod flow;
 pub mod ids;
+pub mod mapping;
 pub mod plugin;
 pub mod runtime;
 pub mod store;

@@ -63,10 +63,7 @@ async fn bench(records: usize, rounds: usize) -> anyhow::Result<()> {
     // SAFETY: set before any other thread reads the environment.
     unsafe { std::env::set_var("ACME_API_KEY", API_KEY) };
     let config = Config::parse(&config_path, &acme_config(&sim.base_url()))?;
-    let wasm = Runtime::new(RuntimeOptions {
-        cache_dir: dir.path().join("cache"),
-        pooling: true,
-    })?;
+    let wasm = Runtime::new(RuntimeOptions::new(dir.path().join("cache")))?;
     let registry = PluginRegistry::load_dir(&wasm, &config.plugins_dir).await?;
     let services =
         ConnectionServices::new(Arc::new(SqliteStore::open(&dir.path().join("egress.db"))?));

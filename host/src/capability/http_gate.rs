@@ -275,19 +275,20 @@ impl HttpGate {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let at_ms = now_ms();
-            let started = Instant::now();
             let _permit = match self.budget.acquire(deadline).await {
                 Ok(permit) => permit,
                 Err(exhausted) => {
-                    audit(at_ms, started, attempt, "rate-limited", None, 0);
+                    audit(now_ms(), Instant::now(), attempt, "rate-limited", None, 0);
                     return Err(RequestFailure::RateLimited {
                         retry_after: exhausted.retry_after,
                         message: exhausted.message,
                     });
                 }
             };
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            // Timed from when the budget let the request go.
+            let at_ms = now_ms();
+            let started = Instant::now();
+            let remaining = deadline.saturating_duration_since(started);
             let outcome = self
                 .attempt(
                     &request.method,

@@ -155,6 +155,7 @@ async fn call_spec(
             deadline: SPEC_DEADLINE,
             ..CallLimits::default()
         },
+        enforce_limits: runtime.enforces_limits(),
     });
     let mut store = env.new_store(runtime.engine());
     GuestCall::new(&mut store, "spec")

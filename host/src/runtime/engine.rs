@@ -28,6 +28,20 @@ pub struct RuntimeOptions {
     pub cache_dir: PathBuf,
     /// Use the pooling allocator when the machine allows it.
     pub pooling: bool,
+    /// Enforce deadlines and memory caps. Always on in Weir itself; off only
+    /// to measure what enforcing them costs (guests can then run forever).
+    pub enforce_limits: bool,
+}
+
+impl RuntimeOptions {
+    /// The defaults: pooling where available, limits enforced.
+    pub fn new(cache_dir: PathBuf) -> Self {
+        Self {
+            cache_dir,
+            pooling: true,
+            enforce_limits: true,
+        }
+    }
 }
 
 /// Everything that lives once per process.
@@ -36,7 +50,8 @@ pub struct Runtime {
     linker: Linker<CallState>,
     cache: CompileCache,
     pooling: bool,
-    ticker: EpochTicker,
+    enforce_limits: bool,
+    ticker: Option<EpochTicker>,
 }
 
 impl Runtime {
@@ -44,17 +59,17 @@ impl Runtime {
     /// with WASI (empty context) and Weir's imports, and the compile cache.
     pub fn new(options: RuntimeOptions) -> anyhow::Result<Arc<Self>> {
         let (engine, pooling) = if options.pooling {
-            match Engine::new(&config(true)) {
+            match Engine::new(&config(true, options.enforce_limits)) {
                 Ok(engine) => (engine, true),
                 Err(err) => {
                     tracing::warn!(
                         "the pooling allocator is not available here ({err:#}); instances are allocated on demand"
                     );
-                    (Engine::new(&config(false))?, false)
+                    (Engine::new(&config(false, options.enforce_limits))?, false)
                 }
             }
         } else {
-            (Engine::new(&config(false))?, false)
+            (Engine::new(&config(false, options.enforce_limits))?, false)
         };
         let mut linker = Linker::new(&engine);
         // Guests built for wasm32-wasip2 import parts of WASI even when they
@@ -64,12 +79,15 @@ impl Runtime {
             .context("cannot link WASI into the runtime")?;
         abi::add_to_linker(&mut linker)?;
         let cache = CompileCache::new(options.cache_dir, &engine)?;
-        let ticker = EpochTicker::start(engine.clone());
+        let ticker = options
+            .enforce_limits
+            .then(|| EpochTicker::start(engine.clone()));
         Ok(Arc::new(Self {
             engine,
             linker,
             cache,
             pooling,
+            enforce_limits: options.enforce_limits,
             ticker,
         }))
     }
@@ -82,6 +100,11 @@ impl Runtime {
     /// The linker every plugin is instantiated with.
     pub fn linker(&self) -> &Linker<CallState> {
         &self.linker
+    }
+
+    /// Whether deadlines and memory caps are enforced.
+    pub fn enforces_limits(&self) -> bool {
+        self.enforce_limits
     }
 
     /// Whether instances come from the pooling allocator.
@@ -97,20 +120,22 @@ impl Runtime {
 
     /// Stops the epoch ticker (also done on drop).
     pub fn shutdown(&self) {
-        self.ticker.stop();
+        if let Some(ticker) = &self.ticker {
+            ticker.stop();
+        }
     }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.ticker.stop();
+        self.shutdown();
     }
 }
 
-fn config(pooling: bool) -> Config {
+fn config(pooling: bool, enforce_limits: bool) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
-    config.epoch_interruption(true);
+    config.epoch_interruption(enforce_limits);
     config.parallel_compilation(true);
     if pooling {
         let mut pool = PoolingAllocationConfig::new();
