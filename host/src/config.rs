@@ -5,13 +5,18 @@ mod raw;
 mod resolve;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 pub use resolve::ConfigError;
 
 use crate::capability::{BudgetConfig, HttpLimits, OriginPattern, SecretSource};
 use crate::ids::{ConnectionId, ConnectorName, FlowId};
+use crate::mapping::Mapping;
 use crate::runtime::CallLimits;
+use crate::schedule::Schedule;
 
 /// Records per page a connector is asked for, unless a connection says otherwise.
 pub const DEFAULT_PAGE_SIZE: u32 = 1_000;
@@ -31,6 +36,61 @@ pub struct Config {
     pub connections: BTreeMap<ConnectionId, ConnectionConfig>,
     /// Flows by name.
     pub flows: BTreeMap<FlowId, FlowConfig>,
+    /// How `weir run` schedules.
+    pub daemon: DaemonConfig,
+    /// The admin API of `weir run`.
+    pub admin: AdminConfig,
+}
+
+/// How `weir run` schedules runs.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Runs at once, across all tenants.
+    pub max_concurrent_runs: usize,
+    /// Runs at once on one tenant's connection.
+    pub max_runs_per_connection: usize,
+    /// Consecutive failures after which a flow is reported unhealthy.
+    pub failures_before_unhealthy: u32,
+    /// How long a shutdown waits for runs to commit their page.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_runs: 8,
+            max_runs_per_connection: 2,
+            failures_before_unhealthy: 3,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The admin API of `weir run`.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Where it listens (loopback by default).
+    pub listen: SocketAddr,
+    /// Where the bearer token comes from; without one the API is not served.
+    pub token: Option<SecretSource>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            token: Some(SecretSource::Env("WEIR_ADMIN_TOKEN".into())),
+        }
+    }
+}
+
+/// A transform plugin step of a flow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransformConfig {
+    /// The transform plugin's name.
+    pub plugin: String,
+    /// Its configuration, as JSON.
+    pub config: serde_json::Value,
 }
 
 /// One partner account.
@@ -83,6 +143,14 @@ pub struct FlowConfig {
     pub stream: String,
     /// Where records go.
     pub destination: Destination,
+    /// When it runs by default under `weir run`; none for on demand only.
+    pub schedule: Option<Schedule>,
+    /// Whether new tenants have it enabled.
+    pub enabled_by_default: bool,
+    /// How records are reshaped by default; none keeps them as read.
+    pub mapping: Option<Arc<Mapping>>,
+    /// Transform plugins applied after the mapping, in order.
+    pub transforms: Vec<TransformConfig>,
 }
 
 impl Config {

@@ -3,9 +3,11 @@
 //! checkpoint.
 
 mod destination;
+mod reshape;
 mod retry;
 mod runner;
 
 pub use destination::Destination;
+pub use reshape::{Reshaped, Reshaper};
 pub use retry::RetryPolicy;
-pub use runner::{FlowRunner, RunObserver, RunOptions, RunSummary};
+pub use runner::{FlowRunner, Legs, RunObserver, RunOptions, RunSummary};

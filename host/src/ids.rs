@@ -18,6 +18,9 @@ pub struct InvalidId {
 
 macro_rules! name_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        name_id!($(#[$doc])* $name, $kind, is_valid_name);
+    };
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $valid:path) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -27,7 +30,7 @@ macro_rules! name_id {
             /// Validates and wraps a name.
             pub fn new(value: impl Into<String>) -> Result<Self, InvalidId> {
                 let value = value.into();
-                if is_valid_name(&value) {
+                if $valid(&value) {
                     Ok(Self(value))
                 } else {
                     Err(InvalidId { kind: $kind, value })
@@ -90,6 +93,31 @@ name_id!(
     "connector"
 );
 
+name_id!(
+    /// A tenant: one customer's installation of the integration. Tenant
+    /// names never contain `.`, so `tenant.flow` names one tenant's flow
+    /// unambiguously.
+    TenantId,
+    "tenant",
+    is_valid_tenant_name
+);
+
+impl TenantId {
+    /// The name of this tenant's instance of a flow: `tenant.flow`.
+    pub fn scoped_flow(&self, flow: &FlowId) -> FlowId {
+        FlowId(format!("{self}.{flow}"))
+    }
+
+    /// The name of this tenant's instance of a connection: `tenant.connection`.
+    pub fn scoped_connection(&self, connection: &ConnectionId) -> ConnectionId {
+        ConnectionId(format!("{self}.{connection}"))
+    }
+}
+
+fn is_valid_tenant_name(value: &str) -> bool {
+    is_valid_name(value) && !value.contains('.')
+}
+
 fn is_valid_name(value: &str) -> bool {
     let mut chars = value.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
@@ -117,6 +145,12 @@ mod tests {
         assert!(FlowId::new("contacts").is_ok());
         assert!(FlowId::new("acme.contacts-v2_b").is_ok());
         assert!(FlowId::new("9lives").is_ok());
+    }
+
+    #[test]
+    fn tenant_names_have_no_dots() {
+        assert!(TenantId::new("customer-42").is_ok());
+        assert!(TenantId::new("acme.eu").is_err());
     }
 
     #[test]

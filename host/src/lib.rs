@@ -25,4 +25,5 @@ pub mod ids;
 pub mod mapping;
 pub mod plugin;
 pub mod runtime;
+pub mod schedule;
 pub mod store;

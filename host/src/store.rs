@@ -39,28 +39,31 @@ impl StoreError {
     }
 }
 
-/// Where a page's records went.
-pub enum PageTarget<'a> {
-    /// Into the local store, as records of a connection's stream.
-    Records {
-        /// Whose records.
-        connection: &'a ConnectionId,
-        /// Which stream.
-        stream: &'a str,
-        /// The records, in page order.
-        records: &'a [Record],
-    },
-    /// To a partner: the resulting id links and failures.
-    Writes {
-        /// Source keys now linked to the partner's ids.
-        links: &'a [IdLink],
-        /// Records the partner refused.
-        dead_letters: &'a [DeadLetter],
-    },
+/// The raw records of a page, as the source gave them. They are always
+/// kept, so that a changed mapping can be applied again without reading
+/// the partner again.
+pub struct SourcePage<'a> {
+    /// Whose records.
+    pub connection: &'a ConnectionId,
+    /// Which stream.
+    pub stream: &'a str,
+    /// The records, in page order.
+    pub records: &'a [Record],
 }
 
-/// One page made durable: its records (or write results) and the checkpoint
-/// after it, in one transaction, with the run's progress.
+/// What a flow delivered from a page, beyond the raw records.
+pub enum Delivered<'a> {
+    /// Nothing more: the raw records are the result (store destination, no
+    /// reshaping).
+    Raw,
+    /// Reshaped records, kept per flow in the store.
+    Mapped(&'a [Record]),
+    /// Written to a partner: source keys now linked to the partner's ids.
+    Written(&'a [IdLink]),
+}
+
+/// One page made durable: raw records, what was delivered, what failed and
+/// the checkpoint after it, in one transaction, with the run's progress.
 pub struct PageCommit<'a> {
     /// The flow.
     pub flow: &'a FlowId,
@@ -70,8 +73,12 @@ pub struct PageCommit<'a> {
     pub run: RunId,
     /// Where the next read starts.
     pub checkpoint: &'a Checkpoint,
-    /// What the page produced.
-    pub target: PageTarget<'a>,
+    /// The raw records.
+    pub source: SourcePage<'a>,
+    /// What was delivered.
+    pub delivered: Delivered<'a>,
+    /// Records that could not be delivered, with why.
+    pub dead_letters: &'a [DeadLetter],
 }
 
 /// What a page commit changed.
@@ -96,15 +103,68 @@ pub struct IdLink {
     pub idempotency_key: String,
 }
 
+/// Where on its way a record failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryFailure {
+    /// The field mapping refused it.
+    Mapping(String),
+    /// A transform plugin refused it.
+    Transform(ConnectorError),
+    /// The destination partner refused it.
+    Destination(ConnectorError),
+}
+
+impl DeliveryFailure {
+    /// `mapping`, `transform` or `destination`.
+    pub fn stage(&self) -> &'static str {
+        match self {
+            Self::Mapping(_) => "mapping",
+            Self::Transform(_) => "transform",
+            Self::Destination(_) => "destination",
+        }
+    }
+
+    /// The reason, for people.
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Mapping(reason) => reason.clone(),
+            Self::Transform(e) | Self::Destination(e) => e.to_string(),
+        }
+    }
+}
+
 /// A record that could not be delivered, kept with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
     /// Primary key at the source.
     pub source_key: String,
-    /// The record as JSON text.
+    /// The source's version of the record.
+    pub version: Option<u64>,
+    /// The raw record as JSON text.
     pub data: String,
-    /// The connector's error.
-    pub error: ConnectorError,
+    /// What refused it.
+    pub failure: DeliveryFailure,
+}
+
+/// A stored dead letter.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetterRecord {
+    /// Its number.
+    pub id: i64,
+    /// The flow.
+    pub flow: String,
+    /// The run that produced it.
+    pub run: RunId,
+    /// Primary key at the source.
+    pub source_key: String,
+    /// `mapping`, `transform` or `destination`.
+    pub stage: String,
+    /// Why.
+    pub error: String,
+    /// The raw record.
+    pub data: String,
+    /// When, ms since the Unix epoch.
+    pub created_at_ms: i64,
 }
 
 /// How a run ended.
@@ -241,6 +301,44 @@ pub trait RunLog: Send + Sync {
 pub trait RecordReader: Send + Sync {
     /// Records of a connection's stream that are not deleted.
     fn count(&self, connection: &ConnectionId, stream: &str) -> Result<u64, StoreError>;
+    /// Up to `limit` raw records (deleted ones included) with keys after
+    /// `after`, in key order: a stable way to walk a whole stream.
+    fn scan(
+        &self,
+        connection: &ConnectionId,
+        stream: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError>;
+}
+
+/// Reshaped records and records that failed, per flow.
+pub trait Deliveries: Send + Sync {
+    /// Replaces reshaped records and dead letters of records handled again
+    /// (a mapping re-applied, dead letters retried) in one transaction;
+    /// `resolved` are dead letters that now went through.
+    fn redeliver(
+        &self,
+        flow: &FlowId,
+        run: RunId,
+        mapped: &[Record],
+        links: &[IdLink],
+        failed: &[DeadLetter],
+        resolved: &[i64],
+    ) -> Result<(), StoreError>;
+    /// Dead letters of a flow, oldest first.
+    fn dead_letters(
+        &self,
+        flow: &FlowId,
+        limit: usize,
+    ) -> Result<Vec<DeadLetterRecord>, StoreError>;
+    /// Reshaped records of a flow, by key.
+    fn mapped(
+        &self,
+        flow: &FlowId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError>;
 }
 
 /// Which source records a write flow has already delivered, and where.
@@ -250,9 +348,9 @@ pub trait IdLinks: Send + Sync {
 }
 
 /// Everything a flow run needs from a store.
-pub trait FlowStore: SyncStore + RunLog + IdLinks + RecordReader {}
+pub trait FlowStore: SyncStore + RunLog + IdLinks + RecordReader + Deliveries {}
 
-impl<T: SyncStore + RunLog + IdLinks + RecordReader> FlowStore for T {}
+impl<T: SyncStore + RunLog + IdLinks + RecordReader + Deliveries> FlowStore for T {}
 
 /// What outbound traffic leaves behind: the audit log and rate budgets.
 pub trait EgressLog: Send + Sync {

@@ -19,7 +19,7 @@ use partner_sim::{PartnerSim, RateLimit, SimConfig};
 use weir_host::config::Config;
 use weir_host::connection::{Connection, ConnectionServices};
 use weir_host::connector::Checkpoint;
-use weir_host::flow::{Destination, FlowRunner, RunOptions, RunSummary};
+use weir_host::flow::{Destination, FlowRunner, Legs, Reshaper, RunOptions, RunSummary};
 use weir_host::ids::ConnectionId;
 use weir_host::plugin::PluginRegistry;
 use weir_host::runtime::{Runtime, RuntimeOptions};
@@ -89,8 +89,11 @@ async fn sync(setup: &Setup, store: Arc<SqliteStore>) -> anyhow::Result<RunSumma
     runner
         .run(
             flow,
-            &setup.connection,
-            &Destination::Store,
+            &Legs {
+                source: &setup.connection,
+                reshaper: &Reshaper::identity(),
+                destination: &Destination::Store,
+            },
             &RunOptions::default(),
             &(),
         )

@@ -23,11 +23,11 @@ use serde_json::value::RawValue;
 use weir_host::config::Config;
 use weir_host::connection::{Connection, ConnectionServices};
 use weir_host::connector::{ChangeKind, Checkpoint, Record};
-use weir_host::flow::{Destination, FlowRunner, RunOptions};
+use weir_host::flow::{Destination, FlowRunner, Legs, Reshaper, RunOptions};
 use weir_host::ids::FlowId;
 use weir_host::plugin::PluginRegistry;
 use weir_host::runtime::{Runtime, RuntimeOptions};
-use weir_host::store::{PageCommit, PageTarget, RunLog, SqliteStore, SyncStore};
+use weir_host::store::{Delivered, PageCommit, RunLog, SourcePage, SqliteStore, SyncStore};
 use weir_tests::{API_KEY, acme_config, guests};
 
 const PAGE: usize = 1_000;
@@ -111,8 +111,11 @@ async fn weir_round(
     let summary = runner
         .run(
             flow,
-            connection,
-            &Destination::Store,
+            &Legs {
+                source: connection,
+                reshaper: &Reshaper::identity(),
+                destination: &Destination::Store,
+            },
             &RunOptions::default(),
             &(),
         )
@@ -193,11 +196,13 @@ async fn native_round(dir: &Path, base_url: &str, round: usize) -> anyhow::Resul
                 stream: "contacts",
                 run,
                 checkpoint: &checkpoint,
-                target: PageTarget::Records {
+                source: SourcePage {
                     connection: &connection,
                     stream: "contacts",
                     records: &records,
                 },
+                delivered: Delivered::Raw,
+                dead_letters: &[],
             })?;
             Ok(records.len() as u64)
         }));

@@ -12,7 +12,7 @@ use super::app::{self, Plugins};
 use super::output;
 use crate::config::{self, Config, FlowConfig};
 use crate::connection::ConnectionServices;
-use crate::flow::{Destination, FlowRunner, RunObserver, RunOptions, RunSummary};
+use crate::flow::{Destination, FlowRunner, Legs, Reshaper, RunObserver, RunOptions, RunSummary};
 
 /// Arguments of `weir sync`.
 #[derive(Debug, Args)]
@@ -117,10 +117,22 @@ impl Context<'_> {
                 stream: stream.clone(),
             },
         };
+        let reshaper = Reshaper::new(
+            &self.plugins.runtime,
+            &self.plugins.registry,
+            flow.mapping.clone(),
+            &flow.transforms,
+        )
+        .map_err(super::output::fail)?;
         let progress = Progress::new(self.bars, flow.id.as_str());
+        let legs = Legs {
+            source: &source,
+            reshaper: &reshaper,
+            destination: &destination,
+        };
         let summary = self
             .runner
-            .run(flow, &source, &destination, &self.options, &progress)
+            .run(flow, &legs, &self.options, &progress)
             .await?;
         progress.bar.finish_and_clear();
         Ok(summary)

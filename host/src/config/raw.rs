@@ -17,6 +17,25 @@ pub struct RawConfig {
     pub connections: BTreeMap<String, RawConnection>,
     #[serde(default)]
     pub flows: BTreeMap<String, RawFlow>,
+    pub daemon: Option<RawDaemon>,
+    pub admin: Option<RawAdmin>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDaemon {
+    pub max_concurrent_runs: Option<usize>,
+    pub max_runs_per_connection: Option<usize>,
+    pub failures_before_unhealthy: Option<u32>,
+    pub shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Option<String>,
+    /// `{ env = "VAR" }` or `{ file = "path" }`.
+    pub token: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +79,22 @@ pub struct RawFlow {
     /// `"store"` or `{ connection = "...", stream = "..." }`.
     #[serde(default = "store_destination")]
     pub destination: toml::Value,
+    pub schedule: Option<String>,
+    pub enabled: Option<bool>,
+    /// A mapping document inline...
+    pub mapping: Option<toml::Table>,
+    /// ...or in a JSON file.
+    pub mapping_file: Option<PathBuf>,
+    #[serde(default)]
+    pub transforms: Vec<RawTransform>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTransform {
+    pub plugin: String,
+    #[serde(default)]
+    pub config: toml::Table,
 }
 
 fn store_destination() -> toml::Value {

@@ -5,11 +5,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawConnection, RawFlow, RawRateLimit};
-use super::{Config, ConnectionConfig, DEFAULT_PAGE_SIZE, Destination, FlowConfig};
+use super::raw::{RawAdmin, RawConfig, RawConnection, RawDaemon, RawFlow, RawRateLimit};
+use super::{
+    AdminConfig, Config, ConnectionConfig, DEFAULT_PAGE_SIZE, DaemonConfig, Destination,
+    FlowConfig, TransformConfig,
+};
 use crate::capability::{BudgetConfig, HttpLimits, OriginPattern, SecretSource};
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, ConnectorName, FlowId};
+use crate::mapping::Mapping;
 use crate::runtime::CallLimits;
 
 /// Largest page a connection may ask for.
@@ -146,9 +150,11 @@ pub fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     let mut flows = BTreeMap::new();
     for (name, flow) in raw.flows {
         let id = FlowId::new(&name).map_err(|e| invalid(format!("flows.{name}"), e.to_string()))?;
-        let resolved = resolve_flow(id.clone(), flow, &connections, &invalid)?;
+        let resolved = resolve_flow(id.clone(), flow, &connections, &anchor, &invalid)?;
         flows.insert(id, resolved);
     }
+    let daemon = resolve_daemon(raw.daemon, &invalid)?;
+    let admin = resolve_admin(raw.admin, &anchor, &invalid)?;
 
     Ok(Config {
         path: path.to_path_buf(),
@@ -157,7 +163,69 @@ pub fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         cache_dir,
         connections,
         flows,
+        daemon,
+        admin,
     })
+}
+
+fn resolve_daemon(
+    raw: Option<RawDaemon>,
+    invalid: &impl Fn(String, String) -> ConfigError,
+) -> Result<DaemonConfig, ConfigError> {
+    let mut daemon = DaemonConfig::default();
+    let Some(raw) = raw else { return Ok(daemon) };
+    let at_least_one = |key: &str, value: Option<usize>, default: usize| match value {
+        Some(0) => Err(invalid(
+            format!("daemon.{key}"),
+            "= 0 must be at least 1".into(),
+        )),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    };
+    daemon.max_concurrent_runs = at_least_one(
+        "max_concurrent_runs",
+        raw.max_concurrent_runs,
+        daemon.max_concurrent_runs,
+    )?;
+    daemon.max_runs_per_connection = at_least_one(
+        "max_runs_per_connection",
+        raw.max_runs_per_connection,
+        daemon.max_runs_per_connection,
+    )?;
+    if let Some(n) = raw.failures_before_unhealthy {
+        daemon.failures_before_unhealthy = n.max(1);
+    }
+    if let Some(grace) = raw.shutdown_grace {
+        daemon.shutdown_grace =
+            parse_duration(&grace).map_err(|why| invalid("daemon.shutdown_grace".into(), why))?;
+    }
+    Ok(daemon)
+}
+
+fn resolve_admin(
+    raw: Option<RawAdmin>,
+    anchor: &impl Fn(PathBuf) -> PathBuf,
+    invalid: &impl Fn(String, String) -> ConfigError,
+) -> Result<AdminConfig, ConfigError> {
+    let mut admin = AdminConfig::default();
+    let Some(raw) = raw else { return Ok(admin) };
+    if let Some(listen) = raw.listen {
+        admin.listen = listen.parse().map_err(|_| {
+            invalid(
+                "admin.listen".into(),
+                format!("= \"{listen}\" is not an address like \"127.0.0.1:7070\""),
+            )
+        })?;
+    }
+    if let Some(token) = raw.token {
+        let mut sources =
+            secret_sources(&token, anchor).map_err(|why| invalid("admin.token".into(), why))?;
+        if sources.len() != 1 {
+            return Err(invalid("admin.token".into(), "takes one source".into()));
+        }
+        admin.token = sources.pop();
+    }
+    Ok(admin)
 }
 
 fn resolve_connection(
@@ -325,6 +393,7 @@ fn resolve_flow(
     id: FlowId,
     raw: RawFlow,
     connections: &BTreeMap<ConnectionId, ConnectionConfig>,
+    anchor: &impl Fn(PathBuf) -> PathBuf,
     invalid: &impl Fn(String, String) -> ConfigError,
 ) -> Result<FlowConfig, ConfigError> {
     let key = |k: &str| format!("flows.{id}.{k}");
@@ -376,11 +445,64 @@ fn resolve_flow(
             ));
         }
     };
+    let schedule = raw
+        .schedule
+        .map(|text| text.parse().map_err(|why| invalid(key("schedule"), why)))
+        .transpose()?;
+    let document = match (raw.mapping, raw.mapping_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                key("mapping_file"),
+                "cannot be set together with `mapping`".into(),
+            ));
+        }
+        (Some(table), None) => {
+            Some(serde_json::to_value(&table).map_err(|e| invalid(key("mapping"), e.to_string()))?)
+        }
+        (None, Some(file)) => {
+            let file = anchor(file);
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                invalid(
+                    key("mapping_file"),
+                    format!("= `{}` cannot be read: {e}", file.display()),
+                )
+            })?;
+            Some(serde_json::from_str(&text).map_err(|e| {
+                invalid(
+                    key("mapping_file"),
+                    format!("= `{}` is not JSON: {e}", file.display()),
+                )
+            })?)
+        }
+        (None, None) => None,
+    };
+    let mapping = document
+        .map(|doc| {
+            Mapping::parse(&doc)
+                .map(std::sync::Arc::new)
+                .map_err(|e| invalid(format!("{}.{}", key("mapping"), e.path), e.reason))
+        })
+        .transpose()?;
+    let transforms = raw
+        .transforms
+        .into_iter()
+        .map(|t| {
+            Ok(TransformConfig {
+                plugin: t.plugin,
+                config: serde_json::to_value(&t.config)
+                    .map_err(|e| invalid(key("transforms"), e.to_string()))?,
+            })
+        })
+        .collect::<Result<_, ConfigError>>()?;
     Ok(FlowConfig {
         id,
         source,
         stream: raw.stream,
         destination,
+        schedule,
+        enabled_by_default: raw.enabled.unwrap_or(true),
+        mapping,
+        transforms,
     })
 }
 

@@ -3,10 +3,10 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::connection::Connection;
-use crate::connector::{ChangeKind, ConnectorError, Page, WriteRequest};
+use crate::connector::{ChangeKind, ConnectorError, Record, WriteRequest};
 use crate::ids::FlowId;
 use crate::runtime::CallError;
-use crate::store::{DeadLetter, IdLink, IdLinks, StoreError};
+use crate::store::{DeadLetter, DeliveryFailure, IdLink, IdLinks, StoreError};
 
 /// Where a flow delivers records.
 #[derive(Clone)]
@@ -34,17 +34,20 @@ pub enum DeliveryError {
     Store(StoreError),
 }
 
-/// Writes a page's records to a partner. Each write carries an idempotency
-/// key derived from the flow, the record's key and its version (or content),
-/// so delivering a page again after a crash never writes twice.
+/// Writes reshaped records to a partner. Each write carries an idempotency
+/// key derived from the flow, the record's key and the data sent, so
+/// delivering the same thing again after a crash never writes twice, while
+/// a changed record (or a changed mapping) is written anew. Dead letters
+/// keep the raw record (`raw`, by key), so a retry maps it again.
 pub async fn deliver(
     flow: &FlowId,
-    page: &Page,
+    records: &[Record],
+    raw: &[Record],
     connection: &Connection,
     stream: &str,
     links: &(impl IdLinks + ?Sized),
 ) -> Result<Delivered, DeliveryError> {
-    let keys: Vec<&str> = page.records.iter().map(|r| r.key.as_str()).collect();
+    let keys: Vec<&str> = records.iter().map(|r| r.key.as_str()).collect();
     let known = {
         let links = links.links(flow, &keys).map_err(DeliveryError::Store)?;
         links
@@ -52,9 +55,9 @@ pub async fn deliver(
             .map(|l| (l.source_key.clone(), l))
             .collect::<std::collections::HashMap<_, _>>()
     };
-    let mut requests = Vec::with_capacity(page.records.len());
-    let mut sources = Vec::with_capacity(page.records.len());
-    for record in &page.records {
+    let mut requests = Vec::with_capacity(records.len());
+    let mut sources = Vec::with_capacity(records.len());
+    for record in records {
         let external_id = known.get(&record.key).map(|l| l.external_id.clone());
         if record.kind == ChangeKind::Delete && external_id.is_none() {
             continue; // never delivered, nothing to delete
@@ -63,7 +66,7 @@ pub async fn deliver(
             data: record.data.clone(),
             external_id,
             kind: record.kind,
-            idempotency_key: idempotency_key(flow, &record.key, record.version, &record.data),
+            idempotency_key: idempotency_key(flow, &record.key, &record.data),
         });
         sources.push(record);
     }
@@ -94,11 +97,15 @@ pub async fn deliver(
                 error @ (ConnectorError::Permanent(_)
                 | ConnectorError::Unsupported(_)
                 | ConnectorError::Config(_)),
-            ) => delivered.dead_letters.push(DeadLetter {
-                source_key: record.key.clone(),
-                data: record.data.clone(),
-                error,
-            }),
+            ) => {
+                let source = raw.iter().find(|r| r.key == record.key).unwrap_or(record);
+                delivered.dead_letters.push(DeadLetter {
+                    source_key: record.key.clone(),
+                    version: record.version,
+                    data: source.data.clone(),
+                    failure: DeliveryFailure::Destination(error),
+                })
+            }
             // A rate limit or outage reported per record fails the page, to be
             // retried whole: the keys make the successful part harmless.
             Err(error) => {
@@ -113,16 +120,13 @@ pub async fn deliver(
     Ok(delivered)
 }
 
-fn idempotency_key(flow: &FlowId, key: &str, version: Option<u64>, data: &str) -> String {
+fn idempotency_key(flow: &FlowId, key: &str, data: &str) -> String {
     let mut hash = Sha256::new();
     hash.update(flow.as_str());
     hash.update([0]);
     hash.update(key);
     hash.update([0]);
-    match version {
-        Some(v) => hash.update(v.to_be_bytes()),
-        None => hash.update(data),
-    }
+    hash.update(data);
     format!("weir-{}", hex::encode(&hash.finalize()[..16]))
 }
 
@@ -131,16 +135,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn idempotency_keys_are_stable_per_version_and_distinct_across_flows() {
+    fn idempotency_keys_follow_the_data_sent_and_the_flow() {
         let flow = FlowId::new("f").unwrap();
         let other = FlowId::new("g").unwrap();
-        let a = idempotency_key(&flow, "k", Some(3), "{}");
-        assert_eq!(a, idempotency_key(&flow, "k", Some(3), "{\"changed\":1}"));
-        assert_ne!(a, idempotency_key(&flow, "k", Some(4), "{}"));
-        assert_ne!(a, idempotency_key(&other, "k", Some(3), "{}"));
-        assert_ne!(
-            idempotency_key(&flow, "k", None, "{\"a\":1}"),
-            idempotency_key(&flow, "k", None, "{\"a\":2}")
+        let a = idempotency_key(&flow, "k", "{\"a\":1}");
+        assert_eq!(
+            a,
+            idempotency_key(&flow, "k", "{\"a\":1}"),
+            "a redone write is recognised"
         );
+        assert_ne!(
+            a,
+            idempotency_key(&flow, "k", "{\"a\":2}"),
+            "a changed record is written anew"
+        );
+        assert_ne!(a, idempotency_key(&flow, "j", "{\"a\":1}"));
+        assert_ne!(a, idempotency_key(&other, "k", "{\"a\":1}"));
     }
 }

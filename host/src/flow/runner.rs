@@ -3,25 +3,32 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::Destination;
-use super::destination::{self, Delivered, DeliveryError};
+use super::destination::{self, DeliveryError};
+use super::reshape::{Reshaped, Reshaper};
 use super::retry::{Attempts, Next, RetryPolicy};
 use crate::config::FlowConfig;
 use crate::connection::Connection;
-use crate::connector::{Checkpoint, ConnectorError, Page};
+use crate::connector::{Checkpoint, ConnectorError, Page, Record};
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::{FlowId, RunId};
 use crate::runtime::CallError;
-use crate::store::{FlowStore, PageCommit, PageOutcome, PageTarget, RunEnd, RunStatus, StoreError};
+use crate::store::{
+    DeadLetter, Delivered, FlowStore, IdLink, PageCommit, PageOutcome, RunEnd, RunStatus,
+    SourcePage, StoreError,
+};
 
 /// How to run a flow.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Ignore the stored checkpoint and read everything.
     pub full_refresh: bool,
     /// Retries and pauses.
     pub retry: RetryPolicy,
+    /// Stops the run after the page in flight is committed (shutdown).
+    pub cancel: Option<CancellationToken>,
 }
 
 /// Hears about a run's progress (e.g. to draw a progress bar).
@@ -77,6 +84,7 @@ pub struct FlowRunner {
 enum Stop {
     Failed(Diagnostic),
     Paused(Diagnostic),
+    Cancelled,
     Store(StoreError),
 }
 
@@ -86,6 +94,17 @@ impl From<StoreError> for Stop {
     }
 }
 
+/// The legs of a flow: where pages come from, how they are reshaped, where
+/// they go.
+pub struct Legs<'a> {
+    /// The connection read from.
+    pub source: &'a Connection,
+    /// Mapping and transforms.
+    pub reshaper: &'a Reshaper,
+    /// Where records go.
+    pub destination: &'a Destination,
+}
+
 impl FlowRunner {
     /// A runner over a store.
     pub fn new(store: Arc<dyn FlowStore>) -> Self {
@@ -93,12 +112,12 @@ impl FlowRunner {
     }
 
     /// Runs a flow once: reads pages from where the last run stopped until
-    /// the source has no more, committing each page with its checkpoint.
+    /// the source has no more, reshaping them and committing each page with
+    /// its checkpoint.
     pub async fn run(
         &self,
         flow: &FlowConfig,
-        source: &Connection,
-        destination: &Destination,
+        legs: &Legs<'_>,
         options: &RunOptions,
         observer: &dyn RunObserver,
     ) -> anyhow::Result<RunSummary> {
@@ -107,7 +126,7 @@ impl FlowRunner {
             .blocking({
                 let (flow, plugin, full) = (
                     flow.id.clone(),
-                    source.plugin().label(),
+                    legs.source.plugin().label(),
                     options.full_refresh,
                 );
                 move |store| store.start_run(&flow, &plugin, full)
@@ -115,27 +134,26 @@ impl FlowRunner {
             .await?;
         let mut progress = Progress::default();
         let outcome = self
-            .read_all(
-                flow,
-                run,
-                source,
-                destination,
-                options,
-                observer,
-                &mut progress,
-            )
+            .read_all(flow, run, legs, options, observer, &mut progress)
             .await;
         let (status, error) = match outcome {
             Ok(()) => (RunStatus::Succeeded, None),
             Err(Stop::Failed(diagnostic)) => (RunStatus::Failed, Some(diagnostic)),
             Err(Stop::Paused(diagnostic)) => (RunStatus::Paused, Some(diagnostic)),
+            Err(Stop::Cancelled) => (RunStatus::Interrupted, None),
             Err(Stop::Store(error)) => (RunStatus::Failed, Some(error.diagnostic())),
         };
         let end = RunEnd {
             status,
-            error: error
-                .as_ref()
-                .map(|d| (d.code.to_string(), d.message.clone())),
+            error: match (&error, status) {
+                (Some(d), _) => Some((d.code.to_string(), d.message.clone())),
+                (None, RunStatus::Interrupted) => Some((
+                    "shutdown".to_string(),
+                    "stopped by a shutdown after its last page was committed; the next run resumes from there"
+                        .to_string(),
+                )),
+                _ => None,
+            },
         };
         self.blocking(move |store| store.finish_run(run, &end))
             .await?;
@@ -152,21 +170,17 @@ impl FlowRunner {
         })
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one run's context, passed down once"
-    )]
     async fn read_all(
         &self,
         flow: &FlowConfig,
         run: RunId,
-        source: &Connection,
-        destination: &Destination,
+        legs: &Legs<'_>,
         options: &RunOptions,
         observer: &dyn RunObserver,
         progress: &mut Progress,
     ) -> Result<(), Stop> {
-        check_streams(flow, source, destination)?;
+        let source = legs.source;
+        check_streams(flow, source, legs.destination)?;
         let mut checkpoint = if options.full_refresh {
             None
         } else {
@@ -177,6 +191,9 @@ impl FlowRunner {
         // crash meanwhile resumes from page k-1 and reads page k again.
         let mut pending: Option<JoinHandle<Result<Committed, StoreError>>> = None;
         let result = loop {
+            if options.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
+                break Err(Stop::Cancelled);
+            }
             let page =
                 match read_with_retry(source, &flow.stream, checkpoint.clone(), &options.retry)
                     .await
@@ -184,24 +201,16 @@ impl FlowRunner {
                     Ok(page) => page,
                     Err(stop) => break Err(stop),
                 };
-            let target = match destination {
-                Destination::Store => None,
-                Destination::Connection { connection, stream } => {
-                    match self
-                        .deliver_with_retry(&flow.id, &page, connection, stream, &options.retry)
-                        .await
-                    {
-                        Ok(delivered) => Some(delivered),
-                        Err(stop) => break Err(stop),
-                    }
-                }
+            let parts = match self.deliver(flow, legs, &page, &options.retry).await {
+                Ok(parts) => parts,
+                Err(stop) => break Err(stop),
             };
             if let Some(previous) = pending.take() {
                 progress.add(join(previous).await?, observer);
             }
             let has_more = page.has_more;
             checkpoint = Some(page.checkpoint.clone());
-            pending = Some(self.commit(flow, run, source, page, target));
+            pending = Some(self.commit(flow, run, source, page, parts));
             if !has_more {
                 break Ok(());
             }
@@ -210,6 +219,58 @@ impl FlowRunner {
             progress.add(join(previous).await?, observer);
         }
         result
+    }
+
+    /// Reshapes a page and hands it to its destination.
+    async fn deliver(
+        &self,
+        flow: &FlowConfig,
+        legs: &Legs<'_>,
+        page: &Page,
+        retry: &RetryPolicy,
+    ) -> Result<PageParts, Stop> {
+        let reshaped = if legs.reshaper.is_identity() {
+            None
+        } else {
+            Some(
+                legs.reshaper
+                    .reshape(&page.records)
+                    .await
+                    .map_err(Stop::from)?,
+            )
+        };
+        match legs.destination {
+            Destination::Store => Ok(match reshaped {
+                None => PageParts::default(),
+                Some(Reshaped { records, failed }) => PageParts {
+                    mapped: Some(records),
+                    links: Vec::new(),
+                    dead_letters: failed,
+                },
+            }),
+            Destination::Connection { connection, stream } => {
+                let (records, mut dead_letters) = match reshaped {
+                    None => (page.records.clone(), Vec::new()),
+                    Some(Reshaped { records, failed }) => (records, failed),
+                };
+                let delivered = self
+                    .deliver_with_retry(
+                        &flow.id,
+                        &records,
+                        &page.records,
+                        connection,
+                        stream,
+                        retry,
+                    )
+                    .await?;
+                dead_letters.extend(delivered.dead_letters);
+                Ok(PageParts {
+                    mapped: None,
+                    links: delivered.links,
+                    dead_letters,
+                })
+            }
+        }
     }
 
     /// The stored checkpoint, migrated to the connector's current format.
@@ -265,14 +326,17 @@ impl FlowRunner {
     async fn deliver_with_retry(
         &self,
         flow: &FlowId,
-        page: &Page,
+        records: &[Record],
+        raw: &[Record],
         connection: &Connection,
         stream: &str,
         retry: &RetryPolicy,
-    ) -> Result<Delivered, Stop> {
+    ) -> Result<destination::Delivered, Stop> {
         let mut attempts = Attempts::default();
         loop {
-            match destination::deliver(flow, page, connection, stream, self.store.as_ref()).await {
+            match destination::deliver(flow, records, raw, connection, stream, self.store.as_ref())
+                .await
+            {
                 Ok(delivered) => return Ok(delivered),
                 Err(DeliveryError::Store(error)) => return Err(Stop::Store(error)),
                 Err(DeliveryError::Call(error)) => match retry.next(&error, &mut attempts) {
@@ -290,36 +354,35 @@ impl FlowRunner {
         run: RunId,
         source: &Connection,
         page: Page,
-        delivered: Option<Delivered>,
+        parts: PageParts,
     ) -> JoinHandle<Result<Committed, StoreError>> {
         let store = self.store.clone();
         let (flow_id, stream, connection) =
             (flow.id.clone(), flow.stream.clone(), source.id().clone());
+        let writes = flow.destination != crate::config::Destination::Store;
         tokio::task::spawn_blocking(move || {
-            let target = match &delivered {
-                None => PageTarget::Records {
-                    connection: &connection,
-                    stream: &stream,
-                    records: &page.records,
-                },
-                Some(delivered) => PageTarget::Writes {
-                    links: &delivered.links,
-                    dead_letters: &delivered.dead_letters,
-                },
+            let delivered = match (&parts.mapped, writes) {
+                (_, true) => Delivered::Written(&parts.links),
+                (Some(mapped), false) => Delivered::Mapped(mapped),
+                (None, false) => Delivered::Raw,
             };
             let outcome = store.commit_page(&PageCommit {
                 flow: &flow_id,
                 stream: &stream,
                 run,
                 checkpoint: &page.checkpoint,
-                target,
+                source: SourcePage {
+                    connection: &connection,
+                    stream: &stream,
+                    records: &page.records,
+                },
+                delivered,
+                dead_letters: &parts.dead_letters,
             })?;
             Ok(Committed {
                 outcome,
                 read: page.records.len() as u64,
-                failed: delivered
-                    .as_ref()
-                    .map_or(0, |d| d.dead_letters.len() as u64),
+                failed: parts.dead_letters.len() as u64,
             })
         })
     }
@@ -333,6 +396,14 @@ impl FlowRunner {
             .await
             .expect("store calls do not panic")
     }
+}
+
+/// What a page produced besides its raw records.
+#[derive(Default)]
+struct PageParts {
+    mapped: Option<Vec<Record>>,
+    links: Vec<IdLink>,
+    dead_letters: Vec<DeadLetter>,
 }
 
 /// One durable page.

@@ -98,4 +98,19 @@ CREATE TABLE rate_budgets (
     updated_at  INTEGER NOT NULL
 );
 "#,
+    r#"
+-- Records reshaped by a flow's mapping and transforms, per flow.
+CREATE TABLE mapped_records (
+    flow        TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    version     INTEGER,
+    deleted     INTEGER NOT NULL DEFAULT 0,
+    data        TEXT NOT NULL,
+    mapped_at   INTEGER NOT NULL,
+    PRIMARY KEY (flow, key)
+);
+
+ALTER TABLE dead_letters ADD COLUMN stage TEXT NOT NULL DEFAULT 'destination';
+ALTER TABLE dead_letters ADD COLUMN version INTEGER;
+"#,
 ];

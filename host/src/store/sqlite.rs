@@ -7,11 +7,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::schema::MIGRATIONS;
 use super::{
-    CheckpointRecord, EgressLog, IdLink, IdLinks, PageCommit, PageOutcome, PageTarget,
-    RecordReader, RunEnd, RunLog, RunRecord, RunStatus, StoreError, SyncStore,
+    CheckpointRecord, DeadLetter, DeadLetterRecord, Delivered, Deliveries, DeliveryFailure,
+    EgressLog, IdLink, IdLinks, PageCommit, PageOutcome, RecordReader, RunEnd, RunLog, RunRecord,
+    RunStatus, StoreError, SyncStore,
 };
 use crate::capability::{AuditEntry, BudgetLeft, BudgetState};
-use crate::connector::{ChangeKind, Checkpoint, ConnectorError};
+use crate::connector::{ChangeKind, Checkpoint, ConnectorError, Record};
 use crate::ids::{ConnectionId, FlowId, RunId};
 
 /// The embedded store: one SQLite file in WAL mode.
@@ -178,105 +179,45 @@ impl SyncStore for SqliteStore {
         let now = now_ms();
         self.with(|conn| {
             let tx = conn.transaction()?;
-            let mut outcome = PageOutcome::default();
-            let (read, failed) = match &commit.target {
-                PageTarget::Records {
-                    connection,
-                    stream,
-                    records,
-                } => {
-                    let stream_id = self.stream_id(&tx, connection.as_str(), stream)?;
-                    // The version guard makes re-reading a page (after a crash,
-                    // or an overlapping cursor) harmless: older copies never win.
-                    let mut upsert = tx.prepare_cached(
-                        "INSERT INTO records (stream_id, key, version, deleted, data, stored_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                         ON CONFLICT (stream_id, key) DO UPDATE SET
-                           version = excluded.version, deleted = excluded.deleted,
-                           data = excluded.data, stored_at = excluded.stored_at
-                         WHERE excluded.version IS NULL OR records.version IS NULL
-                            OR excluded.version > records.version",
-                    )?;
-                    for record in *records {
-                        let changed = upsert.execute(params![
-                            stream_id,
-                            record.key,
-                            record.version.map(|v| v as i64),
-                            record.kind == ChangeKind::Delete,
-                            record.data,
-                            now
-                        ])?;
-                        if changed > 0 {
-                            outcome.changed += 1;
-                        } else {
-                            outcome.unchanged += 1;
-                        }
-                    }
-                    (records.len() as u64, 0)
+            let source = &commit.source;
+            let raw =
+                self.upsert_records(&tx, source.connection, source.stream, source.records, now)?;
+            let written = match commit.delivered {
+                Delivered::Raw => raw.changed,
+                Delivered::Mapped(records) => {
+                    replace_mapped(&tx, commit.flow, records, now)?;
+                    records.len() as u64
                 }
-                PageTarget::Writes {
-                    links,
-                    dead_letters,
-                } => {
-                    let mut link = tx.prepare_cached(
-                        "INSERT INTO id_links (flow, source_key, external_id, version, idempotency_key, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                         ON CONFLICT (flow, source_key) DO UPDATE SET
-                           external_id = excluded.external_id, version = excluded.version,
-                           idempotency_key = excluded.idempotency_key, updated_at = excluded.updated_at",
-                    )?;
-                    for l in *links {
-                        link.execute(params![
-                            commit.flow.as_str(),
-                            l.source_key,
-                            l.external_id,
-                            l.version.map(|v| v as i64),
-                            l.idempotency_key,
-                            now
-                        ])?;
-                    }
-                    let mut dead = tx.prepare_cached(
-                        "INSERT INTO dead_letters (flow, run_id, source_key, data, error_kind, error, created_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    )?;
-                    for d in *dead_letters {
-                        dead.execute(params![
-                            commit.flow.as_str(),
-                            commit.run.0,
-                            d.source_key,
-                            d.data,
-                            error_kind(&d.error),
-                            d.error.to_string(),
-                            now
-                        ])?;
-                    }
-                    outcome.changed = links.len() as u64;
-                    ((links.len() + dead_letters.len()) as u64, dead_letters.len() as u64)
+                Delivered::Written(links) => {
+                    upsert_links(&tx, commit.flow, links, now)?;
+                    links.len() as u64
                 }
             };
-            tx.prepare_cached(
-                "INSERT INTO checkpoints (flow, stream, format, state, run_id, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (flow, stream) DO UPDATE SET
-                   format = excluded.format, state = excluded.state,
-                   run_id = excluded.run_id, updated_at = excluded.updated_at",
-            )?
-            .execute(params![
-                commit.flow.as_str(),
+            insert_dead_letters(&tx, commit.flow, commit.run, commit.dead_letters, now)?;
+            save_checkpoint(
+                &tx,
+                commit.flow,
                 commit.stream,
-                commit.checkpoint.format,
-                commit.checkpoint.state,
-                commit.run.0,
-                now
-            ])?;
+                commit.checkpoint,
+                Some(commit.run),
+                now,
+            )?;
             tx.prepare_cached(
                 "UPDATE runs SET pages = pages + 1, records_read = records_read + ?2,
                    records_written = records_written + ?3, records_failed = records_failed + ?4
                  WHERE id = ?1",
             )?
-            .execute(params![commit.run.0, read as i64, outcome.changed as i64, failed as i64])?;
+            .execute(params![
+                commit.run.0,
+                source.records.len() as i64,
+                written as i64,
+                commit.dead_letters.len() as i64
+            ])?;
             tx.commit()?;
-            Ok(outcome)
+            Ok(PageOutcome {
+                changed: written,
+                unchanged: raw.unchanged,
+            })
         })
     }
 
@@ -288,6 +229,244 @@ impl SyncStore for SqliteStore {
             )
         })
     }
+}
+
+impl SqliteStore {
+    fn upsert_records(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        connection: &ConnectionId,
+        stream: &str,
+        records: &[Record],
+        now: i64,
+    ) -> rusqlite::Result<PageOutcome> {
+        let stream_id = self.stream_id(tx, connection.as_str(), stream)?;
+        // The version guard makes re-reading a page (after a crash, or an
+        // overlapping cursor) harmless: older copies never win.
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO records (stream_id, key, version, deleted, data, stored_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (stream_id, key) DO UPDATE SET
+               version = excluded.version, deleted = excluded.deleted,
+               data = excluded.data, stored_at = excluded.stored_at
+             WHERE excluded.version IS NULL OR records.version IS NULL
+                OR excluded.version > records.version",
+        )?;
+        let mut outcome = PageOutcome::default();
+        for record in records {
+            let changed = upsert.execute(params![
+                stream_id,
+                record.key,
+                record.version.map(|v| v as i64),
+                record.kind == ChangeKind::Delete,
+                record.data,
+                now
+            ])?;
+            if changed > 0 {
+                outcome.changed += 1;
+            } else {
+                outcome.unchanged += 1;
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+fn replace_mapped(
+    tx: &rusqlite::Transaction<'_>,
+    flow: &FlowId,
+    records: &[Record],
+    now: i64,
+) -> rusqlite::Result<()> {
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO mapped_records (flow, key, version, deleted, data, mapped_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (flow, key) DO UPDATE SET version = excluded.version, deleted = excluded.deleted,
+           data = excluded.data, mapped_at = excluded.mapped_at",
+    )?;
+    for record in records {
+        upsert.execute(params![
+            flow.as_str(),
+            record.key,
+            record.version.map(|v| v as i64),
+            record.kind == ChangeKind::Delete,
+            record.data,
+            now
+        ])?;
+    }
+    Ok(())
+}
+
+fn upsert_links(
+    tx: &rusqlite::Transaction<'_>,
+    flow: &FlowId,
+    links: &[IdLink],
+    now: i64,
+) -> rusqlite::Result<()> {
+    let mut link = tx.prepare_cached(
+        "INSERT INTO id_links (flow, source_key, external_id, version, idempotency_key, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (flow, source_key) DO UPDATE SET
+           external_id = excluded.external_id, version = excluded.version,
+           idempotency_key = excluded.idempotency_key, updated_at = excluded.updated_at",
+    )?;
+    for l in links {
+        link.execute(params![
+            flow.as_str(),
+            l.source_key,
+            l.external_id,
+            l.version.map(|v| v as i64),
+            l.idempotency_key,
+            now
+        ])?;
+    }
+    Ok(())
+}
+
+fn insert_dead_letters(
+    tx: &rusqlite::Transaction<'_>,
+    flow: &FlowId,
+    run: RunId,
+    dead_letters: &[DeadLetter],
+    now: i64,
+) -> rusqlite::Result<()> {
+    let mut dead = tx.prepare_cached(
+        "INSERT INTO dead_letters (flow, run_id, source_key, data, error_kind, error, created_at, stage, version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for d in dead_letters {
+        let kind = match &d.failure {
+            DeliveryFailure::Mapping(_) => "mapping",
+            DeliveryFailure::Transform(e) | DeliveryFailure::Destination(e) => error_kind(e),
+        };
+        dead.execute(params![
+            flow.as_str(),
+            run.0,
+            d.source_key,
+            d.data,
+            kind,
+            d.failure.reason(),
+            now,
+            d.failure.stage(),
+            d.version.map(|v| v as i64)
+        ])?;
+    }
+    Ok(())
+}
+
+fn save_checkpoint(
+    tx: &rusqlite::Transaction<'_>,
+    flow: &FlowId,
+    stream: &str,
+    checkpoint: &Checkpoint,
+    run: Option<RunId>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO checkpoints (flow, stream, format, state, run_id, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (flow, stream) DO UPDATE SET
+           format = excluded.format, state = excluded.state,
+           run_id = coalesce(excluded.run_id, checkpoints.run_id), updated_at = excluded.updated_at",
+    )?
+    .execute(params![flow.as_str(), stream, checkpoint.format, checkpoint.state, run.map(|r| r.0), now])?;
+    Ok(())
+}
+
+impl Deliveries for SqliteStore {
+    fn redeliver(
+        &self,
+        flow: &FlowId,
+        run: RunId,
+        mapped: &[Record],
+        links: &[IdLink],
+        failed: &[DeadLetter],
+        resolved: &[i64],
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            replace_mapped(&tx, flow, mapped, now)?;
+            upsert_links(&tx, flow, links, now)?;
+            {
+                let mut remove =
+                    tx.prepare_cached("DELETE FROM dead_letters WHERE id = ?1 AND flow = ?2")?;
+                for id in resolved {
+                    remove.execute(params![id, flow.as_str()])?;
+                }
+            }
+            insert_dead_letters(&tx, flow, run, failed, now)?;
+            tx.prepare_cached(
+                "UPDATE runs SET pages = pages + 1, records_read = records_read + ?2,
+                   records_written = records_written + ?3, records_failed = records_failed + ?4
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                run.0,
+                (mapped.len().max(links.len()) + failed.len()) as i64,
+                mapped.len().max(links.len()) as i64,
+                failed.len() as i64
+            ])?;
+            tx.commit()
+        })
+    }
+
+    fn dead_letters(
+        &self,
+        flow: &FlowId,
+        limit: usize,
+    ) -> Result<Vec<DeadLetterRecord>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, flow, run_id, source_key, stage, error, data, created_at
+                 FROM dead_letters WHERE flow = ?1 ORDER BY id LIMIT ?2",
+            )?;
+            stmt.query_map(params![flow.as_str(), limit as i64], |row| {
+                Ok(DeadLetterRecord {
+                    id: row.get(0)?,
+                    flow: row.get(1)?,
+                    run: RunId(row.get(2)?),
+                    source_key: row.get(3)?,
+                    stage: row.get(4)?,
+                    error: row.get(5)?,
+                    data: row.get(6)?,
+                    created_at_ms: row.get(7)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn mapped(
+        &self,
+        flow: &FlowId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT key, version, deleted, data FROM mapped_records
+                 WHERE flow = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
+            )?;
+            stmt.query_map(
+                params![flow.as_str(), after.unwrap_or(""), limit as i64],
+                record_row,
+            )?
+            .collect()
+        })
+    }
+}
+
+fn record_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
+    Ok(Record {
+        key: row.get(0)?,
+        version: row.get::<_, Option<i64>>(1)?.map(|v| v as u64),
+        kind: if row.get::<_, bool>(2)? {
+            ChangeKind::Delete
+        } else {
+            ChangeKind::Upsert
+        },
+        data: row.get(3)?,
+    })
 }
 
 fn error_kind(error: &ConnectorError) -> &'static str {
@@ -371,6 +550,26 @@ impl RunLog for SqliteStore {
 }
 
 impl RecordReader for SqliteStore {
+    fn scan(
+        &self,
+        connection: &ConnectionId,
+        stream: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT r.key, r.version, r.deleted, r.data FROM records r JOIN streams s ON s.id = r.stream_id
+                 WHERE s.connection = ?1 AND s.name = ?2 AND r.key > ?3 ORDER BY r.key LIMIT ?4",
+            )?;
+            stmt.query_map(
+                params![connection.as_str(), stream, after.unwrap_or(""), limit as i64],
+                record_row,
+            )?
+            .collect()
+        })
+    }
+
     fn count(&self, connection: &ConnectionId, stream: &str) -> Result<u64, StoreError> {
         self.with(|conn| {
             conn.query_row(
@@ -513,7 +712,7 @@ impl EgressLog for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connector::Record;
+    use crate::store::SourcePage;
 
     fn record(key: &str, version: u64, data: &str) -> Record {
         Record {
@@ -546,11 +745,13 @@ mod tests {
             stream: "s",
             run,
             checkpoint: &checkpoint,
-            target: PageTarget::Records {
+            source: SourcePage {
                 connection: &connection,
                 stream: "s",
                 records: &records,
             },
+            delivered: Delivered::Raw,
+            dead_letters: &[],
         };
         assert_eq!(
             store.commit_page(&commit).unwrap(),
@@ -566,7 +767,7 @@ mod tests {
 
         let stale = [record("a", 1, "{\"v\":1}")];
         let commit = PageCommit {
-            target: PageTarget::Records {
+            source: SourcePage {
                 connection: &connection,
                 stream: "s",
                 records: &stale,
