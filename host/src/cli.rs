@@ -4,11 +4,13 @@
 mod app;
 mod audit;
 mod connection;
+mod daemon;
 mod explain;
 mod output;
 mod plugins;
 mod state;
 mod sync;
+mod tenants;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +45,16 @@ pub struct Cli {
 enum Command {
     /// Run flows once: read what changed since the last run and store it.
     Sync(sync::SyncArgs),
+    /// Run as a daemon: schedule every tenant's flows, serve the admin API.
+    Run,
+    /// Every tenant's flows: enabled, schedule, last and next run, health.
+    Status,
+    /// Manage tenants (customers' installations of the integration).
+    #[command(subcommand)]
+    Tenants(tenants::TenantsCommand),
+    /// Turn a tenant's flows on or off, set their schedules.
+    #[command(subcommand)]
+    Flows(tenants::FlowsCommand),
     /// Check a connection's configuration and credentials with the partner.
     Check {
         /// The connection's name in weir.toml.
@@ -107,6 +119,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Explain { code } => explain::run(code.as_deref(), json),
         Command::Sync(args) => sync::run(&cli.config, args, json).await,
+        Command::Run => daemon::run(&cli.config).await,
+        Command::Status => tenants::status(&cli.config, json),
+        Command::Tenants(command) => tenants::tenants(&cli.config, command, json),
+        Command::Flows(command) => tenants::flows(&cli.config, command, json),
         Command::Check { connection } => connection::check(&cli.config, &connection, json).await,
         Command::Discover { connection } => {
             connection::discover(&cli.config, &connection, json).await

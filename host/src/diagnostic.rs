@@ -150,6 +150,12 @@ error_codes! {
         "The connector returned data that breaks Weir's contract: a page larger than asked, a record whose data is not a JSON object, an empty key, an unknown stream. This is a bug in the connector; nothing of that page was stored.";
     CheckpointMigration = "checkpoint-migration", 1, "a stored checkpoint cannot be used by the connector",
         "The stored checkpoint has an older format than the connector declares and the connector could not migrate it. Weir refuses to silently restart a full sync. Install a connector version that migrates the format, or run `weir state reset <flow>` to start over deliberately.";
+    TenantInvalid = "tenant-invalid", 2, "a tenant's settings do not fit the integration",
+        "A tenant's settings name a connection or flow that `weir.toml` does not define, or hold a schedule, mapping or secret reference that does not parse. The message gives the exact path (for example `flows.contacts.mapping.fields[2].format`) and the reason; nothing was saved.";
+    UnknownTenant = "unknown-tenant", 2, "no tenant has that name",
+        "The command names a tenant that does not exist. `weir tenants list` shows the tenants; `weir tenants add <name>` creates one.";
+    MappingRecord = "mapping-record", 1, "a record did not fit the flow's mapping",
+        "A record could not be reshaped by the tenant's field mapping (a missing required field, a value that does not convert, an unknown enum value). It went to the dead letters with the reason; the run went on. Fix the mapping (or the data at the partner), then `weir deadletters retry <tenant> <flow>`.";
     StoreUnavailable = "store-unavailable", 4, "the local store cannot be opened or written",
         "Weir could not open or write its SQLite store (`store` in `weir.toml`). Check that the directory exists and is writable and that the disk is not full. Another process holding a long write lock shows up as `database is locked`.";
 }

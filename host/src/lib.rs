@@ -10,15 +10,19 @@
 //! - [`connection`] binds a plugin to one connection's config and grants;
 //! - [`flow`] moves pages from a source to a destination;
 //! - [`mapping`] reshapes records per tenant: renames, conversions, value maps;
+//! - [`tenant`] installs the integration per customer, with their own settings;
+//! - [`schedule`] says when a flow runs;
 //! - [`store`] keeps records, checkpoints and runs (SQLite by default);
 //! - [`cli`] is the `weir` command.
 
 pub mod abi;
+pub mod admin;
 pub mod capability;
 pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod connector;
+pub mod daemon;
 pub mod diagnostic;
 pub mod flow;
 pub mod ids;
@@ -26,4 +30,6 @@ pub mod mapping;
 pub mod plugin;
 pub mod runtime;
 pub mod schedule;
+pub mod status;
 pub mod store;
+pub mod tenant;

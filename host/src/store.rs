@@ -17,7 +17,8 @@ pub use sqlite::SqliteStore;
 use crate::capability::{AuditEntry, BudgetState};
 use crate::connector::{Checkpoint, ConnectorError, Record};
 use crate::diagnostic::{Diagnostic, ErrorCode};
-use crate::ids::{ConnectionId, FlowId, RunId};
+use crate::ids::{ConnectionId, FlowId, RunId, TenantId};
+use crate::tenant::Tenant;
 
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -295,6 +296,8 @@ pub trait RunLog: Send + Sync {
     fn finish_run(&self, run: RunId, end: &RunEnd) -> Result<(), StoreError>;
     /// The latest runs, newest first, of one flow or of all.
     fn runs(&self, flow: Option<&FlowId>, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
+    /// The latest runs, newest first, of every flow of a tenant.
+    fn tenant_runs(&self, tenant: &TenantId, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
 }
 
 /// Reading the local copy of records.
@@ -366,4 +369,48 @@ pub trait EgressLog: Send + Sync {
     fn save_budgets(&self, budgets: &[(ConnectionId, BudgetState)]) -> Result<(), StoreError>;
     /// A connection's saved budget state.
     fn load_budget(&self, connection: &ConnectionId) -> Result<Option<BudgetState>, StoreError>;
+}
+
+/// What the scheduler knows of one tenant's flow, for `weir status`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlowState {
+    /// The scoped flow, `tenant.flow`.
+    pub flow: String,
+    /// The tenant.
+    pub tenant: String,
+    /// The flow of `weir.toml`.
+    pub template: String,
+    /// Whether it is on.
+    pub enabled: bool,
+    /// Its schedule, if any.
+    pub schedule: Option<String>,
+    /// When it runs next, ms since the Unix epoch.
+    pub next_run_at_ms: Option<i64>,
+    /// Failed runs in a row.
+    pub failures: u32,
+    /// False after too many failures in a row.
+    pub healthy: bool,
+    /// The latest failure.
+    pub last_error: Option<String>,
+}
+
+/// Tenants and what the scheduler knows of their flows.
+pub trait TenantStore: Send + Sync {
+    /// Every tenant, by name.
+    fn tenants(&self) -> Result<Vec<Tenant>, StoreError>;
+    /// One tenant.
+    fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError>;
+    /// Creates or replaces a tenant (validate it first).
+    fn save_tenant(&self, tenant: &Tenant) -> Result<(), StoreError>;
+    /// Removes a tenant's settings; returns whether it existed. Its synced
+    /// data stays in the store.
+    fn delete_tenant(&self, id: &TenantId) -> Result<bool, StoreError>;
+    /// A number that changes whenever any tenant changes.
+    fn tenants_generation(&self) -> Result<i64, StoreError>;
+    /// Replaces the scheduler's view of flows.
+    fn save_flow_states(&self, states: &[FlowState]) -> Result<(), StoreError>;
+    /// The scheduler's view of flows, by name.
+    fn flow_states(&self) -> Result<Vec<FlowState>, StoreError>;
+    /// The latest run of every flow, by flow name.
+    fn last_runs(&self) -> Result<Vec<RunRecord>, StoreError>;
 }

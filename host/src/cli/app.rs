@@ -73,3 +73,17 @@ pub fn store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
 pub fn diagnostic(d: impl Into<Diagnostic>) -> anyhow::Error {
     fail(d.into())
 }
+
+/// A tenant by name, or an error saying how to list them.
+pub fn tenant(
+    store: &dyn crate::store::TenantStore,
+    name: &str,
+) -> anyhow::Result<crate::tenant::Tenant> {
+    let unknown =
+        || fail(crate::tenant::EditError::UnknownTenant(name.to_string()).diagnostic(name));
+    let id = crate::ids::TenantId::new(name).map_err(|_| unknown())?;
+    store
+        .tenant(&id)
+        .map_err(|e| fail(e.diagnostic()))?
+        .ok_or_else(unknown)
+}

@@ -10,9 +10,11 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::app::{self, Plugins};
 use super::output;
-use crate::config::{self, Config, FlowConfig};
+use crate::config::{self, FlowConfig};
+use crate::connection::Connection;
 use crate::connection::ConnectionServices;
 use crate::flow::{Destination, FlowRunner, Legs, Reshaper, RunObserver, RunOptions, RunSummary};
+use crate::tenant::{ResolvedFlow, resolve_flow};
 
 /// Arguments of `weir sync`.
 #[derive(Debug, Args)]
@@ -30,6 +32,9 @@ pub struct SyncArgs {
     /// budget).
     #[arg(long, short, default_value_t = 1)]
     jobs: usize,
+    /// Run the tenant's instance of the flows, with its settings.
+    #[arg(long)]
+    tenant: Option<String>,
 }
 
 /// Runs the flows and prints a summary. One failing flow does not stop the
@@ -47,6 +52,18 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
     };
     let plugins = Plugins::load(&config).await?;
     let store = app::store(&config)?;
+    let tenant = match &args.tenant {
+        None => None,
+        Some(name) => Some(app::tenant(store.as_ref(), name)?),
+    };
+    let flows: Vec<ResolvedFlow> = flows
+        .into_iter()
+        .map(|flow| match &tenant {
+            None => Ok(ResolvedFlow::untenanted(&config, flow)),
+            Some(tenant) => resolve_flow(&config, tenant, &flow.id)
+                .map_err(|e| output::fail(e.diagnostic(tenant.id.as_str()))),
+        })
+        .collect::<anyhow::Result<_>>()?;
     let services = ConnectionServices::new(store.clone());
     let runner = FlowRunner::new(store);
     let options = RunOptions {
@@ -59,14 +76,13 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
         MultiProgress::new()
     };
     let context = Context {
-        config: &config,
         plugins: &plugins,
         runner: &runner,
         services: &services,
         options,
         bars: &bars,
     };
-    let results: Vec<anyhow::Result<RunSummary>> = futures_util::stream::iter(flows)
+    let results: Vec<anyhow::Result<RunSummary>> = futures_util::stream::iter(&flows)
         .map(|flow| context.run_flow(flow))
         .buffered(args.jobs.max(1))
         .collect()
@@ -93,7 +109,6 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
 }
 
 struct Context<'a> {
-    config: &'a Config,
     plugins: &'a Plugins,
     runner: &'a FlowRunner,
     services: &'a ConnectionServices,
@@ -102,20 +117,27 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
-    async fn run_flow(&self, flow: &FlowConfig) -> anyhow::Result<RunSummary> {
-        let source = self
-            .plugins
-            .connection(self.config, flow.source.as_str(), self.services)?;
-        let destination = match &flow.destination {
-            config::Destination::Store => Destination::Store,
-            config::Destination::Connection { connection, stream } => Destination::Connection {
-                connection: self.plugins.connection(
-                    self.config,
-                    connection.as_str(),
-                    self.services,
-                )?,
-                stream: stream.clone(),
-            },
+    async fn run_flow(&self, resolved: &ResolvedFlow) -> anyhow::Result<RunSummary> {
+        let flow = &resolved.flow;
+        let open = |config| {
+            Connection::open(
+                &self.plugins.runtime,
+                &self.plugins.registry,
+                config,
+                self.services,
+            )
+            .map(std::sync::Arc::new)
+            .map_err(output::fail)
+        };
+        let source = open(&resolved.source)?;
+        let destination = match (&flow.destination, &resolved.destination) {
+            (config::Destination::Connection { stream, .. }, Some(connection)) => {
+                Destination::Connection {
+                    connection: open(connection)?,
+                    stream: stream.clone(),
+                }
+            }
+            _ => Destination::Store,
         };
         let reshaper = Reshaper::new(
             &self.plugins.runtime,

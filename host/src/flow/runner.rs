@@ -59,6 +59,9 @@ pub struct RunSummary {
     /// Wall time.
     #[serde(serialize_with = "as_secs")]
     pub elapsed: Duration,
+    /// When a paused run may resume.
+    #[serde(skip)]
+    pub resume_after: Option<Duration>,
     /// Why it did not succeed.
     #[serde(skip)]
     pub error: Option<Diagnostic>,
@@ -83,9 +86,19 @@ pub struct FlowRunner {
 /// Why a run stopped early.
 enum Stop {
     Failed(Diagnostic),
-    Paused(Diagnostic),
+    Paused(Diagnostic, Option<Duration>),
     Cancelled,
     Store(StoreError),
+}
+
+impl Stop {
+    fn paused(error: &CallError) -> Self {
+        let wait = match error.connector_error() {
+            Some(ConnectorError::RateLimited { retry_after, .. }) => Some(*retry_after),
+            _ => None,
+        };
+        Stop::Paused(error.diagnostic(), wait)
+    }
 }
 
 impl From<StoreError> for Stop {
@@ -136,10 +149,14 @@ impl FlowRunner {
         let outcome = self
             .read_all(flow, run, legs, options, observer, &mut progress)
             .await;
+        let mut resume_after = None;
         let (status, error) = match outcome {
             Ok(()) => (RunStatus::Succeeded, None),
             Err(Stop::Failed(diagnostic)) => (RunStatus::Failed, Some(diagnostic)),
-            Err(Stop::Paused(diagnostic)) => (RunStatus::Paused, Some(diagnostic)),
+            Err(Stop::Paused(diagnostic, wait)) => {
+                resume_after = wait;
+                (RunStatus::Paused, Some(diagnostic))
+            }
             Err(Stop::Cancelled) => (RunStatus::Interrupted, None),
             Err(Stop::Store(error)) => (RunStatus::Failed, Some(error.diagnostic())),
         };
@@ -166,6 +183,7 @@ impl FlowRunner {
             records_written: progress.written,
             records_failed: progress.failed,
             elapsed: started.elapsed(),
+            resume_after,
             error,
         })
     }
@@ -341,7 +359,7 @@ impl FlowRunner {
                 Err(DeliveryError::Store(error)) => return Err(Stop::Store(error)),
                 Err(DeliveryError::Call(error)) => match retry.next(&error, &mut attempts) {
                     Next::RetryAfter(delay) => tokio::time::sleep(delay).await,
-                    Next::Pause => return Err(Stop::Paused(error.diagnostic())),
+                    Next::Pause => return Err(Stop::paused(&error)),
                     Next::Fail => return Err(Stop::Failed(error.diagnostic())),
                 },
             }
@@ -450,7 +468,7 @@ async fn read_with_retry(
                     tracing::info!(connection = %source.id(), "retrying in {delay:?}: {error}");
                     tokio::time::sleep(delay).await;
                 }
-                Next::Pause => return Err(Stop::Paused(error.diagnostic())),
+                Next::Pause => return Err(Stop::paused(&error)),
                 Next::Fail => return Err(Stop::Failed(error.diagnostic())),
             },
         }
@@ -509,7 +527,7 @@ fn check_streams(
 impl From<CallError> for Stop {
     fn from(error: CallError) -> Self {
         match error.connector_error() {
-            Some(ConnectorError::RateLimited { .. }) => Stop::Paused(error.diagnostic()),
+            Some(ConnectorError::RateLimited { .. }) => Stop::paused(&error),
             _ => Stop::Failed(error.diagnostic()),
         }
     }

@@ -113,4 +113,34 @@ CREATE TABLE mapped_records (
 ALTER TABLE dead_letters ADD COLUMN stage TEXT NOT NULL DEFAULT 'destination';
 ALTER TABLE dead_letters ADD COLUMN version INTEGER;
 "#,
+    r#"
+-- Customers' installations of the integration, as JSON documents.
+CREATE TABLE tenants (
+    id          TEXT PRIMARY KEY,
+    document    TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+
+-- Bumped by every change of a tenant, so a running daemon sees changes
+-- made by another process (the CLI) without a restart.
+CREATE TABLE tenants_generation (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    generation  INTEGER NOT NULL
+);
+INSERT INTO tenants_generation VALUES (1, 0);
+
+-- What the scheduler knows of each tenant's flow.
+CREATE TABLE flow_states (
+    flow        TEXT PRIMARY KEY,
+    tenant      TEXT NOT NULL,
+    template    TEXT NOT NULL,
+    enabled     INTEGER NOT NULL,
+    schedule    TEXT,
+    next_run_at INTEGER,
+    failures    INTEGER NOT NULL DEFAULT 0,
+    healthy     INTEGER NOT NULL DEFAULT 1,
+    last_error  TEXT,
+    updated_at  INTEGER NOT NULL
+);
+"#,
 ];

@@ -8,12 +8,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::schema::MIGRATIONS;
 use super::{
     CheckpointRecord, DeadLetter, DeadLetterRecord, Delivered, Deliveries, DeliveryFailure,
-    EgressLog, IdLink, IdLinks, PageCommit, PageOutcome, RecordReader, RunEnd, RunLog, RunRecord,
-    RunStatus, StoreError, SyncStore,
+    EgressLog, FlowState, IdLink, IdLinks, PageCommit, PageOutcome, RecordReader, RunEnd, RunLog,
+    RunRecord, RunStatus, StoreError, SyncStore, TenantStore,
 };
 use crate::capability::{AuditEntry, BudgetLeft, BudgetState};
 use crate::connector::{ChangeKind, Checkpoint, ConnectorError, Record};
-use crate::ids::{ConnectionId, FlowId, RunId};
+use crate::ids::{ConnectionId, FlowId, RunId, TenantId};
+use crate::tenant::Tenant;
 
 /// The embedded store: one SQLite file in WAL mode.
 ///
@@ -520,30 +521,23 @@ impl RunLog for SqliteStore {
         })
     }
 
+    fn tenant_runs(&self, tenant: &TenantId, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        // Tenant names have no `.`, so the prefix matches that tenant alone.
+        let prefix = format!("{tenant}.");
+        self.with(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE substr(flow, 1, length(?1)) = ?1 ORDER BY id DESC LIMIT ?2"
+            ))?;
+            stmt.query_map(params![prefix, limit as i64], run_row)?.collect()
+        })
+    }
+
     fn runs(&self, flow: Option<&FlowId>, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
         self.with(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT id, flow, status, full_refresh, plugin, started_at, finished_at, pages,
-                        records_read, records_written, records_failed, error_code, error
-                 FROM runs WHERE ?1 IS NULL OR flow = ?1 ORDER BY id DESC LIMIT ?2",
-            )?;
-            stmt.query_map(params![flow.map(|f| f.as_str()), limit as i64], |row| {
-                Ok(RunRecord {
-                    id: RunId(row.get(0)?),
-                    flow: row.get(1)?,
-                    status: RunStatus::parse(&row.get::<_, String>(2)?),
-                    full_refresh: row.get(3)?,
-                    plugin: row.get(4)?,
-                    started_at_ms: row.get(5)?,
-                    finished_at_ms: row.get(6)?,
-                    pages: row.get::<_, i64>(7)? as u64,
-                    records_read: row.get::<_, i64>(8)? as u64,
-                    records_written: row.get::<_, i64>(9)? as u64,
-                    records_failed: row.get::<_, i64>(10)? as u64,
-                    error_code: row.get(11)?,
-                    error: row.get(12)?,
-                })
-            })?
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE ?1 IS NULL OR flow = ?1 ORDER BY id DESC LIMIT ?2"
+            ))?;
+            stmt.query_map(params![flow.map(|f| f.as_str()), limit as i64], run_row)?
             .collect()
         })
     }
@@ -706,6 +700,154 @@ impl EgressLog for SqliteStore {
         // A state written by another version that no longer parses is
         // dropped: the budget then starts full, as for a new connection.
         Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+    }
+}
+
+const RUN_COLUMNS: &str = "id, flow, status, full_refresh, plugin, started_at, finished_at, pages,
+    records_read, records_written, records_failed, error_code, error";
+
+fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    Ok(RunRecord {
+        id: RunId(row.get(0)?),
+        flow: row.get(1)?,
+        status: RunStatus::parse(&row.get::<_, String>(2)?),
+        full_refresh: row.get(3)?,
+        plugin: row.get(4)?,
+        started_at_ms: row.get(5)?,
+        finished_at_ms: row.get(6)?,
+        pages: row.get::<_, i64>(7)? as u64,
+        records_read: row.get::<_, i64>(8)? as u64,
+        records_written: row.get::<_, i64>(9)? as u64,
+        records_failed: row.get::<_, i64>(10)? as u64,
+        error_code: row.get(11)?,
+        error: row.get(12)?,
+    })
+}
+
+impl TenantStore for SqliteStore {
+    fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare("SELECT document FROM tenants ORDER BY id")?;
+            let docs: Vec<String> = stmt
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(docs
+                .iter()
+                .filter_map(|d| serde_json::from_str(d).ok())
+                .collect())
+        })
+    }
+
+    fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
+        let doc: Option<String> = self.with(|conn| {
+            conn.query_row(
+                "SELECT document FROM tenants WHERE id = ?1",
+                params![id.as_str()],
+                |row| row.get(0),
+            )
+            .optional()
+        })?;
+        Ok(doc.and_then(|d| serde_json::from_str(&d).ok()))
+    }
+
+    fn save_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(tenant).expect("a tenant serializes");
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO tenants (id, document, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at",
+                params![tenant.id.as_str(), doc, now_ms()],
+            )?;
+            tx.execute("UPDATE tenants_generation SET generation = generation + 1", [])?;
+            tx.commit()
+        })
+    }
+
+    fn delete_tenant(&self, id: &TenantId) -> Result<bool, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            let removed = tx.execute("DELETE FROM tenants WHERE id = ?1", params![id.as_str()])?;
+            tx.execute(
+                "DELETE FROM flow_states WHERE tenant = ?1",
+                params![id.as_str()],
+            )?;
+            tx.execute(
+                "UPDATE tenants_generation SET generation = generation + 1",
+                [],
+            )?;
+            tx.commit()?;
+            Ok(removed > 0)
+        })
+    }
+
+    fn tenants_generation(&self) -> Result<i64, StoreError> {
+        self.with(|conn| {
+            conn.query_row("SELECT generation FROM tenants_generation", [], |row| {
+                row.get(0)
+            })
+        })
+    }
+
+    fn save_flow_states(&self, states: &[FlowState]) -> Result<(), StoreError> {
+        let now = now_ms();
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            tx.execute("DELETE FROM flow_states", [])?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO flow_states (flow, tenant, template, enabled, schedule, next_run_at, failures,
+                       healthy, last_error, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?;
+                for s in states {
+                    insert.execute(params![
+                        s.flow,
+                        s.tenant,
+                        s.template,
+                        s.enabled,
+                        s.schedule,
+                        s.next_run_at_ms,
+                        s.failures,
+                        s.healthy,
+                        s.last_error,
+                        now
+                    ])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    fn flow_states(&self) -> Result<Vec<FlowState>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT flow, tenant, template, enabled, schedule, next_run_at, failures, healthy, last_error
+                 FROM flow_states ORDER BY flow",
+            )?;
+            stmt.query_map([], |row| {
+                Ok(FlowState {
+                    flow: row.get(0)?,
+                    tenant: row.get(1)?,
+                    template: row.get(2)?,
+                    enabled: row.get(3)?,
+                    schedule: row.get(4)?,
+                    next_run_at_ms: row.get(5)?,
+                    failures: row.get(6)?,
+                    healthy: row.get(7)?,
+                    last_error: row.get(8)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn last_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE id IN (SELECT max(id) FROM runs GROUP BY flow) ORDER BY flow"
+            ))?;
+            stmt.query_map([], run_row)?.collect()
+        })
     }
 }
 

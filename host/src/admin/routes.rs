@@ -1,0 +1,328 @@
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::capability::{SecretValue, constant_time_eq};
+use crate::daemon::{Daemon, SchedulerHandle, TriggerOutcome};
+use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::ids::{FlowId, TenantId};
+use crate::store::{RunLog, TenantStore};
+use crate::tenant::{EditError, Tenant, TenantChange, TenantConnection};
+
+/// What the handlers share.
+pub struct AdminState {
+    /// The daemon.
+    pub daemon: Arc<Daemon>,
+    /// Its scheduler.
+    pub scheduler: SchedulerHandle,
+    /// The bearer token callers must present.
+    pub token: SecretValue,
+}
+
+type Shared = Arc<AdminState>;
+
+/// The API's routes.
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/status", get(status))
+        .route("/tenants", get(list_tenants).post(create_tenant))
+        .route(
+            "/tenants/{tenant}",
+            get(get_tenant).put(replace_tenant).delete(delete_tenant),
+        )
+        .route(
+            "/tenants/{tenant}/connections/{connection}",
+            put(set_connection),
+        )
+        .route("/tenants/{tenant}/flows/{flow}/enable", post(enable))
+        .route("/tenants/{tenant}/flows/{flow}/disable", post(disable))
+        .route("/tenants/{tenant}/flows/{flow}/schedule", put(set_schedule))
+        .route("/tenants/{tenant}/flows/{flow}/mapping", put(set_mapping))
+        .route("/tenants/{tenant}/flows/{flow}/run", post(run_now))
+        .route("/tenants/{tenant}/runs", get(runs))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .with_state(state)
+}
+
+/// An error as the API answers it.
+struct ApiError(StatusCode, Value);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl ApiError {
+    fn from_diagnostic(status: StatusCode, d: &Diagnostic) -> Self {
+        Self(
+            status,
+            json!({ "code": d.code.as_str(), "message": d.message, "hint": d.hint }),
+        )
+    }
+
+    fn edit(tenant: &str, error: EditError) -> Self {
+        let diagnostic = error.diagnostic(tenant);
+        match &error {
+            EditError::UnknownTenant(_) => {
+                Self::from_diagnostic(StatusCode::NOT_FOUND, &diagnostic)
+            }
+            EditError::Invalid(invalid) => Self(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({
+                    "code": diagnostic.code.as_str(), "message": diagnostic.message,
+                    "path": invalid.path, "reason": invalid.reason, "hint": diagnostic.hint,
+                }),
+            ),
+            EditError::Store(_) => {
+                Self::from_diagnostic(StatusCode::SERVICE_UNAVAILABLE, &diagnostic)
+            }
+        }
+    }
+
+    fn bad_name(what: &str, value: &str) -> Self {
+        Self(
+            StatusCode::BAD_REQUEST,
+            json!({ "code": "bad-request", "message": format!("`{value}` is not a valid {what} name") }),
+        )
+    }
+
+    fn store(error: crate::store::StoreError) -> Self {
+        Self::from_diagnostic(StatusCode::SERVICE_UNAVAILABLE, &error.diagnostic())
+    }
+}
+
+async fn authenticate(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if constant_time_eq(presented.as_bytes(), state.token.expose()) {
+        return next.run(request).await;
+    }
+    let mut response = ApiError(
+        StatusCode::UNAUTHORIZED,
+        json!({ "code": "unauthorized", "message": "a valid `Authorization: Bearer <token>` header is required",
+                "hint": "the token is the admin token of weir.toml (`[admin] token`, by default the WEIR_ADMIN_TOKEN variable)" }),
+    )
+    .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+/// Runs a store call off the async runtime.
+async fn blocking<T: Send + 'static>(
+    state: &Shared,
+    f: impl FnOnce(&crate::store::SqliteStore) -> T + Send + 'static,
+) -> T {
+    let store = state.daemon.store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .expect("store calls do not panic")
+}
+
+async fn edit(
+    state: &Shared,
+    tenant: &str,
+    change: TenantChange,
+) -> Result<Json<Tenant>, ApiError> {
+    let id = TenantId::new(tenant).map_err(|_| ApiError::bad_name("tenant", tenant))?;
+    let config = state.daemon.config.clone();
+    let name = tenant.to_string();
+    let saved = blocking(state, move |store| {
+        crate::tenant::apply(&config, store, &id, change)
+    })
+    .await
+    .map_err(|e| ApiError::edit(&name, e))?;
+    state.scheduler.reload().await;
+    Ok(Json(saved))
+}
+
+async fn health(State(state): State<Shared>) -> Json<Value> {
+    let plugins = state.daemon.plugins();
+    Json(json!({
+        "status": "ok",
+        "plugins": plugins.plugins().map(|p| json!({"name": p.name, "version": p.version})).collect::<Vec<_>>(),
+        "plugin_failures": plugins.failures().iter().map(|f| f.diagnostic().message).collect::<Vec<_>>(),
+    }))
+}
+
+async fn status(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
+    let statuses = blocking(&state, |store| crate::status::flow_statuses(store))
+        .await
+        .map_err(ApiError::store)?;
+    Ok(Json(json!(statuses)))
+}
+
+async fn list_tenants(State(state): State<Shared>) -> Result<Json<Vec<Tenant>>, ApiError> {
+    blocking(&state, |store| store.tenants())
+        .await
+        .map(Json)
+        .map_err(ApiError::store)
+}
+
+async fn create_tenant(
+    State(state): State<Shared>,
+    Json(tenant): Json<Tenant>,
+) -> Result<(StatusCode, Json<Tenant>), ApiError> {
+    let id = tenant.id.to_string();
+    let exists = {
+        let id = tenant.id.clone();
+        blocking(&state, move |store| store.tenant(&id))
+            .await
+            .map_err(ApiError::store)?
+    };
+    if exists.is_some() {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            json!({ "code": "tenant-exists", "message": format!("tenant `{id}` already exists"),
+                    "hint": "PUT /tenants/{tenant} replaces it" }),
+        ));
+    }
+    let saved = edit(&state, &id, TenantChange::Replace(tenant)).await?;
+    Ok((StatusCode::CREATED, saved))
+}
+
+async fn get_tenant(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+) -> Result<Json<Tenant>, ApiError> {
+    let id = TenantId::new(&tenant).map_err(|_| ApiError::bad_name("tenant", &tenant))?;
+    blocking(&state, move |store| store.tenant(&id))
+        .await
+        .map_err(ApiError::store)?
+        .map(Json)
+        .ok_or_else(|| ApiError::edit(&tenant, EditError::UnknownTenant(tenant.clone())))
+}
+
+async fn replace_tenant(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    Json(body): Json<Tenant>,
+) -> Result<Json<Tenant>, ApiError> {
+    edit(&state, &tenant, TenantChange::Replace(body)).await
+}
+
+async fn delete_tenant(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = TenantId::new(&tenant).map_err(|_| ApiError::bad_name("tenant", &tenant))?;
+    let removed = blocking(&state, move |store| store.delete_tenant(&id))
+        .await
+        .map_err(ApiError::store)?;
+    state.scheduler.reload().await;
+    if removed {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::edit(
+            &tenant,
+            EditError::UnknownTenant(tenant.clone()),
+        ))
+    }
+}
+
+async fn set_connection(
+    State(state): State<Shared>,
+    Path((tenant, connection)): Path<(String, String)>,
+    Json(body): Json<TenantConnection>,
+) -> Result<Json<Tenant>, ApiError> {
+    edit(&state, &tenant, TenantChange::Connection(connection, body)).await
+}
+
+async fn enable(
+    State(state): State<Shared>,
+    Path((tenant, flow)): Path<(String, String)>,
+) -> Result<Json<Tenant>, ApiError> {
+    edit(&state, &tenant, TenantChange::Enable(flow)).await
+}
+
+async fn disable(
+    State(state): State<Shared>,
+    Path((tenant, flow)): Path<(String, String)>,
+) -> Result<Json<Tenant>, ApiError> {
+    edit(&state, &tenant, TenantChange::Disable(flow)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleBody {
+    schedule: Option<String>,
+}
+
+async fn set_schedule(
+    State(state): State<Shared>,
+    Path((tenant, flow)): Path<(String, String)>,
+    Json(body): Json<ScheduleBody>,
+) -> Result<Json<Tenant>, ApiError> {
+    edit(&state, &tenant, TenantChange::Schedule(flow, body.schedule)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MappingBody {
+    mapping: Option<Value>,
+}
+
+async fn set_mapping(
+    State(state): State<Shared>,
+    Path((tenant, flow)): Path<(String, String)>,
+    Json(body): Json<MappingBody>,
+) -> Result<Json<Tenant>, ApiError> {
+    edit(&state, &tenant, TenantChange::Mapping(flow, body.mapping)).await
+}
+
+async fn run_now(
+    State(state): State<Shared>,
+    Path((tenant, flow)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let tenant_id = TenantId::new(&tenant).map_err(|_| ApiError::bad_name("tenant", &tenant))?;
+    let flow_id = FlowId::new(&flow).map_err(|_| ApiError::bad_name("flow", &flow))?;
+    match state.scheduler.run_now(&tenant_id, &flow_id).await {
+        TriggerOutcome::Unknown => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            json!({ "code": ErrorCode::UnknownFlow.as_str(),
+                    "message": format!("tenant `{tenant}` has no flow `{flow}` scheduled"),
+                    "hint": "check the names: GET /status lists every tenant's flows" }),
+        )),
+        outcome => Ok((StatusCode::ACCEPTED, Json(json!({ "outcome": outcome })))),
+    }
+}
+
+#[derive(Deserialize)]
+struct RunsQuery {
+    flow: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn runs(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    Query(query): Query<RunsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant_id = TenantId::new(&tenant).map_err(|_| ApiError::bad_name("tenant", &tenant))?;
+    let limit = query.limit.unwrap_or(50).min(1000);
+    let runs = match query.flow {
+        Some(flow) => {
+            let flow = FlowId::new(&flow).map_err(|_| ApiError::bad_name("flow", &flow))?;
+            let scoped = tenant_id.scoped_flow(&flow);
+            blocking(&state, move |store| store.runs(Some(&scoped), limit)).await
+        }
+        None => blocking(&state, move |store| store.tenant_runs(&tenant_id, limit)).await,
+    }
+    .map_err(ApiError::store)?;
+    Ok(Json(json!(runs)))
+}

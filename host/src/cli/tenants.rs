@@ -1,0 +1,304 @@
+//! `weir tenants ...`, `weir flows ...` and `weir status`: the admin API's
+//! operations from the command line, on the same store. A running daemon
+//! picks the changes up without a restart.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::{app, output};
+use crate::ids::TenantId;
+use crate::store::TenantStore;
+use crate::tenant::{Tenant, TenantChange, TenantConnection};
+
+/// `weir tenants ...`.
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// List tenants.
+    List,
+    /// Show one tenant's settings as JSON.
+    Show {
+        /// The tenant.
+        tenant: String,
+    },
+    /// Create a tenant (every flow as weir.toml says).
+    Add {
+        /// Its name (letters, digits, `-`, `_`; no `.`).
+        tenant: String,
+        /// A name for people.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Replace a tenant's settings with a JSON document (as the admin API takes).
+    Set {
+        /// The tenant.
+        tenant: String,
+        /// The JSON file; `-` for standard input.
+        file: PathBuf,
+    },
+    /// Set a tenant's config and secret references for one connection.
+    Connect {
+        /// The tenant.
+        tenant: String,
+        /// The connection of weir.toml.
+        connection: String,
+        /// Config values merged over weir.toml's, as a JSON object.
+        #[arg(long, default_value = "{}")]
+        config: String,
+        /// Secret references, as a JSON object: `{"api_key": {"env": "VAR"}}`.
+        #[arg(long, default_value = "{}")]
+        secrets: String,
+    },
+    /// Remove a tenant's settings (its synced data stays).
+    Remove {
+        /// The tenant.
+        tenant: String,
+    },
+}
+
+/// `weir flows ...`.
+#[derive(Debug, Subcommand)]
+pub enum FlowsCommand {
+    /// Turn a tenant's flow on.
+    Enable {
+        /// The tenant.
+        tenant: String,
+        /// The flow of weir.toml.
+        flow: String,
+    },
+    /// Turn a tenant's flow off.
+    Disable {
+        /// The tenant.
+        tenant: String,
+        /// The flow of weir.toml.
+        flow: String,
+    },
+    /// Set a tenant's schedule of a flow: `every 15m`, a cron expression, or `default`.
+    Schedule {
+        /// The tenant.
+        tenant: String,
+        /// The flow of weir.toml.
+        flow: String,
+        /// The schedule.
+        schedule: String,
+    },
+}
+
+fn tenant_id(name: &str) -> anyhow::Result<TenantId> {
+    TenantId::new(name).map_err(|e| {
+        output::fail(crate::diagnostic::Diagnostic::new(
+            crate::diagnostic::ErrorCode::UnknownTenant,
+            e.to_string(),
+        ))
+    })
+}
+
+fn change(
+    config_path: &Path,
+    tenant: &str,
+    change: TenantChange,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = app::config(config_path)?;
+    let store = app::store(&config)?;
+    let id = tenant_id(tenant)?;
+    let saved = crate::tenant::apply(&config, store.as_ref(), &id, change)
+        .map_err(|e| output::fail(e.diagnostic(tenant)))?;
+    if json {
+        output::print_json(&saved)?;
+    } else {
+        println!("tenant `{tenant}` saved; a running `weir run` applies it within a second");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a `tenants` subcommand.
+pub fn tenants(
+    config_path: &Path,
+    command: TenantsCommand,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        TenantsCommand::List => {
+            let config = app::config(config_path)?;
+            let store = app::store(&config)?;
+            let tenants = store.tenants().map_err(|e| output::fail(e.diagnostic()))?;
+            if json {
+                output::print_json(&tenants)?;
+            } else if tenants.is_empty() {
+                println!("no tenants yet: `weir tenants add <name>` creates one");
+            } else {
+                let mut table = output::table(["tenant", "name", "connections set", "flows set"]);
+                for t in tenants {
+                    table.add_row([
+                        t.id.to_string(),
+                        t.name,
+                        t.connections.keys().cloned().collect::<Vec<_>>().join(", "),
+                        t.flows.keys().cloned().collect::<Vec<_>>().join(", "),
+                    ]);
+                }
+                println!("{table}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TenantsCommand::Show { tenant } => {
+            let config = app::config(config_path)?;
+            let store = app::store(&config)?;
+            let id = tenant_id(&tenant)?;
+            let found = store
+                .tenant(&id)
+                .map_err(|e| output::fail(e.diagnostic()))?;
+            match found {
+                Some(t) => output::print_json(&t)?,
+                None => {
+                    return Err(output::fail(
+                        crate::tenant::EditError::UnknownTenant(tenant.clone()).diagnostic(&tenant),
+                    ));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TenantsCommand::Add { tenant, name } => {
+            let id = tenant_id(&tenant)?;
+            let mut new = Tenant::new(id);
+            if let Some(name) = name {
+                new.name = name;
+            }
+            change(config_path, &tenant, TenantChange::Replace(new), json)
+        }
+        TenantsCommand::Set { tenant, file } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                fs_err::read_to_string(&file)?
+            };
+            let document: Tenant = serde_json::from_str(&text).map_err(|e| {
+                output::fail(crate::diagnostic::Diagnostic::new(
+                    crate::diagnostic::ErrorCode::TenantInvalid,
+                    format!("`{}` is not a tenant document: {e}", file.display()),
+                ))
+            })?;
+            change(config_path, &tenant, TenantChange::Replace(document), json)
+        }
+        TenantsCommand::Connect {
+            tenant,
+            connection,
+            config,
+            secrets,
+        } => {
+            fn parse<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> anyhow::Result<T> {
+                serde_json::from_str(text).map_err(|e| {
+                    output::fail(crate::diagnostic::Diagnostic::new(
+                        crate::diagnostic::ErrorCode::TenantInvalid,
+                        format!("--{what} is not a JSON object: {e}"),
+                    ))
+                })
+            }
+            let settings = TenantConnection {
+                config: parse("config", &config)?,
+                secrets: parse("secrets", &secrets)?,
+            };
+            change(
+                config_path,
+                &tenant,
+                TenantChange::Connection(connection, settings),
+                json,
+            )
+        }
+        TenantsCommand::Remove { tenant } => {
+            let config = app::config(config_path)?;
+            let store = app::store(&config)?;
+            let removed = store
+                .delete_tenant(&tenant_id(&tenant)?)
+                .map_err(|e| output::fail(e.diagnostic()))?;
+            if !removed {
+                return Err(output::fail(
+                    crate::tenant::EditError::UnknownTenant(tenant.clone()).diagnostic(&tenant),
+                ));
+            }
+            println!("tenant `{tenant}` removed; its synced data stays in the store");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Runs a `flows` subcommand.
+pub fn flows(config_path: &Path, command: FlowsCommand, json: bool) -> anyhow::Result<ExitCode> {
+    match command {
+        FlowsCommand::Enable { tenant, flow } => {
+            change(config_path, &tenant, TenantChange::Enable(flow), json)
+        }
+        FlowsCommand::Disable { tenant, flow } => {
+            change(config_path, &tenant, TenantChange::Disable(flow), json)
+        }
+        FlowsCommand::Schedule {
+            tenant,
+            flow,
+            schedule,
+        } => {
+            let schedule = (schedule != "default").then_some(schedule);
+            change(
+                config_path,
+                &tenant,
+                TenantChange::Schedule(flow, schedule),
+                json,
+            )
+        }
+    }
+}
+
+/// `weir status`.
+pub fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let config = app::config(config_path)?;
+    let store = app::store(&config)?;
+    let statuses =
+        crate::status::flow_statuses(store.as_ref()).map_err(|e| output::fail(e.diagnostic()))?;
+    if json {
+        output::print_json(&statuses)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if statuses.is_empty() {
+        println!("nothing scheduled yet: add tenants (`weir tenants add`) and start `weir run`");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = output::table([
+        "tenant", "flow", "enabled", "schedule", "last run", "records", "next run", "health",
+    ]);
+    for s in statuses {
+        let last = s.last_run.as_ref();
+        table.add_row([
+            s.state.tenant.clone(),
+            s.state.template.clone(),
+            if s.state.enabled { "yes" } else { "no" }.to_string(),
+            s.state
+                .schedule
+                .clone()
+                .unwrap_or_else(|| "on demand".into()),
+            last.map(|r| {
+                format!(
+                    "{} {}",
+                    r.status.as_str(),
+                    output::timestamp(r.started_at_ms)
+                )
+            })
+            .unwrap_or_else(|| "never".into()),
+            last.map(|r| output::count(r.records_read))
+                .unwrap_or_default(),
+            s.state
+                .next_run_at_ms
+                .map(output::timestamp)
+                .unwrap_or_else(|| "-".into()),
+            if s.state.healthy {
+                "ok".to_string()
+            } else {
+                format!(
+                    "unhealthy: {}",
+                    s.state.last_error.clone().unwrap_or_default()
+                )
+            },
+        ]);
+    }
+    println!("{table}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,442 @@
+//! Decides when each tenant's flow runs: on its schedule (with jitter), on
+//! demand, after a pause or with backoff after failures; never two runs of
+//! the same flow at once (a trigger meanwhile is folded into one more run);
+//! within a global limit and a limit per tenant connection.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::Daemon;
+use super::execute::execute;
+use crate::diagnostic::Diagnostic;
+use crate::flow::RunSummary;
+use crate::ids::{ConnectionId, FlowId, TenantId};
+use crate::store::{FlowState, RunStatus, TenantStore};
+use crate::tenant::{ResolvedFlow, resolve_flow};
+
+/// How often the scheduler looks at the clock and at tenant changes.
+const TICK: Duration = Duration::from_millis(200);
+/// Backoff after a first failure; doubles up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// How long a paused run waits when the partner gave no time.
+const DEFAULT_PAUSE: Duration = Duration::from_secs(60);
+
+/// What happened to a "run now" request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerOutcome {
+    /// It starts at the next tick.
+    Queued,
+    /// A run is in progress; one more run follows it.
+    Coalesced,
+    /// The tenant has no such flow.
+    Unknown,
+}
+
+enum Command {
+    RunNow(FlowId, oneshot::Sender<TriggerOutcome>),
+    Reload,
+}
+
+/// Talks to a running scheduler.
+#[derive(Clone)]
+pub struct SchedulerHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl SchedulerHandle {
+    /// Asks for a run of a tenant's flow now.
+    pub async fn run_now(&self, tenant: &TenantId, flow: &FlowId) -> TriggerOutcome {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .tx
+            .send(Command::RunNow(tenant.scoped_flow(flow), reply))
+            .await
+            .is_err()
+        {
+            return TriggerOutcome::Unknown;
+        }
+        answer.await.unwrap_or(TriggerOutcome::Unknown)
+    }
+
+    /// Tells the scheduler that tenants changed (it would notice at its
+    /// next tick anyway).
+    pub async fn reload(&self) {
+        let _ = self.tx.send(Command::Reload).await;
+    }
+}
+
+struct Slot {
+    resolved: ResolvedFlow,
+    tenant: TenantId,
+    template: FlowId,
+    due: Option<Instant>,
+    running: bool,
+    rerun: bool,
+    failures: u32,
+    last_error: Option<String>,
+}
+
+impl Slot {
+    fn connection(&self) -> &ConnectionId {
+        &self.resolved.source.id
+    }
+
+    fn jitter(&self) -> Duration {
+        self.resolved
+            .flow
+            .schedule
+            .as_ref()
+            .map_or(Duration::ZERO, |s| s.jitter(self.resolved.flow.id.as_str()))
+    }
+
+    /// The next scheduled time after `now`, if it has a schedule.
+    fn next_scheduled(&self, now: Instant) -> Option<Instant> {
+        let schedule = self.resolved.flow.schedule.as_ref()?;
+        let wall_now = jiff::Timestamp::now();
+        let next = schedule.next_after(wall_now);
+        let wait = Duration::try_from(next.duration_since(wall_now)).unwrap_or(Duration::ZERO);
+        Some(now + wait + self.jitter())
+    }
+}
+
+struct Finished {
+    flow: FlowId,
+    result: Result<RunSummary, Diagnostic>,
+}
+
+/// The scheduler of a daemon.
+pub struct Scheduler {
+    daemon: Arc<Daemon>,
+    slots: BTreeMap<FlowId, Slot>,
+    running_per_connection: HashMap<ConnectionId, usize>,
+    running: usize,
+    generation: Option<i64>,
+    commands: mpsc::Receiver<Command>,
+    finished_tx: mpsc::Sender<Finished>,
+    finished: mpsc::Receiver<Finished>,
+    dirty: bool,
+    last_persist: Instant,
+    runs: CancellationToken,
+}
+
+impl Scheduler {
+    /// A scheduler and the handle to talk to it.
+    pub fn new(daemon: Arc<Daemon>) -> (Self, SchedulerHandle) {
+        let (tx, commands) = mpsc::channel(256);
+        let (finished_tx, finished) = mpsc::channel(1024);
+        let scheduler = Self {
+            daemon,
+            slots: BTreeMap::new(),
+            running_per_connection: HashMap::new(),
+            running: 0,
+            generation: None,
+            commands,
+            finished_tx,
+            finished,
+            dirty: true,
+            last_persist: Instant::now(),
+            runs: CancellationToken::new(),
+        };
+        (scheduler, SchedulerHandle { tx })
+    }
+
+    /// Schedules until `shutdown`, then lets runs commit their page (at
+    /// most the configured grace) and returns.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+                Some(command) = self.commands.recv() => self.command(command),
+                Some(done) = self.finished.recv() => self.finish(done),
+            }
+            self.reload_if_changed().await;
+            self.launch_due();
+            self.persist(false).await;
+        }
+        self.drain().await;
+    }
+
+    async fn drain(&mut self) {
+        self.runs.cancel();
+        let grace = self.daemon.config.daemon.shutdown_grace;
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.running > 0 {
+            match tokio::time::timeout_at(deadline, self.finished.recv()).await {
+                Ok(Some(done)) => self.finish(done),
+                _ => {
+                    tracing::warn!(
+                        "{} run(s) did not stop within the shutdown grace of {}; they resume from their last checkpoint",
+                        self.running,
+                        humantime::format_duration(grace)
+                    );
+                    break;
+                }
+            }
+        }
+        self.persist(true).await;
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Reload => self.generation = None,
+            Command::RunNow(flow, reply) => {
+                let outcome = match self.slots.get_mut(&flow) {
+                    None => TriggerOutcome::Unknown,
+                    Some(slot) if slot.running => {
+                        slot.rerun = true;
+                        TriggerOutcome::Coalesced
+                    }
+                    Some(slot) => {
+                        slot.due = Some(Instant::now());
+                        TriggerOutcome::Queued
+                    }
+                };
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+
+    async fn reload_if_changed(&mut self) {
+        let store = self.daemon.store.clone();
+        let generation = match tokio::task::spawn_blocking(move || store.tenants_generation()).await
+        {
+            Ok(Ok(generation)) => generation,
+            Ok(Err(err)) => {
+                tracing::warn!("cannot read tenant changes: {err}");
+                return;
+            }
+            Err(_) => return,
+        };
+        if self.generation == Some(generation) {
+            return;
+        }
+        let store = self.daemon.store.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            Ok::<_, crate::store::StoreError>((store.tenants()?, store.last_runs()?))
+        })
+        .await;
+        let (tenants, last_runs) = match loaded {
+            Ok(Ok(loaded)) => loaded,
+            Ok(Err(err)) => {
+                tracing::warn!("cannot read tenants: {err}");
+                return;
+            }
+            Err(_) => return,
+        };
+        self.generation = Some(generation);
+        let last_started: HashMap<String, i64> = last_runs
+            .into_iter()
+            .map(|r| (r.flow, r.started_at_ms))
+            .collect();
+        let now = Instant::now();
+        let mut slots = BTreeMap::new();
+        for tenant in &tenants {
+            for template in self.daemon.config.flows.keys() {
+                let resolved = match resolve_flow(&self.daemon.config, tenant, template) {
+                    Ok(resolved) => resolved,
+                    Err(err) => {
+                        tracing::warn!(
+                            "tenant `{}`: {err}; its flow `{template}` is not scheduled",
+                            tenant.id
+                        );
+                        continue;
+                    }
+                };
+                let key = resolved.flow.id.clone();
+                let slot = match self.slots.remove(&key) {
+                    Some(mut slot) => {
+                        let schedule_changed =
+                            slot.resolved.flow.schedule != resolved.flow.schedule;
+                        slot.resolved = resolved;
+                        if schedule_changed && !slot.running {
+                            slot.due = slot.next_scheduled(now);
+                        }
+                        slot
+                    }
+                    None => {
+                        let mut slot = Slot {
+                            resolved,
+                            tenant: tenant.id.clone(),
+                            template: template.clone(),
+                            due: None,
+                            running: false,
+                            rerun: false,
+                            failures: 0,
+                            last_error: None,
+                        };
+                        slot.due = first_due(&slot, last_started.get(key.as_str()).copied(), now);
+                        slot
+                    }
+                };
+                slots.insert(key, slot);
+            }
+        }
+        // Slots of removed tenants vanish; a run in flight finishes on its own.
+        self.slots = slots;
+        self.dirty = true;
+    }
+
+    fn launch_due(&mut self) {
+        let now = Instant::now();
+        let limits = &self.daemon.config.daemon;
+        let mut due: Vec<(Instant, FlowId)> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.resolved.enabled && !s.running)
+            .filter_map(|(k, s)| s.due.filter(|d| *d <= now).map(|d| (d, k.clone())))
+            .collect();
+        due.sort();
+        for (_, key) in due {
+            if self.running >= limits.max_concurrent_runs {
+                break;
+            }
+            let slot = self.slots.get_mut(&key).expect("listed above");
+            let connection = slot.connection().clone();
+            let busy = self
+                .running_per_connection
+                .get(&connection)
+                .copied()
+                .unwrap_or(0);
+            if busy >= limits.max_runs_per_connection {
+                continue;
+            }
+            slot.running = true;
+            slot.due = None;
+            self.running += 1;
+            *self.running_per_connection.entry(connection).or_default() += 1;
+            let (daemon, resolved, cancel, tx) = (
+                self.daemon.clone(),
+                slot.resolved.clone(),
+                self.runs.child_token(),
+                self.finished_tx.clone(),
+            );
+            tokio::spawn(async move {
+                let flow = resolved.flow.id.clone();
+                let result = execute(&daemon, &resolved, cancel).await;
+                let _ = tx.send(Finished { flow, result }).await;
+            });
+            self.dirty = true;
+        }
+    }
+
+    fn finish(&mut self, done: Finished) {
+        self.running = self.running.saturating_sub(1);
+        let now = Instant::now();
+        let Some(slot) = self.slots.get_mut(&done.flow) else {
+            return;
+        };
+        if let Some(count) = self.running_per_connection.get_mut(slot.connection()) {
+            *count = count.saturating_sub(1);
+        }
+        slot.running = false;
+        self.dirty = true;
+        match &done.result {
+            Ok(summary) if summary.status == RunStatus::Succeeded => {
+                slot.failures = 0;
+                slot.last_error = None;
+                slot.due = slot.next_scheduled(now);
+            }
+            Ok(summary) if summary.status == RunStatus::Paused => {
+                let wait = summary
+                    .resume_after
+                    .unwrap_or(DEFAULT_PAUSE)
+                    .min(MAX_BACKOFF);
+                slot.last_error = summary
+                    .error
+                    .as_ref()
+                    .map(|d| format!("[{}] {}", d.code, d.message));
+                slot.due = Some(now + wait);
+            }
+            Ok(summary) if summary.status == RunStatus::Interrupted => {}
+            Ok(summary) => failed(slot, summary.error.as_ref(), now),
+            Err(diagnostic) => failed(slot, Some(diagnostic), now),
+        }
+        if slot.rerun {
+            slot.rerun = false;
+            slot.due = Some(now);
+        }
+    }
+
+    async fn persist(&mut self, force: bool) {
+        if !self.dirty || (!force && self.last_persist.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        let threshold = self.daemon.config.daemon.failures_before_unhealthy;
+        let now = Instant::now();
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let states: Vec<FlowState> = self
+            .slots
+            .iter()
+            .map(|(key, slot)| FlowState {
+                flow: key.to_string(),
+                tenant: slot.tenant.to_string(),
+                template: slot.template.to_string(),
+                enabled: slot.resolved.enabled,
+                schedule: slot.resolved.flow.schedule.as_ref().map(|s| s.to_string()),
+                next_run_at_ms: slot
+                    .due
+                    .filter(|_| slot.resolved.enabled)
+                    .map(|due| now_ms + due.saturating_duration_since(now).as_millis() as i64),
+                failures: slot.failures,
+                healthy: slot.failures < threshold,
+                last_error: slot.last_error.clone(),
+            })
+            .collect();
+        let store = self.daemon.store.clone();
+        match tokio::task::spawn_blocking(move || store.save_flow_states(&states)).await {
+            Ok(Ok(())) => {
+                self.dirty = false;
+                self.last_persist = Instant::now();
+            }
+            Ok(Err(err)) => tracing::warn!("cannot save flow states: {err}"),
+            Err(_) => {}
+        }
+    }
+}
+
+fn failed(slot: &mut Slot, error: Option<&Diagnostic>, now: Instant) {
+    slot.failures += 1;
+    slot.last_error = error.map(|d| format!("[{}] {}", d.code, d.message));
+    let backoff = FIRST_BACKOFF
+        .saturating_mul(1 << (slot.failures - 1).min(12))
+        .min(MAX_BACKOFF);
+    // Never wait longer than the schedule would anyway.
+    let scheduled = slot.next_scheduled(now);
+    slot.due = Some(match scheduled {
+        Some(next) => (now + backoff).min(next),
+        None => now + backoff,
+    });
+    tracing::warn!(flow = %slot.resolved.flow.id, failures = slot.failures, "run failed: {}", slot.last_error.as_deref().unwrap_or("?"));
+}
+
+/// When a flow first runs after the daemon starts: on schedule counted from
+/// its last run, or right away (with its jitter) if that time has passed.
+fn first_due(slot: &Slot, last_started_ms: Option<i64>, now: Instant) -> Option<Instant> {
+    let schedule = slot.resolved.flow.schedule.as_ref()?;
+    let soon = now + slot.jitter();
+    let Some(last) = last_started_ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+    else {
+        return Some(soon);
+    };
+    let next = schedule.next_after(last);
+    let wall_now = jiff::Timestamp::now();
+    if next <= wall_now {
+        Some(soon)
+    } else {
+        Some(
+            now + Duration::try_from(next.duration_since(wall_now)).unwrap_or(Duration::ZERO)
+                + slot.jitter(),
+        )
+    }
+}

@@ -1,0 +1,15 @@
+//! Tenants: one generic integration (in `weir.toml`) installed for many
+//! customers. A tenant, kept in the store and changed at runtime, holds the
+//! customer's own settings: connection config and secret references, which
+//! flows are on, their schedules and their field mappings. Resolving a
+//! tenant's flow gives an ordinary flow whose names are scoped to the
+//! tenant (`tenant.flow`, `tenant.connection`), so checkpoints, records,
+//! runs and rate budgets never mix between customers.
+
+mod edit;
+mod model;
+mod resolve;
+
+pub use edit::{EditError, TenantChange, apply};
+pub use model::{Tenant, TenantConnection, TenantFlow};
+pub use resolve::{ResolvedFlow, TenantError, resolve_flow, validate};

@@ -1,0 +1,95 @@
+//! Changes to a tenant, shared by the admin API and the CLI: each change is
+//! validated against the integration before anything is saved.
+
+use serde_json::Value;
+
+use super::{Tenant, TenantConnection, TenantError, validate};
+use crate::config::Config;
+use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::ids::TenantId;
+use crate::store::{StoreError, TenantStore};
+
+/// One change to a tenant.
+#[derive(Debug, Clone)]
+pub enum TenantChange {
+    /// Create it, or replace all its settings.
+    Replace(Tenant),
+    /// Turn a flow on.
+    Enable(String),
+    /// Turn a flow off.
+    Disable(String),
+    /// Set a flow's schedule (none: back to weir.toml's).
+    Schedule(String, Option<String>),
+    /// Set a flow's mapping (none: back to weir.toml's).
+    Mapping(String, Option<Value>),
+    /// Set a connection's config and secrets.
+    Connection(String, TenantConnection),
+}
+
+/// Why a change was not saved.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    /// No such tenant.
+    #[error("no tenant `{0}`")]
+    UnknownTenant(String),
+    /// The change does not fit the integration.
+    #[error("{0}")]
+    Invalid(TenantError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl EditError {
+    /// The user-facing form.
+    pub fn diagnostic(&self, tenant: &str) -> Diagnostic {
+        match self {
+            Self::UnknownTenant(_) => Diagnostic::new(ErrorCode::UnknownTenant, self.to_string())
+                .with_hint(
+                    "`weir tenants list` shows the tenants; `weir tenants add <name>` creates one",
+                ),
+            Self::Invalid(error) => error.diagnostic(tenant),
+            Self::Store(error) => error.diagnostic(),
+        }
+    }
+}
+
+/// Applies a change and saves the tenant; returns it as saved.
+pub fn apply(
+    config: &Config,
+    store: &dyn TenantStore,
+    id: &TenantId,
+    change: TenantChange,
+) -> Result<Tenant, EditError> {
+    let mut tenant = match (&change, store.tenant(id)?) {
+        (TenantChange::Replace(new), _) => new.clone(),
+        (_, Some(existing)) => existing,
+        (_, None) => return Err(EditError::UnknownTenant(id.to_string())),
+    };
+    match change {
+        TenantChange::Replace(_) => {}
+        TenantChange::Enable(flow) => tenant.flows.entry(flow).or_default().enabled = Some(true),
+        TenantChange::Disable(flow) => tenant.flows.entry(flow).or_default().enabled = Some(false),
+        TenantChange::Schedule(flow, schedule) => {
+            tenant.flows.entry(flow).or_default().schedule = schedule
+        }
+        TenantChange::Mapping(flow, mapping) => {
+            tenant.flows.entry(flow).or_default().mapping = mapping
+        }
+        TenantChange::Connection(name, settings) => {
+            tenant.connections.insert(name, settings);
+        }
+    }
+    if &tenant.id != id {
+        return Err(EditError::Invalid(TenantError {
+            path: "id".into(),
+            reason: format!(
+                "`{}` does not match the tenant being changed, `{id}`",
+                tenant.id
+            ),
+        }));
+    }
+    validate(config, &tenant).map_err(EditError::Invalid)?;
+    store.save_tenant(&tenant)?;
+    Ok(tenant)
+}

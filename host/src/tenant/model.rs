@@ -1,0 +1,64 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::TenantId;
+
+/// One customer's installation of the integration, as stored and as the
+/// admin API exchanges it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tenant {
+    /// Stable name, e.g. `customer-42`.
+    pub id: TenantId,
+    /// For people.
+    #[serde(default)]
+    pub name: String,
+    /// Per connection of `weir.toml`: this customer's config and secrets.
+    #[serde(default)]
+    pub connections: BTreeMap<String, TenantConnection>,
+    /// Per flow of `weir.toml`: this customer's choices.
+    #[serde(default)]
+    pub flows: BTreeMap<String, TenantFlow>,
+}
+
+/// A customer's settings for one connection of the integration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConnection {
+    /// Merged over the connection's config from `weir.toml` (objects merge
+    /// key by key; other values replace).
+    #[serde(default)]
+    pub config: serde_json::Map<String, serde_json::Value>,
+    /// Secret references, by the name the connector uses:
+    /// `{"env": "VAR"}`, `{"file": "path"}`, or a list of those.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, serde_json::Value>,
+}
+
+/// A customer's choices for one flow.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantFlow {
+    /// On or off; `weir.toml`'s `enabled` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// `every 15m` or a cron expression; the flow's schedule when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// A mapping document; the flow's mapping when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<serde_json::Value>,
+}
+
+impl Tenant {
+    /// A tenant with nothing set: every flow as `weir.toml` says.
+    pub fn new(id: TenantId) -> Self {
+        Self {
+            name: id.to_string(),
+            id,
+            connections: BTreeMap::new(),
+            flows: BTreeMap::new(),
+        }
+    }
+}

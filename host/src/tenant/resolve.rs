@@ -1,0 +1,317 @@
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::{Tenant, TenantConnection};
+use crate::capability::SecretSource;
+use crate::config::{Config, ConnectionConfig, Destination, FlowConfig};
+use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::ids::{ConnectionId, FlowId};
+use crate::mapping::Mapping;
+use crate::schedule::Schedule;
+
+/// Something wrong in a tenant's settings, with where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct TenantError {
+    /// Where, e.g. `flows.contacts.mapping.fields[2].format`.
+    pub path: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl TenantError {
+    pub(crate) fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The user-facing form.
+    pub fn diagnostic(&self, tenant: &str) -> Diagnostic {
+        Diagnostic::new(ErrorCode::TenantInvalid, format!("tenant `{tenant}`: {self}"))
+            .with_hint("fix the tenant's settings (admin API or `weir tenants set`); the names must match weir.toml")
+    }
+}
+
+/// One tenant's flow, resolved against the integration.
+#[derive(Debug, Clone)]
+pub struct ResolvedFlow {
+    /// The flow, with names scoped to the tenant.
+    pub flow: FlowConfig,
+    /// Its source connection, scoped.
+    pub source: ConnectionConfig,
+    /// Its destination connection, scoped, if it writes to one.
+    pub destination: Option<ConnectionConfig>,
+    /// Whether it is on for this tenant.
+    pub enabled: bool,
+}
+
+impl ResolvedFlow {
+    /// A flow of `weir.toml` run as it is, outside any tenant.
+    pub fn untenanted(config: &Config, flow: &FlowConfig) -> Self {
+        Self {
+            source: config.connections[&flow.source].clone(),
+            destination: match &flow.destination {
+                Destination::Store => None,
+                Destination::Connection { connection, .. } => {
+                    Some(config.connections[connection].clone())
+                }
+            },
+            enabled: true,
+            flow: flow.clone(),
+        }
+    }
+}
+
+/// Checks every setting of a tenant against the integration.
+pub fn validate(config: &Config, tenant: &Tenant) -> Result<(), TenantError> {
+    for (name, connection) in &tenant.connections {
+        let template = ConnectionId::new(name)
+            .ok()
+            .and_then(|id| config.connections.get(&id))
+            .ok_or_else(|| {
+                TenantError::new(
+                    format!("connections.{name}"),
+                    format!(
+                        "weir.toml has no connection `{name}` (it has: {})",
+                        names(config.connections.keys())
+                    ),
+                )
+            })?;
+        scope_connection(tenant, template, Some(connection))?;
+    }
+    for name in tenant.flows.keys() {
+        let id = FlowId::new(name)
+            .ok()
+            .filter(|id| config.flows.contains_key(id))
+            .ok_or_else(|| {
+                TenantError::new(
+                    format!("flows.{name}"),
+                    format!(
+                        "weir.toml has no flow `{name}` (it has: {})",
+                        names(config.flows.keys())
+                    ),
+                )
+            })?;
+        resolve_flow(config, tenant, &id)?;
+    }
+    Ok(())
+}
+
+fn names<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
+    items.map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// A tenant's instance of a flow of the integration.
+pub fn resolve_flow(
+    config: &Config,
+    tenant: &Tenant,
+    flow: &FlowId,
+) -> Result<ResolvedFlow, TenantError> {
+    let template = config
+        .flows
+        .get(flow)
+        .ok_or_else(|| TenantError::new(format!("flows.{flow}"), "weir.toml has no such flow"))?;
+    let choices = tenant.flows.get(flow.as_str()).cloned().unwrap_or_default();
+    let at = |key: &str| format!("flows.{flow}.{key}");
+    let connection = |id: &ConnectionId| {
+        let template = &config.connections[id];
+        scope_connection(tenant, template, tenant.connections.get(id.as_str()))
+    };
+    let source = connection(&template.source)?;
+    let destination = match &template.destination {
+        Destination::Store => None,
+        Destination::Connection { connection: id, .. } => Some(connection(id)?),
+    };
+    let mut scoped = template.clone();
+    scoped.id = tenant.id.scoped_flow(flow);
+    scoped.source = source.id.clone();
+    if let (Destination::Connection { connection, .. }, Some(destination)) =
+        (&mut scoped.destination, &destination)
+    {
+        *connection = destination.id.clone();
+    }
+    if let Some(schedule) = &choices.schedule {
+        scoped.schedule = Some(
+            schedule
+                .parse::<Schedule>()
+                .map_err(|why| TenantError::new(at("schedule"), why))?,
+        );
+    }
+    if let Some(document) = &choices.mapping {
+        let mapping = Mapping::parse(document)
+            .map_err(|e| TenantError::new(format!("{}.{}", at("mapping"), e.path), e.reason))?;
+        scoped.mapping = Some(Arc::new(mapping));
+    }
+    Ok(ResolvedFlow {
+        enabled: choices.enabled.unwrap_or(template.enabled_by_default),
+        flow: scoped,
+        source,
+        destination,
+    })
+}
+
+/// The integration's connection with the tenant's config merged in and its
+/// secrets, under the tenant-scoped name.
+fn scope_connection(
+    tenant: &Tenant,
+    template: &ConnectionConfig,
+    settings: Option<&TenantConnection>,
+) -> Result<ConnectionConfig, TenantError> {
+    let mut scoped = template.clone();
+    scoped.id = tenant.id.scoped_connection(&template.id);
+    let Some(settings) = settings else {
+        return Ok(scoped);
+    };
+    for (key, value) in &settings.config {
+        merge(&mut scoped.config, key, value.clone());
+    }
+    for (name, value) in &settings.secrets {
+        let sources = secret_sources(value).map_err(|why| {
+            TenantError::new(format!("connections.{}.secrets.{name}", template.id), why)
+        })?;
+        scoped.secrets.insert(name.clone(), sources);
+    }
+    Ok(scoped)
+}
+
+fn merge(target: &mut serde_json::Value, key: &str, value: serde_json::Value) {
+    if !target.is_object() {
+        *target = serde_json::Value::Object(Default::default());
+    }
+    let object = target.as_object_mut().expect("made an object");
+    match (object.get_mut(key), value) {
+        (Some(existing @ serde_json::Value::Object(_)), serde_json::Value::Object(overrides)) => {
+            for (k, v) in overrides {
+                merge(existing, &k, v);
+            }
+        }
+        (_, value) => {
+            object.insert(key.to_string(), value);
+        }
+    }
+}
+
+fn secret_sources(value: &serde_json::Value) -> Result<Vec<SecretSource>, String> {
+    let one = |value: &serde_json::Value| -> Result<SecretSource, String> {
+        match value.as_object().map(|o| (o.get("env"), o.get("file"), o.len())) {
+            Some((Some(serde_json::Value::String(var)), None, 1)) => Ok(SecretSource::Env(var.clone())),
+            Some((None, Some(serde_json::Value::String(path)), 1)) => Ok(SecretSource::File(path.into())),
+            _ => Err("must be {\"env\": \"VARIABLE\"} or {\"file\": \"path\"}: secret values are never stored".into()),
+        }
+    };
+    match value {
+        serde_json::Value::Array(items) if !items.is_empty() => items.iter().map(one).collect(),
+        serde_json::Value::Array(_) => Err("lists at least one source".into()),
+        other => Ok(vec![one(other)?]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::ids::TenantId;
+
+    fn config() -> Config {
+        Config::parse(
+            Path::new("/weir/weir.toml"),
+            r#"
+            [connections.acme]
+            connector = "acme-crm"
+            config = { base_url = "https://api.acme.example", options = { page = 10, region = "us" } }
+            allowed_hosts = ["https://api.acme.example"]
+            secrets.api_key = { env = "DEFAULT_KEY" }
+
+            [flows.contacts]
+            source = "acme"
+            stream = "contacts"
+            schedule = "every 15m"
+            enabled = false
+            "#,
+        )
+        .unwrap()
+    }
+
+    fn tenant(json: serde_json::Value) -> Tenant {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn a_tenant_scopes_names_and_overrides_what_it_sets() {
+        let config = config();
+        let t = tenant(serde_json::json!({
+            "id": "customer-42",
+            "connections": { "acme": {
+                "config": { "options": { "region": "eu" } },
+                "secrets": { "api_key": { "env": "CUSTOMER_42_KEY" } }
+            }},
+            "flows": { "contacts": { "enabled": true, "schedule": "every 5m" } }
+        }));
+        validate(&config, &t).unwrap();
+        let resolved = resolve_flow(&config, &t, &FlowId::new("contacts").unwrap()).unwrap();
+        assert!(resolved.enabled);
+        assert_eq!(resolved.flow.id.as_str(), "customer-42.contacts");
+        assert_eq!(resolved.source.id.as_str(), "customer-42.acme");
+        assert_eq!(resolved.flow.source, resolved.source.id);
+        assert_eq!(
+            resolved.source.config["options"],
+            serde_json::json!({"page": 10, "region": "eu"})
+        );
+        assert_eq!(
+            resolved.source.config["base_url"],
+            "https://api.acme.example"
+        );
+        assert_eq!(
+            resolved.source.secrets["api_key"],
+            vec![SecretSource::Env("CUSTOMER_42_KEY".into())]
+        );
+        assert_eq!(resolved.flow.schedule.unwrap().to_string(), "every 5m");
+    }
+
+    #[test]
+    fn defaults_come_from_weir_toml() {
+        let config = config();
+        let t = Tenant::new(TenantId::new("t1").unwrap());
+        let resolved = resolve_flow(&config, &t, &FlowId::new("contacts").unwrap()).unwrap();
+        assert!(!resolved.enabled);
+        assert_eq!(resolved.flow.schedule.unwrap().to_string(), "every 15m");
+        assert_eq!(
+            resolved.source.secrets["api_key"],
+            vec![SecretSource::Env("DEFAULT_KEY".into())]
+        );
+    }
+
+    #[test]
+    fn bad_settings_name_their_path() {
+        let config = config();
+        for (json, path) in [
+            (
+                serde_json::json!({"id": "t", "flows": {"contcts": {}}}),
+                "flows.contcts",
+            ),
+            (
+                serde_json::json!({"id": "t", "connections": {"nope": {}}}),
+                "connections.nope",
+            ),
+            (
+                serde_json::json!({"id": "t", "flows": {"contacts": {"schedule": "sometimes"}}}),
+                "flows.contacts.schedule",
+            ),
+            (
+                serde_json::json!({"id": "t", "flows": {"contacts": {"mapping": {"fields": [{"to": "/a", "from": "/b", "type": "colour"}]}}}}),
+                "flows.contacts.mapping.fields[0]",
+            ),
+            (
+                serde_json::json!({"id": "t", "connections": {"acme": {"secrets": {"api_key": "plain-text-key"}}}}),
+                "connections.acme.secrets.api_key",
+            ),
+        ] {
+            let err = validate(&config, &tenant(json)).unwrap_err();
+            assert!(err.path.starts_with(path), "{err}");
+        }
+    }
+}
