@@ -4,6 +4,7 @@
 
 mod budget;
 mod cli;
+mod daemon;
 mod egress;
 mod plugins;
 mod sandbox;

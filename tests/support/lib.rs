@@ -128,6 +128,97 @@ impl Workspace {
     }
 }
 
+/// The admin token the tests' daemons use.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// A `weir run` daemon started by a test, stopped (SIGKILL) when dropped.
+pub struct RunningWeir {
+    child: tokio::process::Child,
+    /// `http://127.0.0.1:PORT` of its admin API.
+    pub admin_url: String,
+    client: reqwest::Client,
+}
+
+impl Workspace {
+    /// Starts `weir run` here (the config must say `[admin] listen =
+    /// "127.0.0.1:0"`) and waits for its admin API address.
+    pub async fn start_daemon(&self) -> RunningWeir {
+        self.start_daemon_with(&[]).await
+    }
+
+    /// Like `start_daemon`, with extra environment variables.
+    pub async fn start_daemon_with(&self, env: &[(&str, &str)]) -> RunningWeir {
+        use tokio::io::AsyncBufReadExt as _;
+        let mut cmd = tokio::process::Command::from(self.command(&["run"]));
+        cmd.envs(env.iter().copied())
+            .env("WEIR_ADMIN_TOKEN", ADMIN_TOKEN)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("weir run starts");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("weir run prints its admin address within 60 s")
+            .unwrap()
+            .unwrap_or_default();
+        let admin_url = first
+            .strip_prefix("weir: admin API on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+            .to_string();
+        // Keep reading stdout so the daemon never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        RunningWeir {
+            child,
+            admin_url,
+            client: reqwest::Client::new(),
+        }
+    }
+}
+
+impl RunningWeir {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("still running")
+    }
+
+    /// Calls the admin API with the token; returns status and JSON body.
+    pub async fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.admin_url))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the admin API answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("still running");
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("weir exits within 60 s of SIGTERM")
+            .unwrap()
+    }
+}
+
 /// A `weir.toml` for one acme-crm connection named `acme` against a
 /// simulator, with flows `contacts` and `companies` into the store.
 pub fn acme_config(base_url: &str) -> String {

@@ -23,6 +23,8 @@ const TICK: Duration = Duration::from_millis(200);
 /// Backoff after a first failure; doubles up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// Unfinished runs resume after a restart within this spread.
+const RESUME_SPREAD: Duration = Duration::from_secs(5);
 /// How long a paused run waits when the partner gave no time.
 const DEFAULT_PAUSE: Duration = Duration::from_secs(60);
 
@@ -233,9 +235,9 @@ impl Scheduler {
             Err(_) => return,
         };
         self.generation = Some(generation);
-        let last_started: HashMap<String, i64> = last_runs
+        let last_runs: HashMap<String, (i64, RunStatus)> = last_runs
             .into_iter()
-            .map(|r| (r.flow, r.started_at_ms))
+            .map(|r| (r.flow, (r.started_at_ms, r.status)))
             .collect();
         let now = Instant::now();
         let mut slots = BTreeMap::new();
@@ -273,7 +275,7 @@ impl Scheduler {
                             failures: 0,
                             last_error: None,
                         };
-                        slot.due = first_due(&slot, last_started.get(key.as_str()).copied(), now);
+                        slot.due = first_due(&slot, last_runs.get(key.as_str()).copied(), now);
                         slot
                     }
                 };
@@ -421,12 +423,17 @@ fn failed(slot: &mut Slot, error: Option<&Diagnostic>, now: Instant) {
 }
 
 /// When a flow first runs after the daemon starts: on schedule counted from
-/// its last run, or right away (with its jitter) if that time has passed.
-fn first_due(slot: &Slot, last_started_ms: Option<i64>, now: Instant) -> Option<Instant> {
+/// its last run, or right away (with its jitter) if that time has passed;
+/// a run that did not finish (interrupted by a shutdown, failed, paused)
+/// resumes within seconds.
+fn first_due(slot: &Slot, last_run: Option<(i64, RunStatus)>, now: Instant) -> Option<Instant> {
+    let unfinished = last_run.is_some_and(|(_, status)| status != RunStatus::Succeeded);
+    if unfinished {
+        return Some(now + slot.jitter().min(RESUME_SPREAD));
+    }
     let schedule = slot.resolved.flow.schedule.as_ref()?;
     let soon = now + slot.jitter();
-    let Some(last) = last_started_ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-    else {
+    let Some(last) = last_run.and_then(|(ms, _)| jiff::Timestamp::from_millisecond(ms).ok()) else {
         return Some(soon);
     };
     let next = schedule.next_after(last);

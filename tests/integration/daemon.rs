@@ -1,0 +1,392 @@
+//! `weir run`: one integration, many tenants, each on its own schedule and
+//! settings, changed at runtime through the admin API.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::json;
+use weir_tests::{RunningWeir, Workspace, guests, output_text, wait_until};
+
+use crate::{simulator, workspace};
+
+fn daemon_config(base_url: &str, extra_connection: &str) -> String {
+    format!(
+        r#"
+[admin]
+listen = "127.0.0.1:0"
+
+[daemon]
+max_concurrent_runs = 8
+max_runs_per_connection = 1
+failures_before_unhealthy = 3
+
+[connections.acme]
+connector = "acme-crm"
+config = {{ base_url = "{base_url}" }}
+allowed_hosts = ["{base_url}"]
+secrets.api_key = {{ env = "ACME_API_KEY" }}
+{extra_connection}
+
+[flows.contacts]
+source = "acme"
+stream = "contacts"
+schedule = "every 2s"
+
+[flows.companies]
+source = "acme"
+stream = "companies"
+schedule = "every 2s"
+"#
+    )
+}
+
+/// Succeeded runs per flow, read from the store while the daemon runs.
+fn succeeded_runs(ws: &Workspace) -> HashMap<String, i64> {
+    let Ok(store) = rusqlite::Connection::open(ws.store_path()) else {
+        return HashMap::new();
+    };
+    let Ok(mut stmt) =
+        store.prepare("SELECT flow, count(*) FROM runs WHERE status = 'succeeded' GROUP BY flow")
+    else {
+        return HashMap::new();
+    };
+    stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .map(|rows| rows.flatten().collect())
+        .unwrap_or_default()
+}
+
+/// The latest start of a run of `flow`, ms since the epoch.
+fn last_start(ws: &Workspace, flow: &str) -> i64 {
+    ws.query_one(&format!(
+        "SELECT coalesce(max(started_at), 0) FROM runs WHERE flow = '{flow}'"
+    ))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+async fn add_tenants(
+    weir: &RunningWeir,
+    count: usize,
+    customize: impl Fn(usize) -> serde_json::Value,
+) {
+    for i in 0..count {
+        let (status, body) = weir.admin("POST", "/tenants", Some(customize(i))).await;
+        assert_eq!(status, 201, "tenant {i}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_tenants_run_on_their_schedules_and_changes_apply_without_restart() {
+    let sim = simulator(100, 20).await;
+    let ws = workspace();
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&daemon_config(&sim.base_url(), ""));
+    let weir = ws.start_daemon().await;
+    add_tenants(&weir, 50, |i| {
+        if i == 7 {
+            json!({ "id": "t7", "flows": { "companies": { "enabled": false } } })
+        } else {
+            json!({ "id": format!("t{i}") })
+        }
+    })
+    .await;
+
+    // Every enabled (tenant, flow) runs, and runs again on its schedule.
+    let enabled: Vec<String> = (0..50)
+        .flat_map(|i| ["contacts", "companies"].map(|f| format!("t{i}.{f}")))
+        .filter(|f| f != "t7.companies")
+        .collect();
+    let all_ran_twice = wait_until(Duration::from_secs(120), || {
+        let runs = succeeded_runs(&ws);
+        enabled
+            .iter()
+            .all(|f| runs.get(f).copied().unwrap_or(0) >= 2)
+    });
+    assert!(
+        all_ran_twice,
+        "every enabled flow ran twice: {:?}",
+        succeeded_runs(&ws).len()
+    );
+    assert_eq!(
+        last_start(&ws, "t7.companies"),
+        0,
+        "a disabled flow never runs"
+    );
+    let per_tenant: Vec<(String, i64)> = {
+        let store = ws.store();
+        let mut stmt = store
+            .prepare(
+                "SELECT s.connection, count(*) FROM records r JOIN streams s ON s.id = r.stream_id
+                 WHERE s.name = 'contacts' GROUP BY s.connection",
+            )
+            .unwrap();
+        stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .flatten()
+            .collect()
+    };
+    assert_eq!(per_tenant.len(), 50, "each tenant has its own copy");
+    assert!(per_tenant.iter().all(|(_, n)| *n == 100), "{per_tenant:?}");
+
+    // Turning a flow off stops further runs within one tick.
+    let (status, body) = weir
+        .admin("POST", "/tenants/t5/flows/contacts/disable", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let disabled_at = now_ms();
+    // A schedule change applies without a restart.
+    let (status, body) = weir
+        .admin(
+            "PUT",
+            "/tenants/t6/flows/contacts/schedule",
+            Some(json!({ "schedule": "every 1h" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let rescheduled_at = now_ms();
+    let t4_runs = succeeded_runs(&ws)["t4.contacts"];
+    assert!(
+        wait_until(
+            Duration::from_secs(30),
+            || succeeded_runs(&ws)["t4.contacts"] >= t4_runs + 2
+        ),
+        "other flows keep running"
+    );
+    assert!(
+        last_start(&ws, "t5.contacts") <= disabled_at + 400,
+        "no run of a disabled flow starts after one tick"
+    );
+    assert!(
+        last_start(&ws, "t6.contacts") <= rescheduled_at + 400,
+        "the new schedule applies at once"
+    );
+
+    let (status, statuses) = weir.admin("GET", "/status", None).await;
+    assert_eq!(status, 200);
+    let t5 = statuses
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["flow"] == "t5.contacts")
+        .unwrap();
+    assert_eq!(t5["enabled"], false);
+    let t6 = statuses
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["flow"] == "t6.contacts")
+        .unwrap();
+    assert_eq!(t6["schedule"], "every 1h");
+    assert!(
+        weir.terminate().await.success(),
+        "a SIGTERM ends weir with exit code 0"
+    );
+
+    let out = ws.weir_async(&["status"]).await;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("every 1h"),
+        "{}",
+        output_text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_with_bad_credentials_fails_alone() {
+    let sim = simulator(150, 0).await;
+    let ws = workspace();
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&daemon_config(&sim.base_url(), ""));
+    let weir = ws.start_daemon_with(&[("WRONG_KEY", "not-the-key")]).await;
+    add_tenants(&weir, 50, |i| {
+        let mut tenant =
+            json!({ "id": format!("t{i}"), "flows": { "companies": { "enabled": false } } });
+        if i == 13 {
+            tenant["connections"] =
+                json!({ "acme": { "secrets": { "api_key": { "env": "WRONG_KEY" } } } });
+        }
+        tenant
+    })
+    .await;
+    let healthy_done = wait_until(Duration::from_secs(120), || {
+        let runs = succeeded_runs(&ws);
+        (0..50)
+            .filter(|i| *i != 13)
+            .all(|i| runs.contains_key(&format!("t{i}.contacts")))
+    });
+    assert!(healthy_done, "the 49 others complete");
+    let marked = wait_until(Duration::from_secs(60), || {
+        ws.store()
+            .query_row(
+                "SELECT healthy FROM flow_states WHERE flow = 't13.contacts'",
+                [],
+                |r| r.get::<_, bool>(0),
+            )
+            .is_ok_and(|healthy| !healthy)
+    });
+    assert!(marked, "the failing flow is marked unhealthy");
+    let error: String =
+        ws.query_one("SELECT last_error FROM flow_states WHERE flow = 't13.contacts'");
+    assert!(error.contains("[connector-auth]"), "{error}");
+    assert_eq!(succeeded_runs(&ws).get("t13.contacts"), None);
+    let stored: i64 = ws.query_one(
+        "SELECT count(*) FROM records r JOIN streams s ON s.id = r.stream_id WHERE s.connection = 't12.acme'",
+    );
+    assert_eq!(stored, 150, "the others have correct data");
+    assert!(weir.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_a_run_commits_its_page_and_the_restart_resumes_there() {
+    let sim = simulator(6_000, 0).await;
+    let ws = workspace();
+    // 60 pages at 15 requests a second: a run long enough to interrupt.
+    ws.install(guests::ACME_CRM, "acme_crm.wasm").write_config(
+        &daemon_config(
+            &sim.base_url(),
+            "page_size = 100\nrate_limit = { requests_per_second = 15 }",
+        )
+        .replace("schedule = \"every 2s\"", "schedule = \"every 1h\""),
+    );
+    let weir = ws.start_daemon().await;
+    add_tenants(
+        &weir,
+        1,
+        |_| json!({ "id": "solo", "flows": { "companies": { "enabled": false } } }),
+    )
+    .await;
+    let queued = wait_until(Duration::from_secs(10), || {
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(|| {
+            handle.block_on(weir.admin("POST", "/tenants/solo/flows/contacts/run", None))
+        })
+        .1["outcome"]
+            == "queued"
+    });
+    assert!(queued, "a run on demand is queued");
+    let started = wait_until(Duration::from_secs(30), || {
+        rusqlite::Connection::open(ws.store_path())
+            .and_then(|c| {
+                c.query_row("SELECT coalesce(max(pages), 0) FROM runs", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
+            .is_ok_and(|pages| pages >= 5)
+    });
+    assert!(started, "the first run is under way");
+    let (status, body) = weir
+        .admin("POST", "/tenants/solo/flows/contacts/run", None)
+        .await;
+    assert_eq!(
+        (status, &body["outcome"]),
+        (202, &json!("coalesced")),
+        "a trigger during a run is folded in"
+    );
+
+    assert!(
+        weir.terminate().await.success(),
+        "graceful shutdown exits 0"
+    );
+    let (status, pages): (String, i64) = ws
+        .store()
+        .query_row(
+            "SELECT status, pages FROM runs ORDER BY id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(status, "interrupted");
+    assert!(pages < 60, "stopped mid-way");
+    let stored = ws.records("solo.acme", "contacts").len() as i64;
+    assert_eq!(
+        stored,
+        pages * 100,
+        "every committed page is stored, nothing more"
+    );
+    let first_run = sim.counters().list_calls.len() as i64;
+    assert_eq!(
+        first_run, pages,
+        "the page in flight was committed before exit"
+    );
+
+    let weir = ws.start_daemon().await;
+    let done = wait_until(Duration::from_secs(90), || {
+        rusqlite::Connection::open(ws.store_path())
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM runs WHERE status = 'succeeded'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .is_ok_and(|n| n >= 1)
+    });
+    assert!(done, "the restarted daemon finishes the sync");
+    assert!(weir.terminate().await.success());
+    let served = sim.counters().served("contacts");
+    assert_eq!(served, 6_000, "no page was read twice");
+    assert_eq!(ws.records("solo.acme", "contacts").len(), 6_000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_api_refuses_bad_changes_and_missing_tokens() {
+    let sim = simulator(10, 0).await;
+    let ws = workspace();
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&daemon_config(&sim.base_url(), ""));
+    let weir = ws.start_daemon().await;
+    let unauthenticated = reqwest::get(format!("{}/tenants", weir.admin_url))
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    let health = reqwest::get(format!("{}/health", weir.admin_url))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "liveness needs no token");
+
+    add_tenants(&weir, 1, |_| json!({ "id": "acme-eu" })).await;
+    let (status, body) = weir
+        .admin(
+            "PUT",
+            "/tenants/acme-eu/flows/contacts/mapping",
+            Some(json!({ "mapping": { "fields": [{ "to": "/when", "from": "/created_at", "type": "date", "format": "%Q" }] } })),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "tenant-invalid");
+    assert!(
+        body["error"]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("flows.contacts.mapping.fields[0]"),
+        "{body}"
+    );
+    let (status, body) = weir
+        .admin(
+            "PUT",
+            "/tenants/acme-eu/flows/contacts/schedule",
+            Some(json!({ "schedule": "whenever" })),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["path"], "flows.contacts.schedule");
+    let (status, _) = weir
+        .admin("POST", "/tenants/nobody/flows/contacts/enable", None)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = weir
+        .admin("POST", "/tenants", Some(json!({ "id": "acme-eu" })))
+        .await;
+    assert_eq!(status, 409, "creating twice is a conflict");
+    let (status, tenant) = weir.admin("GET", "/tenants/acme-eu", None).await;
+    assert_eq!(status, 200);
+    assert!(
+        tenant["flows"]["contacts"].get("mapping").is_none(),
+        "nothing of the refused changes was saved"
+    );
+    assert!(weir.terminate().await.success());
+}
