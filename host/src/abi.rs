@@ -4,6 +4,7 @@
 
 mod v0_1;
 
+use semver::Version;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
@@ -13,12 +14,33 @@ use crate::connector::{
 };
 use crate::runtime::CallState;
 
-/// The WIT package versions this host speaks.
-pub const SUPPORTED_VERSIONS: &[&str] = &[v0_1::VERSION];
+/// The release lines of `weir:connector` this host speaks, each as the
+/// newest version of the line it was built with. Every earlier version of a
+/// line loads too: a compatible release only adds (see the versioning policy
+/// in `wit/types.wit`), and wasmtime matches `@0.1.z` names by semver both
+/// in the linker and in export lookups.
+const LINES: &[&str] = &[v0_1::VERSION];
 
 /// The `weir-sdk` release line that builds components for the newest
 /// supported version.
 pub const SDK_LINE: &str = "0.1";
+
+/// The versions this host loads, for messages: `` `weir:connector@0.1.0` to `@0.1.1` ``.
+pub fn supported_versions() -> String {
+    LINES
+        .iter()
+        .map(|newest| {
+            let newest = Version::parse(newest).expect("host versions are semver");
+            let first = Version::new(newest.major, newest.minor, 0);
+            if first == newest {
+                format!("`weir:connector@{newest}`")
+            } else {
+                format!("`weir:connector@{first}` to `@{newest}`")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// Links every supported version's imports.
 pub fn add_to_linker(linker: &mut Linker<CallState>) -> anyhow::Result<()> {
@@ -36,14 +58,21 @@ pub enum Exports {
 /// Why a component cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AbiMismatch {
-    /// It exports Weir interfaces of another version.
-    #[error("it was built for `weir:connector@{found}`, but this host supports {}", SUPPORTED_VERSIONS.iter().map(|v| format!("`@{v}`")).collect::<Vec<_>>().join(", "))]
+    /// It exports Weir interfaces of a version this host does not speak.
+    #[error(
+        "was built for `weir:connector@{found}`, but this host supports {}{}",
+        supported_versions(),
+        missing.as_ref().map(|m| format!(" (it uses what this host lacks: {m})")).unwrap_or_default()
+    )]
     UnsupportedVersion {
-        /// The version found.
+        /// The version the component was built for.
         found: String,
+        /// For a later release of a supported line: the import it uses that
+        /// this host does not provide.
+        missing: Option<String>,
     },
     /// It exports no Weir interfaces at all.
-    #[error("it does not export Weir's interfaces; its exports are: {}", if exports.is_empty() { "none".to_string() } else { exports.join(", ") })]
+    #[error("does not export Weir's interfaces; its exports are: {}", if exports.is_empty() { "none".to_string() } else { exports.join(", ") })]
     WrongWorld {
         /// What it does export.
         exports: Vec<String>,
@@ -53,14 +82,51 @@ pub enum AbiMismatch {
     Imports(String),
 }
 
+impl AbiMismatch {
+    /// What to do about a version mismatch, for the operator.
+    pub fn hint(&self) -> String {
+        let rebuild = format!("rebuild the connector with weir-sdk {SDK_LINE}.x");
+        let Self::UnsupportedVersion { found, .. } = self else {
+            return rebuild;
+        };
+        let newer = Version::parse(found).is_ok_and(|found| {
+            LINES
+                .iter()
+                .all(|newest| Version::parse(newest).is_ok_and(|newest| found > newest))
+        });
+        if newer {
+            format!(
+                "upgrade Weir to a release that supports `weir:connector@{found}`, or {rebuild}"
+            )
+        } else {
+            rebuild
+        }
+    }
+}
+
+/// Whether two versions belong to one release line, the way wasmtime
+/// matches semver names: `1.x.y` by major, `0.x.y` by minor, `0.0.x` and
+/// pre-releases only by themselves.
+fn same_line(a: &Version, b: &Version) -> bool {
+    if !a.pre.is_empty() || !b.pre.is_empty() {
+        return a == b;
+    }
+    match (a.major, a.minor) {
+        (0, 0) => a == b,
+        (0, minor) => b.major == 0 && b.minor == minor,
+        (major, _) => b.major == major,
+    }
+}
+
 impl Exports {
-    /// Identifies the world and version a component implements and checks
-    /// that the host can satisfy its imports.
+    /// Identifies the world and the version a component was built for (any
+    /// version of a supported line), and checks that the host can satisfy
+    /// its imports. Returns the component's own version, e.g. `0.1.0`.
     pub fn identify(
         engine: &Engine,
         linker: &Linker<CallState>,
         component: &Component,
-    ) -> Result<(Self, &'static str), AbiMismatch> {
+    ) -> Result<(Self, String), AbiMismatch> {
         let exports: Vec<String> = component
             .component_type()
             .exports(engine)
@@ -72,41 +138,49 @@ impl Exports {
                     .map(str::to_string)
             })
         };
-        let instance_pre = |component: &Component| {
-            linker
-                .instantiate_pre(component)
-                .map_err(|e| AbiMismatch::Imports(format!("{e:#}")))
+        let (connector, found) = match (weir_version("setup"), weir_version("transform")) {
+            (Some(found), _) => (true, found),
+            (None, Some(found)) => (false, found),
+            (None, None) => return Err(AbiMismatch::WrongWorld { exports }),
         };
-        match (weir_version("setup"), weir_version("transform")) {
-            (Some(v), _) if v == v0_1::VERSION => Ok((
-                Self::Connector(ConnectorPre::V0_1(v0_1::ConnectorPre::new(instance_pre(
-                    component,
-                )?)?)),
-                v0_1::VERSION,
-            )),
-            (None, Some(v)) if v == v0_1::VERSION => Ok((
-                Self::Transformer(TransformerPre::V0_1(v0_1::TransformerPre::new(
-                    instance_pre(component)?,
-                )?)),
-                v0_1::VERSION,
-            )),
-            (Some(found), _) | (None, Some(found)) => {
-                Err(AbiMismatch::UnsupportedVersion { found })
+        let unsupported = |missing| AbiMismatch::UnsupportedVersion {
+            found: found.clone(),
+            missing,
+        };
+        let version = Version::parse(&found).map_err(|_| unsupported(None))?;
+        let newest = LINES
+            .iter()
+            .map(|newest| Version::parse(newest).expect("host versions are semver"))
+            .find(|newest| same_line(&version, newest))
+            .ok_or_else(|| unsupported(None))?;
+        let pre = linker.instantiate_pre(component).map_err(|e| {
+            // A later release of the line may use an import this host
+            // predates: that is the version's fault, not the connector's.
+            if version > newest {
+                unsupported(Some(format!("{e:#}")))
+            } else {
+                AbiMismatch::Imports(format!("{e:#}"))
             }
-            (None, None) => Err(AbiMismatch::WrongWorld { exports }),
-        }
+        })?;
+        // One line today; the next one gets its own arm here.
+        let exports = if connector {
+            Self::Connector(ConnectorPre::V0_1(v0_1::ConnectorPre::new(pre)?))
+        } else {
+            Self::Transformer(TransformerPre::V0_1(v0_1::TransformerPre::new(pre)?))
+        };
+        Ok((exports, version.to_string()))
     }
 }
 
-/// A connector component ready to instantiate, per WIT version.
+/// A connector component ready to instantiate, per WIT release line.
 pub enum ConnectorPre {
-    /// `weir:connector@0.1.0`.
+    /// `weir:connector@0.1.x`.
     V0_1(v0_1::ConnectorPre),
 }
 
-/// A transform component ready to instantiate, per WIT version.
+/// A transform component ready to instantiate, per WIT release line.
 pub enum TransformerPre {
-    /// `weir:connector@0.1.0`.
+    /// `weir:connector@0.1.x`.
     V0_1(v0_1::TransformerPre),
 }
 
@@ -244,5 +318,66 @@ impl TransformerPre {
         match self {
             Self::V0_1(pre) => pre.transform(store, config, records).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    #[test]
+    fn release_lines_follow_wasmtime_semver_matching() {
+        let v = |text: &str| Version::parse(text).unwrap();
+        assert!(same_line(&v("0.1.0"), &v("0.1.1")));
+        assert!(same_line(&v("0.1.7"), &v("0.1.1")));
+        assert!(!same_line(&v("0.2.0"), &v("0.1.1")));
+        assert!(!same_line(&v("1.0.0"), &v("0.1.1")));
+        assert!(same_line(&v("1.0.0"), &v("1.4.2")));
+        assert!(!same_line(&v("0.0.1"), &v("0.0.2")));
+        assert!(!same_line(&v("0.1.1-rc.1"), &v("0.1.1")));
+    }
+
+    #[test]
+    fn unsupported_versions_name_both_sides_and_the_fix() {
+        let future = AbiMismatch::UnsupportedVersion {
+            found: "0.2.0".into(),
+            missing: None,
+        };
+        assert_eq!(
+            future.to_string(),
+            "was built for `weir:connector@0.2.0`, but this host supports `weir:connector@0.1.0` to `@0.1.1`"
+        );
+        assert_eq!(
+            future.hint(),
+            "upgrade Weir to a release that supports `weir:connector@0.2.0`, or rebuild the connector with weir-sdk 0.1.x"
+        );
+        let past = AbiMismatch::UnsupportedVersion {
+            found: "0.0.9".into(),
+            missing: None,
+        };
+        assert_eq!(past.hint(), "rebuild the connector with weir-sdk 0.1.x");
+    }
+
+    /// Released versions are frozen word for word (policy in
+    /// `wit/types.wit`). A change here means a released contract was
+    /// edited: undo it, and put the change in the next version instead.
+    #[test]
+    fn released_wit_is_frozen() {
+        let released_0_1_0 = [
+            include_str!("../../wit/released/0.1.0/connector.wit"),
+            include_str!("../../wit/released/0.1.0/host.wit"),
+            include_str!("../../wit/released/0.1.0/types.wit"),
+            include_str!("../../wit/released/0.1.0/worlds.wit"),
+        ];
+        let mut hash = Sha256::new();
+        for text in released_0_1_0 {
+            hash.update(text);
+        }
+        assert_eq!(
+            hex::encode(hash.finalize()),
+            "4b7412b30ac4e82824c99053f4f2f0ff69cc61172845e3cadad056f45d35296a"
+        );
     }
 }

@@ -23,8 +23,9 @@ pub struct Plugin {
     pub content_hash: String,
     /// Size of the file in bytes.
     pub size: u64,
-    /// The `weir:connector` version it speaks.
-    pub wit_version: &'static str,
+    /// The `weir:connector` version it was built for, e.g. `0.1.0` (the
+    /// host speaks every version of a supported line).
+    pub wit_version: String,
     /// What it is.
     pub kind: PluginKind,
 }

@@ -25,8 +25,8 @@ pub mod transformer {
         export_macro_name: "export_world",
         default_bindings_module: "weir_sdk::__bindings::transformer",
         with: {
-            "weir:connector/types@0.1.0": crate::bindings::connector::weir::connector::types,
-            "weir:connector/log@0.1.0": crate::bindings::connector::weir::connector::log,
+            "weir:connector/types@0.1.1": crate::bindings::connector::weir::connector::types,
+            "weir:connector/log@0.1.1": crate::bindings::connector::weir::connector::log,
         },
     });
 }

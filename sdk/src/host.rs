@@ -54,12 +54,18 @@ mod wasm {
     pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         crate::bindings::crypto::constant_time_eq(a, b)
     }
+
+    pub(crate) fn verify_ed25519(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+        crate::bindings::crypto::verify_ed25519(public_key, message, signature)
+    }
 }
 
 #[cfg(target_arch = "wasm32")]
-pub(crate) use wasm::{constant_time_eq, http_send, log, sign_hmac_sha256, verify_hmac_sha256};
+pub(crate) use wasm::{
+    constant_time_eq, http_send, log, sign_hmac_sha256, verify_ed25519, verify_hmac_sha256,
+};
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use crate::testing::{
-    constant_time_eq, http_send, log, sign_hmac_sha256, verify_hmac_sha256,
+    constant_time_eq, http_send, log, sign_hmac_sha256, verify_ed25519, verify_hmac_sha256,
 };

@@ -75,7 +75,7 @@ async fn precompiled_artifacts_are_never_loaded_from_the_plugins_directory() {
     assert_eq!(failed["code"], "plugin-not-component");
     assert!(failed["error"].as_str().unwrap().contains("precompiled"));
     assert_eq!(listing["loaded"][0]["name"], "acme-crm");
-    assert_eq!(listing["loaded"][0]["wit_version"], "0.1.0");
+    assert_eq!(listing["loaded"][0]["wit_version"], "0.1.1");
 }
 
 #[tokio::test(flavor = "multi_thread")]

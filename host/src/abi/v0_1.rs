@@ -1,4 +1,7 @@
-//! `weir:connector@0.1.0`.
+//! The `weir:connector@0.1` release line, bound at its newest version.
+//! Components built for an earlier `0.1.z` use these bindings too: their
+//! imports resolve to this version's (a compatible release only adds), and
+//! wasmtime finds their `@0.1.z` exports by semver.
 
 use std::time::Duration;
 
@@ -9,7 +12,8 @@ use crate::capability::{OutgoingRequest, RequestFailure, SecretHeader};
 use crate::connector as domain;
 use crate::runtime::CallState;
 
-pub const VERSION: &str = "0.1.0";
+/// The newest version of the line, the one `wit/` holds.
+pub const VERSION: &str = "0.1.1";
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -161,6 +165,15 @@ impl crypto::Host for CallState {
 
     fn constant_time_eq(&mut self, a: Vec<u8>, b: Vec<u8>) -> bool {
         crate::capability::constant_time_eq(&a, &b)
+    }
+
+    fn verify_ed25519(
+        &mut self,
+        public_key: Vec<u8>,
+        message: Vec<u8>,
+        signature: Vec<u8>,
+    ) -> bool {
+        crate::capability::verify_ed25519(&public_key, &message, &signature)
     }
 }
 

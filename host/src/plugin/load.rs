@@ -68,10 +68,9 @@ impl LoadFailure {
                 ErrorCode::PluginInvalid,
                 "copy the file again (to a temporary name, then rename it into place) or rebuild it".into(),
             ),
-            PluginError::Abi(AbiMismatch::UnsupportedVersion { .. }) => (
-                ErrorCode::PluginUnsupportedVersion,
-                format!("rebuild the connector with weir-sdk {}.x", abi::SDK_LINE),
-            ),
+            PluginError::Abi(mismatch @ AbiMismatch::UnsupportedVersion { .. }) => {
+                (ErrorCode::PluginUnsupportedVersion, mismatch.hint())
+            }
             PluginError::Abi(AbiMismatch::WrongWorld { .. }) => (
                 ErrorCode::PluginWrongWorld,
                 "build it against weir-sdk and export it with `weir_sdk::export_connector!`".into(),
