@@ -65,8 +65,12 @@ enum Command {
         /// The connection's name in weir.toml.
         connection: String,
     },
-    /// List plugins: loaded ones and files that failed to load.
-    Plugins,
+    /// List plugins (loaded ones and files that failed to load), or
+    /// inspect one plugin file.
+    Plugins {
+        #[command(subcommand)]
+        command: Option<plugins::PluginsCommand>,
+    },
     /// Show recent runs, of one flow or of all.
     Runs {
         /// Only runs of this flow.
@@ -127,7 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Discover { connection } => {
             connection::discover(&cli.config, &connection, json).await
         }
-        Command::Plugins => plugins::run(&cli.config, json).await,
+        Command::Plugins { command } => plugins::run(&cli.config, command, json).await,
         Command::Runs { flow, limit } => state::runs(&cli.config, flow.as_deref(), limit, json),
         Command::Audit { connection, limit } => {
             audit::run(&cli.config, connection.as_deref(), limit, json)

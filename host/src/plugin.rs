@@ -3,7 +3,7 @@
 mod load;
 mod registry;
 
-pub use load::{LoadFailure, PluginError};
+pub use load::{LoadFailure, PluginError, load_plugin};
 pub use registry::PluginRegistry;
 
 use std::path::PathBuf;
