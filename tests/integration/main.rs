@@ -9,6 +9,7 @@ mod egress;
 mod plugins;
 mod sandbox;
 mod sync;
+mod versioning;
 mod write;
 
 use partner_sim::{PartnerSim, SimConfig};
