@@ -24,15 +24,22 @@ fn main() {
     }
     ensure_target();
 
+    // Each workspace builds into its own directory: the same crates built
+    // with two workspaces' profiles must not share one `deps` folder.
     let mut guests = Vec::new();
-    for workspace in ["plugins", "tests/guests"] {
-        build_workspace(&root.join(workspace), &target_dir);
-        guests.extend(members(&root.join(workspace)));
+    for (workspace, dir) in [("plugins", "plugins"), ("tests/guests", "guests")] {
+        let target = target_dir.join(dir);
+        build_workspace(&root.join(workspace), &target);
+        let artifacts = target.join(TARGET).join("release");
+        guests.extend(
+            members(&root.join(workspace))
+                .into_iter()
+                .map(|name| (name, artifacts.clone())),
+        );
     }
 
-    let artifacts = target_dir.join(TARGET).join("release");
     let mut code = String::new();
-    for name in &guests {
+    for (name, artifacts) in &guests {
         let path = artifacts.join(format!("{}.wasm", name.replace('-', "_")));
         assert!(path.exists(), "guest `{name}` built no {}", path.display());
         writeln!(
@@ -48,7 +55,7 @@ fn main() {
         "/// Calls `$mac!(CONST_NAME)` for every guest.\n#[macro_export]\nmacro_rules! foreach_guest {{ ($mac:ident) => {{ {} }} }}",
         guests
             .iter()
-            .map(|g| format!("$mac!({});", g.replace('-', "_").to_uppercase()))
+            .map(|(g, _)| format!("$mac!({});", g.replace('-', "_").to_uppercase()))
             .collect::<String>()
     )
     .unwrap();

@@ -116,6 +116,17 @@ impl Connection {
                 if failed > 0 { format!(" ({failed} file(s) failed to load: see `weir plugins`)") } else { String::new() }
             ))
         })?;
+        Self::open_with(runtime, plugin, config, services)
+    }
+
+    /// Binds a given plugin (a pinned version, say) to a connection.
+    pub fn open_with(
+        runtime: &Runtime,
+        plugin: Arc<Plugin>,
+        config: &ConnectionConfig,
+        services: &ConnectionServices,
+    ) -> Result<Self, Diagnostic> {
+        let id = &config.id;
         let PluginKind::Connector { spec, .. } = &plugin.kind else {
             return Err(Diagnostic::new(
                 ErrorCode::ConnectorNotLoaded,

@@ -2,9 +2,12 @@
 
 mod load;
 mod registry;
+mod watcher;
 
-pub use load::{LoadFailure, PluginError, load_plugin};
-pub use registry::PluginRegistry;
+pub use load::load_plugin;
+pub use load::{LoadFailure, PluginError};
+pub use registry::{PendingPlugin, PluginRegistry, Update, is_plugin_file};
+pub use watcher::{PluginWatcher, ReloadEvent};
 
 use std::path::PathBuf;
 

@@ -7,6 +7,7 @@ mod cli;
 mod daemon;
 mod egress;
 mod plugins;
+mod reload;
 mod sandbox;
 mod sync;
 mod versioning;

@@ -27,7 +27,7 @@ impl Drop for Simulator {
 pub fn run(_args: &[String]) -> anyhow::Result<()> {
     ensure_wasm_target()?;
     run_cmd(cargo().args(["build", "--release", "-p", "weir-host", "-p", "partner-sim"]))?;
-    let wasm_target = root().join("target/wasm");
+    let wasm_target = root().join("target/wasm/plugins");
     run_cmd(
         cargo()
             .args([

@@ -69,9 +69,19 @@ pub fn ensure_wasm_target() -> anyhow::Result<()> {
         .context("cannot install the wasm32-wasip2 target with rustup")
 }
 
+/// The workspaces of wasm guests, beside the host's, with the target
+/// directory each is checked in.
+const GUEST_WORKSPACES: [(&str, &str); 2] = [
+    ("plugins/Cargo.toml", "target/wasm/lint-plugins"),
+    ("tests/guests/Cargo.toml", "target/wasm/lint-guests"),
+];
+
 fn test() -> anyhow::Result<()> {
     ensure_wasm_target()?;
     run_cmd(cargo().args(["fmt", "--all", "--check"]))?;
+    for (manifest, _) in GUEST_WORKSPACES {
+        run_cmd(cargo().args(["fmt", "--all", "--check", "--manifest-path", manifest]))?;
+    }
     run_cmd(cargo().args([
         "clippy",
         "--workspace",
@@ -80,6 +90,21 @@ fn test() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
+    for (manifest, target_dir) in GUEST_WORKSPACES {
+        run_cmd(
+            cargo()
+                .args([
+                    "clippy",
+                    "--workspace",
+                    "--target",
+                    WASM_TARGET,
+                    "--manifest-path",
+                    manifest,
+                ])
+                .args(["--", "-D", "warnings"])
+                .env("CARGO_TARGET_DIR", root().join(target_dir)),
+        )?;
+    }
     run_cmd(cargo().args(["test", "--workspace", "--no-fail-fast"]))
 }
 

@@ -32,6 +32,8 @@ type Shared = Arc<AdminState>;
 pub fn router(state: Shared) -> Router {
     let authenticated = Router::new()
         .route("/plugins", get(plugins))
+        .route("/plugins/{name}/approve", post(approve_plugin))
+        .route("/plugins/{name}/rollback", post(rollback_plugin))
         .route("/status", get(status))
         .route("/tenants", get(list_tenants).post(create_tenant))
         .route(
@@ -155,9 +157,60 @@ async fn edit(
     Ok(Json(saved))
 }
 
+async fn approve_plugin(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    swap_plugins(&state, &name, "approve", |registry| registry.approve(&name))
+}
+
+async fn rollback_plugin(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    swap_plugins(&state, &name, "rollback", |registry| {
+        registry.rollback(&name)
+    })
+}
+
+fn swap_plugins(
+    state: &Shared,
+    name: &str,
+    action: &str,
+    change: impl FnOnce(&crate::plugin::PluginRegistry) -> Option<crate::plugin::PluginRegistry>,
+) -> Result<Json<Value>, ApiError> {
+    let current = state.daemon.plugins();
+    let Some(next) = change(&current) else {
+        let why = match action {
+            "approve" => "has no version waiting for approval",
+            _ => "has no earlier version kept to roll back to",
+        };
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            json!({ "code": ErrorCode::ConnectorNotLoaded.as_str(), "message": format!("plugin `{name}` {why}"),
+                    "hint": "GET /plugins lists what is serving, waiting and kept" }),
+        ));
+    };
+    let version = next.get(name).map(|p| p.version.clone());
+    state.daemon.replace_plugins(next);
+    tracing::info!(
+        "plugin `{name}`: {action} done, {} now serves new runs",
+        version.as_deref().unwrap_or("?")
+    );
+    Ok(Json(json!({ "name": name, "serving": version })))
+}
+
 async fn plugins(State(state): State<Shared>) -> Json<Value> {
     let plugins = state.daemon.plugins();
     Json(json!({
+        "pending": plugins.pending().map(|p| json!({
+            "name": p.plugin.name, "version": p.plugin.version, "new_hosts": p.new_hosts,
+            "content_hash": p.plugin.content_hash,
+        })).collect::<Vec<_>>(),
+        "reloads": state.daemon.reloads().iter().map(|r| json!({
+            "file": r.file, "update": format!("{:?}", r.update), "error": r.error,
+            "latency_ms": r.latency.as_secs_f64() * 1000.0,
+        })).collect::<Vec<_>>(),
         "loaded": plugins.plugins().map(|p| json!({
             "name": p.name, "version": p.version, "kind": p.kind_name(), "wit_version": p.wit_version,
             "file": p.file, "content_hash": p.content_hash,

@@ -20,6 +20,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let admin_config = config.admin.clone();
     let daemon = Daemon::new(config, plugins.runtime, plugins.registry, store);
     let (scheduler, handle) = Scheduler::new(daemon.clone());
+    let _watcher = watch_plugins(&daemon);
     let shutdown = CancellationToken::new();
     spawn_signal_listener(shutdown.clone());
 
@@ -72,6 +73,35 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     daemon.services.flush().await;
     println!("weir: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Hot reload of the plugins directory; without it (an unsupported file
+/// system), plugins load at start only.
+fn watch_plugins(daemon: &Arc<Daemon>) -> Option<crate::plugin::PluginWatcher> {
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let (current, install) = (daemon.clone(), daemon.clone());
+    let watcher = crate::plugin::PluginWatcher::start(
+        &daemon.config.plugins_dir,
+        daemon.runtime.clone(),
+        move || current.plugins(),
+        move |registry, _| install.replace_plugins(registry),
+        events,
+    );
+    let recorder = daemon.clone();
+    tokio::spawn(async move {
+        while let Some(event) = received.recv().await {
+            recorder.record_reload(event);
+        }
+    });
+    match watcher {
+        Ok(watcher) => Some(watcher),
+        Err(err) => {
+            tracing::warn!(
+                "cannot watch the plugins directory ({err}); plugins load at start only, restart weir to pick up changes"
+            );
+            None
+        }
+    }
 }
 
 fn spawn_signal_listener(shutdown: CancellationToken) {

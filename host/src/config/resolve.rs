@@ -122,7 +122,13 @@ fn known_hint(what: &str, known: &[String]) -> String {
 }
 
 pub fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
-    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    // Absolute, so that every path Weir reports or compares (a plugin file
+    // seen by the directory watcher, say) is spelled one way.
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let base = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
     let invalid = |key: String, reason: String| ConfigError::Invalid {
         path: path.to_path_buf(),
         key,

@@ -1,9 +1,10 @@
-use std::sync::{Arc, RwLock};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::config::Config;
 use crate::connection::ConnectionServices;
 use crate::flow::FlowRunner;
-use crate::plugin::PluginRegistry;
+use crate::plugin::{PluginRegistry, ReloadEvent};
 use crate::runtime::Runtime;
 use crate::store::SqliteStore;
 
@@ -20,7 +21,11 @@ pub struct Daemon {
     /// Runs flows.
     pub runner: FlowRunner,
     plugins: RwLock<Arc<PluginRegistry>>,
+    reloads: Mutex<VecDeque<ReloadEvent>>,
 }
+
+/// Reload events kept for the admin API.
+const KEPT_RELOADS: usize = 50;
 
 impl Daemon {
     /// Everything a daemon needs, once.
@@ -37,6 +42,7 @@ impl Daemon {
             runner: FlowRunner::new(store.clone()),
             store,
             plugins: RwLock::new(Arc::new(plugins)),
+            reloads: Mutex::default(),
         })
     }
 
@@ -49,8 +55,33 @@ impl Daemon {
             .clone()
     }
 
-    /// Makes `plugins` the registry of new runs.
+    /// Makes `plugins` the registry of new runs, and lets the compile cache
+    /// forget plugins that are no longer kept.
     pub fn replace_plugins(&self, plugins: PluginRegistry) {
+        let live = plugins.live_hashes();
         *self.plugins.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(plugins);
+        let removed = self.runtime.prune_cache(&live);
+        if removed > 0 {
+            tracing::debug!("pruned {removed} compiled artifact(s) of plugins no longer kept");
+        }
+    }
+
+    /// Remembers a reload for the admin API.
+    pub fn record_reload(&self, event: ReloadEvent) {
+        let mut reloads = self.reloads.lock().unwrap_or_else(|p| p.into_inner());
+        if reloads.len() == KEPT_RELOADS {
+            reloads.pop_front();
+        }
+        reloads.push_back(event);
+    }
+
+    /// The latest reloads, oldest first.
+    pub fn reloads(&self) -> Vec<ReloadEvent> {
+        self.reloads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 }

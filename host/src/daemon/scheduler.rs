@@ -301,7 +301,20 @@ impl Scheduler {
             if self.running >= limits.max_concurrent_runs {
                 break;
             }
+            let plugins = self.daemon.plugins();
             let slot = self.slots.get_mut(&key).expect("listed above");
+            if let Some(missing) = missing_connector(&slot.resolved, &plugins) {
+                // Paused, not failed: it runs again once the plugin is back.
+                let note = format!(
+                    "paused: connector `{missing}` is not loaded (its plugin file was removed or does not load)"
+                );
+                if slot.last_error.as_deref() != Some(note.as_str()) {
+                    tracing::warn!(flow = %key, "{note}");
+                    slot.last_error = Some(note);
+                    self.dirty = true;
+                }
+                continue;
+            }
             let connection = slot.connection().clone();
             let busy = self
                 .running_per_connection
@@ -344,6 +357,7 @@ impl Scheduler {
         match &done.result {
             Ok(summary) if summary.status == RunStatus::Succeeded => {
                 slot.failures = 0;
+                slot.last_error = None;
                 slot.last_error = None;
                 slot.due = slot.next_scheduled(now);
             }
@@ -405,6 +419,18 @@ impl Scheduler {
             Err(_) => {}
         }
     }
+}
+
+/// The connector of a flow that no loaded plugin provides, if any.
+fn missing_connector(
+    resolved: &ResolvedFlow,
+    plugins: &crate::plugin::PluginRegistry,
+) -> Option<String> {
+    std::iter::once(&resolved.source)
+        .chain(resolved.destination.as_ref())
+        .map(|c| c.connector.as_str())
+        .find(|name| plugins.get(name).is_none())
+        .map(str::to_string)
 }
 
 fn failed(slot: &mut Slot, error: Option<&Diagnostic>, now: Instant) {

@@ -63,6 +63,32 @@ impl CompileCache {
     }
 }
 
+impl CompileCache {
+    /// Deletes artifacts of plugins no longer kept (by content hash) and of
+    /// other engine versions; returns how many files went.
+    pub fn prune(&self, live_hashes: &[String]) -> usize {
+        let live: std::collections::HashSet<&str> =
+            live_hashes.iter().map(|h| &h[..32.min(h.len())]).collect();
+        let Ok(entries) = fs_err::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".cwasm") else {
+                continue;
+            };
+            let (hash, engine) = stem.split_once('-').unwrap_or((stem, ""));
+            if (!live.contains(hash) || engine != self.engine_key)
+                && fs_err::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
 fn store(path: &Path, component: &Component) -> anyhow::Result<()> {
     let bytes = component.serialize()?;
     // Write then rename, so a crash never leaves a half-written artifact.

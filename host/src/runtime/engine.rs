@@ -118,6 +118,11 @@ impl Runtime {
         self.cache.load_or_compile(&self.engine, wasm)
     }
 
+    /// Deletes compiled artifacts of plugins that are no longer kept.
+    pub fn prune_cache(&self, live_hashes: &[String]) -> usize {
+        self.cache.prune(live_hashes)
+    }
+
     /// Stops the epoch ticker (also done on drop).
     pub fn shutdown(&self) {
         if let Some(ticker) = &self.ticker {

@@ -24,6 +24,8 @@ pub enum TenantChange {
     Mapping(String, Option<Value>),
     /// Set a connection's config and secrets.
     Connection(String, TenantConnection),
+    /// Keep a connector at a version (none: follow the newest).
+    Pin(String, Option<String>),
 }
 
 /// Why a change was not saved.
@@ -78,6 +80,12 @@ pub fn apply(
         }
         TenantChange::Connection(name, settings) => {
             tenant.connections.insert(name, settings);
+        }
+        TenantChange::Pin(connector, Some(version)) => {
+            tenant.pins.insert(connector, version);
+        }
+        TenantChange::Pin(connector, None) => {
+            tenant.pins.remove(&connector);
         }
     }
     if &tenant.id != id {

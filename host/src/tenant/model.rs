@@ -20,6 +20,10 @@ pub struct Tenant {
     /// Per flow of `weir.toml`: this customer's choices.
     #[serde(default)]
     pub flows: BTreeMap<String, TenantFlow>,
+    /// Connector versions this customer stays on (staged rollouts): the
+    /// connector's name to a version Weir still has.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pins: BTreeMap<String, String>,
 }
 
 /// A customer's settings for one connection of the integration.
@@ -59,6 +63,7 @@ impl Tenant {
             id,
             connections: BTreeMap::new(),
             flows: BTreeMap::new(),
+            pins: BTreeMap::new(),
         }
     }
 }

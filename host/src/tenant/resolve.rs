@@ -46,6 +46,8 @@ pub struct ResolvedFlow {
     pub destination: Option<ConnectionConfig>,
     /// Whether it is on for this tenant.
     pub enabled: bool,
+    /// Connector versions the tenant is pinned to, by connector name.
+    pub pins: std::collections::BTreeMap<String, String>,
 }
 
 impl ResolvedFlow {
@@ -60,6 +62,7 @@ impl ResolvedFlow {
                 }
             },
             enabled: true,
+            pins: Default::default(),
             flow: flow.clone(),
         }
     }
@@ -146,6 +149,7 @@ pub fn resolve_flow(
         scoped.mapping = Some(Arc::new(mapping));
     }
     Ok(ResolvedFlow {
+        pins: tenant.pins.clone(),
         enabled: choices.enabled.unwrap_or(template.enabled_by_default),
         flow: scoped,
         source,

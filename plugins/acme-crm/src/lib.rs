@@ -35,6 +35,7 @@ use crate::config::{API_KEY, AcmeConfig, WEBHOOK_SECRET, authenticated};
 /// The connector. It holds no state: every call gets the parsed config.
 pub struct AcmeCrm;
 
+#[cfg(feature = "export")]
 weir_sdk::export_connector!(AcmeCrm);
 
 /// The current format of checkpoints: a [`Position`].

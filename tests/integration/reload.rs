@@ -1,0 +1,342 @@
+//! Hot reload and upgrades under `weir run`: connectors are replaced while
+//! flows run, without failing a run, losing an incremental position or
+//! letting a new version reach further than approved.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use weir_tests::{RunningWeir, Workspace, guests, wait_until};
+
+use crate::{simulator, workspace};
+
+fn config(base_url: &str, connection_extra: &str) -> String {
+    format!(
+        r#"
+[admin]
+listen = "127.0.0.1:0"
+
+[connections.acme]
+connector = "acme-crm"
+config = {{ base_url = "{base_url}" }}
+allowed_hosts = ["{base_url}"]
+secrets.api_key = {{ env = "ACME_API_KEY" }}
+{connection_extra}
+
+[flows.contacts]
+source = "acme"
+stream = "contacts"
+"#
+    )
+}
+
+/// Installs a plugin the documented way: copy to a dot-file, then rename.
+fn install(ws: &Workspace, guest: &str) {
+    let tmp = ws.plugins_dir().join(".acme_crm.wasm.tmp");
+    std::fs::copy(guest, &tmp).unwrap();
+    std::fs::rename(&tmp, ws.plugins_dir().join("acme_crm.wasm")).unwrap();
+}
+
+/// The serving version of acme-crm, per the admin API.
+async fn serving(weir: &RunningWeir) -> Option<String> {
+    let (_, plugins) = weir.admin("GET", "/plugins", None).await;
+    plugins["loaded"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == "acme-crm")
+        .and_then(|p| p["version"].as_str().map(str::to_string))
+}
+
+async fn wait_for_version(weir: &RunningWeir, version: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if serving(weir).await.as_deref() == Some(version) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// `(flow, status, plugin)` of every run, oldest first.
+fn runs(ws: &Workspace) -> Vec<(String, String, String)> {
+    let store = ws.store();
+    let mut stmt = store
+        .prepare("SELECT flow, status, plugin FROM runs ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .flatten()
+        .collect()
+}
+
+fn finished(ws: &Workspace, count: usize) -> bool {
+    rusqlite::Connection::open(ws.store_path())
+        .and_then(|c| {
+            c.query_row(
+                "SELECT count(*) FROM runs WHERE status != 'running'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .is_ok_and(|n| n as usize >= count)
+}
+
+async fn trigger(weir: &RunningWeir, tenant: &str) -> Value {
+    let (status, body) = weir
+        .admin(
+            "POST",
+            &format!("/tenants/{tenant}/flows/contacts/run"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    body
+}
+
+async fn add_tenants(weir: &RunningWeir, names: &[&str]) {
+    for name in names {
+        let (status, body) = weir
+            .admin("POST", "/tenants", Some(json!({ "id": name })))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replacing_a_connector_mid_sync_fails_no_run_and_new_runs_use_the_new_version() {
+    let sim = simulator(3_000, 0).await;
+    let ws = workspace();
+    // 30 pages at 20 requests a second per tenant: runs long enough to overlap the swap.
+    ws.write_config(&config(
+        &sim.base_url(),
+        "page_size = 100\nrate_limit = { requests_per_second = 20 }",
+    ));
+    install(&ws, guests::ACME_CRM);
+    let weir = ws.start_daemon().await;
+    add_tenants(&weir, &["a", "b", "c"]).await;
+    for tenant in ["a", "b", "c"] {
+        trigger(&weir, tenant).await;
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || runs(&ws).len() == 3),
+        "three runs under way"
+    );
+
+    let swapped = Instant::now();
+    install(&ws, guests::ACME_CRM_V2);
+    assert!(
+        wait_for_version(&weir, "2.0.0").await,
+        "the new version serves"
+    );
+    let reload = swapped.elapsed();
+    assert!(
+        wait_until(Duration::from_secs(60), || finished(&ws, 3)),
+        "the runs in flight finish"
+    );
+    for tenant in ["a", "b", "c"] {
+        trigger(&weir, tenant).await;
+    }
+    assert!(wait_until(Duration::from_secs(60), || finished(&ws, 6)));
+    let all = runs(&ws);
+    assert!(
+        all.iter().all(|(_, status, _)| status == "succeeded"),
+        "no run failed: {all:?}"
+    );
+    assert!(
+        all[..3]
+            .iter()
+            .all(|(_, _, plugin)| plugin == "acme-crm 0.1.0"),
+        "in-flight runs keep v1: {all:?}"
+    );
+    assert!(
+        all[3..]
+            .iter()
+            .all(|(_, _, plugin)| plugin == "acme-crm 2.0.0"),
+        "new runs use v2: {all:?}"
+    );
+    assert_eq!(ws.records("a.acme", "contacts").len(), 3_000);
+    eprintln!("reload latency (rename -> v2 serving, seen by the admin API): {reload:?}");
+    assert!(weir.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_checkpoint_format_is_migrated_and_the_sync_stays_incremental() {
+    let sim = simulator(2_000, 0).await;
+    let ws = workspace();
+    ws.write_config(&config(&sim.base_url(), ""));
+    install(&ws, guests::ACME_CRM);
+    let weir = ws.start_daemon().await;
+    add_tenants(&weir, &["a"]).await;
+    trigger(&weir, "a").await;
+    assert!(wait_until(Duration::from_secs(30), || finished(&ws, 1)));
+
+    install(&ws, guests::ACME_CRM_V2);
+    assert!(wait_for_version(&weir, "2.0.0").await);
+    sim.reset_counters();
+    sim.mutate("contacts", 50);
+    trigger(&weir, "a").await;
+    assert!(wait_until(Duration::from_secs(30), || finished(&ws, 2)));
+    assert_eq!(runs(&ws)[1].1, "succeeded");
+    assert_eq!(
+        sim.counters().served("contacts"),
+        50,
+        "no full resync after the upgrade"
+    );
+    let (format, state): (u32, String) = ws
+        .store()
+        .query_row(
+            "SELECT format, state FROM checkpoints WHERE flow = 'a.contacts'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(format, 2);
+    assert!(state.contains("upgraded_by"), "{state}");
+    assert!(weir.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_files_leave_the_serving_version_in_place_until_a_good_one_arrives() {
+    let sim = simulator(500, 0).await;
+    let ws = workspace();
+    ws.write_config(&config(&sim.base_url(), ""));
+    install(&ws, guests::ACME_CRM);
+    let weir = ws.start_daemon().await;
+    add_tenants(&weir, &["a"]).await;
+    let target = ws.plugins_dir().join("acme_crm.wasm");
+
+    for (bad, what) in [
+        (b"definitely not wasm".to_vec(), "no WebAssembly header"),
+        (
+            std::fs::read(guests::WRONG_WORLD).unwrap(),
+            "does not export Weir's interfaces",
+        ),
+    ] {
+        std::fs::write(&target, &bad).unwrap();
+        let reported = wait_until(Duration::from_secs(30), || {
+            let handle = tokio::runtime::Handle::current();
+            let (_, plugins) = tokio::task::block_in_place(|| {
+                handle.block_on(weir.admin("GET", "/plugins", None))
+            });
+            plugins["failed"].as_array().is_some_and(|f| {
+                f.iter()
+                    .any(|f| f["error"].as_str().unwrap_or("").contains(what))
+            })
+        });
+        assert!(reported, "the bad file is reported: {what}");
+        assert_eq!(
+            serving(&weir).await.as_deref(),
+            Some("0.1.0"),
+            "the previous version keeps serving"
+        );
+    }
+    trigger(&weir, "a").await;
+    assert!(wait_until(Duration::from_secs(30), || finished(&ws, 1)));
+    assert_eq!(
+        runs(&ws)[0].1,
+        "succeeded",
+        "runs go on with the serving version"
+    );
+
+    // A good file written slowly, in place, in four chunks.
+    let good = std::fs::read(guests::ACME_CRM_V2).unwrap();
+    let mut file = std::fs::File::create(&target).unwrap();
+    for chunk in good.chunks(good.len() / 4 + 1) {
+        std::io::Write::write_all(&mut file, chunk).unwrap();
+        std::io::Write::flush(&mut file).unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    drop(file);
+    assert!(
+        wait_for_version(&weir, "2.0.0").await,
+        "recovered once the whole file is there"
+    );
+    let (_, plugins) = weir.admin("GET", "/plugins", None).await;
+    assert_eq!(plugins["failed"], json!([]), "the failure is cleared");
+    assert!(weir.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_asking_for_a_new_host_waits_for_approval() {
+    let sim = simulator(200, 0).await;
+    let ws = workspace();
+    ws.write_config(&config(&sim.base_url(), ""));
+    install(&ws, guests::ACME_CRM);
+    let weir = ws.start_daemon().await;
+    add_tenants(&weir, &["a"]).await;
+
+    install(&ws, guests::ACME_CRM_NEW_HOST);
+    let pending = wait_until(Duration::from_secs(30), || {
+        let handle = tokio::runtime::Handle::current();
+        let (_, plugins) =
+            tokio::task::block_in_place(|| handle.block_on(weir.admin("GET", "/plugins", None)));
+        plugins["pending"][0]["new_hosts"] == json!(["https://analytics.acme.example"])
+    });
+    assert!(pending, "the new version waits, naming what it asks for");
+    trigger(&weir, "a").await;
+    assert!(wait_until(Duration::from_secs(30), || finished(&ws, 1)));
+    assert_eq!(
+        runs(&ws)[0].2,
+        "acme-crm 0.1.0",
+        "the approved version keeps serving"
+    );
+
+    let (status, body) = weir.admin("POST", "/plugins/acme-crm/approve", None).await;
+    assert_eq!((status, &body["serving"]), (200, &json!("1.1.0")));
+    trigger(&weir, "a").await;
+    assert!(wait_until(Duration::from_secs(30), || finished(&ws, 2)));
+    assert_eq!(runs(&ws)[1].2, "acme-crm 1.1.0");
+
+    let (status, body) = weir.admin("POST", "/plugins/acme-crm/rollback", None).await;
+    assert_eq!(
+        (status, &body["serving"]),
+        (200, &json!("0.1.0")),
+        "the last good version is kept for rollbacks"
+    );
+    assert!(weir.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_removed_plugin_pauses_its_flows_and_they_resume_when_it_returns() {
+    let sim = simulator(200, 0).await;
+    let ws = workspace();
+    ws.write_config(&config(&sim.base_url(), "").replace(
+        "stream = \"contacts\"\n",
+        "stream = \"contacts\"\nschedule = \"every 1s\"\n",
+    ));
+    install(&ws, guests::ACME_CRM);
+    let weir = ws.start_daemon().await;
+    add_tenants(&weir, &["a"]).await;
+    assert!(wait_until(Duration::from_secs(30), || finished(&ws, 1)));
+
+    std::fs::remove_file(ws.plugins_dir().join("acme_crm.wasm")).unwrap();
+    let paused = wait_until(Duration::from_secs(30), || {
+        ws.store()
+            .query_row(
+                "SELECT last_error FROM flow_states WHERE flow = 'a.contacts'",
+                [],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .ok()
+            .flatten()
+            .is_some_and(|e| e.contains("paused: connector `acme-crm` is not loaded"))
+    });
+    assert!(paused, "the flow shows why it does not run");
+    let failures: i64 = ws.query_one("SELECT failures FROM flow_states WHERE flow = 'a.contacts'");
+    assert_eq!(failures, 0, "a paused flow is not failing");
+    let count = runs(&ws).len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        runs(&ws).len(),
+        count,
+        "no run starts without its connector"
+    );
+
+    install(&ws, guests::ACME_CRM);
+    assert!(
+        wait_until(Duration::from_secs(30), || runs(&ws).len() > count),
+        "it resumes"
+    );
+    assert!(runs(&ws).iter().all(|(_, status, _)| status != "failed"));
+    assert!(weir.terminate().await.success());
+}
