@@ -3,11 +3,13 @@
 //! checkpoint.
 
 mod destination;
+mod redeliver;
 mod reshape;
 mod retry;
 mod runner;
 
 pub use destination::Destination;
+pub use redeliver::{Redelivery, RedeliverySummary};
 pub use reshape::{Reshaped, Reshaper};
 pub use retry::RetryPolicy;
 pub use runner::{FlowRunner, Legs, RunObserver, RunOptions, RunSummary};

@@ -158,6 +158,8 @@ pub struct DeadLetterRecord {
     pub run: RunId,
     /// Primary key at the source.
     pub source_key: String,
+    /// The source's version of the record when it failed.
+    pub version: Option<u64>,
     /// `mapping`, `transform` or `destination`.
     pub stage: String,
     /// Why.
@@ -312,6 +314,14 @@ pub trait RecordReader: Send + Sync {
         stream: &str,
         after: Option<&str>,
         limit: usize,
+    ) -> Result<Vec<Record>, StoreError>;
+    /// The raw records (deleted ones included) with the given keys, in no
+    /// particular order; keys not stored are left out.
+    fn records_by_key(
+        &self,
+        connection: &ConnectionId,
+        stream: &str,
+        keys: &[&str],
     ) -> Result<Vec<Record>, StoreError>;
 }
 

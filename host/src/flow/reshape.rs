@@ -68,6 +68,14 @@ impl Reshaper {
         Self::default()
     }
 
+    /// A mapping alone, without transform plugins.
+    pub fn mapping(mapping: Arc<Mapping>) -> Self {
+        Self {
+            mapping: Some(mapping).filter(|m| !m.is_identity()),
+            transforms: Vec::new(),
+        }
+    }
+
     /// A mapping (none: records as read) followed by transform plugins.
     pub fn new(
         runtime: &Runtime,

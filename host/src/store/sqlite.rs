@@ -279,10 +279,14 @@ fn replace_mapped(
     records: &[Record],
     now: i64,
 ) -> rusqlite::Result<()> {
+    // The same version is reshaped again (a changed mapping); an older one
+    // never replaces a newer one (a reapply racing a sync of the flow).
     let mut upsert = tx.prepare_cached(
         "INSERT INTO mapped_records (flow, key, version, deleted, data, mapped_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (flow, key) DO UPDATE SET version = excluded.version, deleted = excluded.deleted,
-           data = excluded.data, mapped_at = excluded.mapped_at",
+           data = excluded.data, mapped_at = excluded.mapped_at
+         WHERE excluded.version IS NULL OR mapped_records.version IS NULL
+            OR excluded.version >= mapped_records.version",
     )?;
     for record in records {
         upsert.execute(params![
@@ -418,15 +422,17 @@ impl Deliveries for SqliteStore {
     ) -> Result<Vec<DeadLetterRecord>, StoreError> {
         self.with(|conn| {
             let mut stmt = conn.prepare(
-                "SELECT id, flow, run_id, source_key, stage, error, data, created_at
+                "SELECT id, flow, run_id, source_key, stage, error, data, created_at, version
                  FROM dead_letters WHERE flow = ?1 ORDER BY id LIMIT ?2",
             )?;
-            stmt.query_map(params![flow.as_str(), limit as i64], |row| {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            stmt.query_map(params![flow.as_str(), limit], |row| {
                 Ok(DeadLetterRecord {
                     id: row.get(0)?,
                     flow: row.get(1)?,
                     run: RunId(row.get(2)?),
                     source_key: row.get(3)?,
+                    version: row.get::<_, Option<i64>>(8)?.map(|v| v as u64),
                     stage: row.get(4)?,
                     error: row.get(5)?,
                     data: row.get(6)?,
@@ -561,6 +567,30 @@ impl RecordReader for SqliteStore {
                 record_row,
             )?
             .collect()
+        })
+    }
+
+    fn records_by_key(
+        &self,
+        connection: &ConnectionId,
+        stream: &str,
+        keys: &[&str],
+    ) -> Result<Vec<Record>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT r.key, r.version, r.deleted, r.data FROM records r JOIN streams s ON s.id = r.stream_id
+                 WHERE s.connection = ?1 AND s.name = ?2 AND r.key = ?3",
+            )?;
+            let mut records = Vec::with_capacity(keys.len());
+            for key in keys {
+                if let Some(record) = stmt
+                    .query_row(params![connection.as_str(), stream, key], record_row)
+                    .optional()?
+                {
+                    records.push(record);
+                }
+            }
+            Ok(records)
         })
     }
 
