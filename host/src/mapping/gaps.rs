@@ -102,7 +102,7 @@ impl Context<'_> {
             let parent_present = parent.is_root()
                 || needed.contains(&&parent)
                 || self.rules().any(|rule| parent.contains(&rule.target));
-            if !field.required || !parent_present {
+            if !field.required || field.read_only || !parent_present {
                 continue;
             }
             needed.push(&field.pointer);
@@ -204,6 +204,7 @@ impl Context<'_> {
                 .iter()
                 .filter(|destination| {
                     destination.has_properties == field.has_properties
+                        && !destination.read_only
                         && !self.written(&destination.pointer)
                 })
                 .map(|destination| {
@@ -650,6 +651,34 @@ mod tests {
                 "/status".to_owned(),
                 json!({ "to": "/status", "const": "New" })
             )]
+        );
+    }
+
+    #[test]
+    fn fields_the_destination_sets_itself_are_never_asked_for() {
+        let destination = json!({
+            "required": ["id", "email", "version"],
+            "properties": {
+                "id": { "type": "string", "readOnly": true },
+                "email": { "type": "string" },
+                "version": { "type": "integer", "readOnly": true }
+            }
+        });
+        let report = report(json!({}), contact_source(), destination);
+        let targets: Vec<_> = report
+            .unwritten_required
+            .iter()
+            .map(|gap| gap.target.clone().unwrap())
+            .collect();
+        assert_eq!(targets, ["/email"]);
+        let id = report
+            .dropped_sources
+            .iter()
+            .find(|gap| gap.source.as_deref() == Some("/id"))
+            .unwrap();
+        assert_eq!(
+            id.suggestion, None,
+            "never suggested into a read-only `/id`"
         );
     }
 

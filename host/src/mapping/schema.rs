@@ -1,7 +1,7 @@
 //! The fields a JSON Schema describes, flattened to pointers, for the gap
 //! report. Only the common subset is read — `type`, `format`,
-//! `properties`, `required`, `enum`, `const`, `default` — and anything else
-//! is ignored rather than refused: schemas come from partners.
+//! `properties`, `required`, `enum`, `const`, `default`, `readOnly` — and
+//! anything else is ignored rather than refused: schemas come from partners.
 
 use serde_json::Value;
 
@@ -84,6 +84,9 @@ pub(crate) struct SchemaField {
     pub(crate) required: bool,
     pub(crate) default: Option<Value>,
     pub(crate) has_properties: bool,
+    /// `"readOnly": true`: the partner sets it (an id, a version), so no
+    /// mapping has to write it even when it is required.
+    pub(crate) read_only: bool,
 }
 
 /// The properties of `schema`, parents before their children.
@@ -112,6 +115,7 @@ fn collect(schema: &Value, at: &Pointer, depth: usize, fields: &mut Vec<SchemaFi
             required: required.contains(&name.as_str()),
             default: property.get("default").cloned(),
             has_properties: property.get("properties").is_some_and(Value::is_object),
+            read_only: property.get("readOnly") == Some(&Value::Bool(true)),
             pointer: pointer.clone(),
         });
         collect(property, &pointer, depth + 1, fields);

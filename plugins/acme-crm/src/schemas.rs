@@ -2,14 +2,17 @@
 
 use serde_json::{Value, json};
 
-/// A contact, or its tombstone (`id`, `deleted`, `updated_at`, `version`).
+/// A contact. Acme CRM refuses a contact without `email`, so a mapping into
+/// this stream must write one; fields Acme sets itself are `readOnly`.
+/// Tombstones of deleted contacts carry only `id`, `deleted`, `updated_at`
+/// and `version` (Weir never maps or writes their data).
 pub fn contact() -> Value {
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "type": "object",
-        "required": ["id", "updated_at", "version"],
+        "required": ["id", "email", "updated_at", "version"],
         "properties": {
-            "id": { "type": "string", "examples": ["c_000001"] },
+            "id": { "type": "string", "readOnly": true, "examples": ["c_000001"] },
             "first_name": { "type": ["string", "null"] },
             "last_name": { "type": ["string", "null"] },
             "email": { "type": "string", "format": "email" },
@@ -19,10 +22,10 @@ pub fn contact() -> Value {
             "lifecycle_stage": { "enum": ["lead", "prospect", "customer", "churned", null] },
             "score": { "type": ["integer", "null"], "minimum": 0, "maximum": 100 },
             "external_id": { "type": ["string", "null"] },
-            "created_at": { "type": "string", "format": "date-time" },
-            "updated_at": { "type": "string", "format": "date-time" },
-            "version": { "type": "integer", "minimum": 1 },
-            "deleted": { "type": "boolean" }
+            "created_at": { "type": "string", "format": "date-time", "readOnly": true },
+            "updated_at": { "type": "string", "format": "date-time", "readOnly": true },
+            "version": { "type": "integer", "minimum": 1, "readOnly": true },
+            "deleted": { "type": "boolean", "readOnly": true }
         }
     })
 }
@@ -34,7 +37,7 @@ pub fn company() -> Value {
         "type": "object",
         "required": ["id", "updated_at", "version"],
         "properties": {
-            "id": { "type": "string", "examples": ["co_00001"] },
+            "id": { "type": "string", "readOnly": true, "examples": ["co_00001"] },
             "name": { "type": ["string", "null"] },
             "domain": { "type": ["string", "null"] },
             "industry": { "type": ["string", "null"] },
@@ -42,10 +45,10 @@ pub fn company() -> Value {
             "country": { "type": ["string", "null"] },
             "annual_revenue": { "type": ["number", "null"], "minimum": 0 },
             "external_id": { "type": ["string", "null"] },
-            "created_at": { "type": "string", "format": "date-time" },
-            "updated_at": { "type": "string", "format": "date-time" },
-            "version": { "type": "integer", "minimum": 1 },
-            "deleted": { "type": "boolean" }
+            "created_at": { "type": "string", "format": "date-time", "readOnly": true },
+            "updated_at": { "type": "string", "format": "date-time", "readOnly": true },
+            "version": { "type": "integer", "minimum": 1, "readOnly": true },
+            "deleted": { "type": "boolean", "readOnly": true }
         }
     })
 }
