@@ -246,7 +246,10 @@ fn odd_records_never_panic() {
 }
 
 /// The partner simulator's contact shape, through a typical ten-rule
-/// mapping, as text in and text out (what a flow does). Run by hand:
+/// mapping, as text in and text out (what a flow does). The same document
+/// is written down in `plugins/contact-mapper` (a transform plugin writing
+/// exactly what it writes) and in `tests/benches/mapping.rs`, which
+/// compares the two in a flow's mapping stage. Run by hand:
 /// `cargo test -p weir-host --release --lib mapping::tests::throughput -- --ignored --nocapture`
 #[test]
 #[ignore = "a measurement, run by hand in release mode"]
