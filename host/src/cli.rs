@@ -5,7 +5,9 @@ mod app;
 mod audit;
 mod connection;
 mod daemon;
+mod deadletters;
 mod explain;
+mod map;
 mod output;
 mod plugins;
 mod state;
@@ -55,6 +57,12 @@ enum Command {
     /// Turn a tenant's flows on or off, set their schedules.
     #[command(subcommand)]
     Flows(tenants::FlowsCommand),
+    /// A tenant's field mapping of a flow: set, check, preview, reapply.
+    #[command(subcommand)]
+    Map(map::MapCommand),
+    /// Records a tenant's flow could not deliver: list them, retry them.
+    #[command(subcommand, name = "deadletters")]
+    DeadLetters(deadletters::DeadLettersCommand),
     /// Check a connection's configuration and credentials with the partner.
     Check {
         /// The connection's name in weir.toml.
@@ -127,6 +135,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status => tenants::status(&cli.config, json),
         Command::Tenants(command) => tenants::tenants(&cli.config, command, json),
         Command::Flows(command) => tenants::flows(&cli.config, command, json),
+        Command::Map(command) => map::run(&cli.config, command, json).await,
+        Command::DeadLetters(command) => deadletters::run(&cli.config, command, json).await,
         Command::Check { connection } => connection::check(&cli.config, &connection, json).await,
         Command::Discover { connection } => {
             connection::discover(&cli.config, &connection, json).await

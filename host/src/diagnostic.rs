@@ -154,6 +154,8 @@ error_codes! {
         "A tenant's settings name a connection or flow that `weir.toml` does not define, or hold a schedule, mapping or secret reference that does not parse. The message gives the exact path (for example `flows.contacts.mapping.fields[2].format`) and the reason; nothing was saved.";
     UnknownTenant = "unknown-tenant", 2, "no tenant has that name",
         "The command names a tenant that does not exist. `weir tenants list` shows the tenants; `weir tenants add <name>` creates one.";
+    MappingInvalid = "mapping-invalid", 2, "a mapping document is refused",
+        "The mapping given to `weir map set` is not JSON, or breaks a rule of the mapping format: a rule with two sources, an unknown `type`, a time zone or date pattern that does not exist, two rules writing the same field. The message gives the exact path in the document (for example `fields[3].format`) and the reason; nothing was saved. README's *Field mappings* section lists every key.";
     MappingRecord = "mapping-record", 1, "a record did not fit the flow's mapping",
         "A record could not be reshaped by the tenant's field mapping (a missing required field, a value that does not convert, an unknown enum value). It went to the dead letters with the reason; the run went on. Fix the mapping (or the data at the partner), then `weir deadletters retry <tenant> <flow>`.";
     StoreUnavailable = "store-unavailable", 4, "the local store cannot be opened or written",
