@@ -436,24 +436,34 @@ mod tests {
 
     use super::*;
     use crate::connector::Checkpoint;
-    use crate::ids::ConnectionId;
+    use crate::ids::TenantId;
     use crate::mapping::Mapping;
     use crate::store::{
         DeadLetter, Delivered, Deliveries, DeliveryFailure, PageCommit, RunLog, SourcePage,
         SqliteStore, SyncStore,
     };
+    use crate::tenant::{Tenant, resolve_flow};
 
+    /// Tenant `t1`'s instance of flow `contacts` (ids `t1.contacts`, `t1.acme`).
     fn flow() -> FlowConfig {
-        FlowConfig {
-            id: FlowId::new("t1.contacts").unwrap(),
-            source: ConnectionId::new("t1.acme").unwrap(),
-            stream: "contacts".into(),
-            destination: crate::config::Destination::Store,
-            schedule: None,
-            enabled_by_default: true,
-            mapping: None,
-            transforms: Vec::new(),
-        }
+        let config = crate::config::Config::parse(
+            std::path::Path::new("/weir/weir.toml"),
+            r#"
+            [connections.acme]
+            connector = "acme-crm"
+            config = { base_url = "https://api.acme.example" }
+            allowed_hosts = ["https://api.acme.example"]
+
+            [flows.contacts]
+            source = "acme"
+            stream = "contacts"
+            "#,
+        )
+        .unwrap();
+        let tenant = Tenant::new(TenantId::new("t1").unwrap());
+        resolve_flow(&config, &tenant, &FlowId::new("contacts").unwrap())
+            .unwrap()
+            .flow
     }
 
     fn contact(i: usize, stage: &str) -> Record {
