@@ -13,6 +13,7 @@
 //! - [`tenant`] installs the integration per customer, with their own settings;
 //! - [`schedule`] says when a flow runs;
 //! - [`store`] keeps records, checkpoints and runs (SQLite by default);
+//! - [`inbox`] makes webhook deliveries durable before they are acknowledged;
 //! - [`cli`] is the `weir` command.
 
 pub mod abi;
@@ -26,6 +27,7 @@ pub mod daemon;
 pub mod diagnostic;
 pub mod flow;
 pub mod ids;
+pub mod inbox;
 pub mod mapping;
 pub mod plugin;
 pub mod runtime;
