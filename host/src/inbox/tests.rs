@@ -383,13 +383,11 @@ async fn a_full_queue_refuses_at_once() {
         t.inbox.submit(delivery("second")),
         t.inbox.submit(delivery("third")),
     ];
-    let started = Instant::now();
+    // Answered on the first poll: the refusal did not wait for anything.
     assert_eq!(
         t.inbox.submit(delivery("fourth")).now_or_never(),
         Some(Err(Refusal::QueueFull)),
-        "refused without waiting"
     );
-    assert!(started.elapsed() < Duration::from_millis(50));
     drop(lock);
     assert!(first.await.is_ok());
     for answer in queued {
