@@ -3,6 +3,7 @@
 //! implementation; flows and connectors only see these traits, so another
 //! backend (PostgreSQL for multi-host deployments) can be added beside it.
 
+mod changes;
 mod journal;
 mod schema;
 mod sqlite;
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub use changes::{ChangeSource, ChangeStore, Coverage, MergeOutcome};
 pub use journal::Journal;
 pub use sqlite::SqliteStore;
 
@@ -80,6 +82,8 @@ pub struct PageCommit<'a> {
     pub delivered: Delivered<'a>,
     /// Records that could not be delivered, with why.
     pub dead_letters: &'a [DeadLetter],
+    /// Whether to note the records as seen by a poll (webhook coverage).
+    pub log_changes: bool,
 }
 
 /// What a page commit changed.

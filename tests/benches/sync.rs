@@ -203,6 +203,7 @@ async fn native_round(dir: &Path, base_url: &str, round: usize) -> anyhow::Resul
                 },
                 delivered: Delivered::Raw,
                 dead_letters: &[],
+                log_changes: false,
             })?;
             Ok(records.len() as u64)
         }));

@@ -16,6 +16,7 @@ pub async fn execute(
     daemon: &Daemon,
     resolved: &ResolvedFlow,
     cancel: CancellationToken,
+    log_changes: bool,
 ) -> Result<RunSummary, Diagnostic> {
     let plugins = daemon.plugins();
     let open = |config| {
@@ -44,6 +45,7 @@ pub async fn execute(
     };
     let options = RunOptions {
         cancel: Some(cancel),
+        log_changes,
         ..RunOptions::default()
     };
     daemon

@@ -519,6 +519,7 @@ mod tests {
                     data: records[3].data.clone(),
                     failure: DeliveryFailure::Mapping("an old reason".into()),
                 }],
+                log_changes: false,
             })
             .unwrap();
         (dir, store)
@@ -656,6 +657,7 @@ mod tests {
                 },
                 delivered: Delivered::Raw,
                 dead_letters: &[],
+                log_changes: false,
             })
             .unwrap();
         let copy = reshaper(json!({ "fields": [{ "to": "/mail", "from": "/email" }] }));

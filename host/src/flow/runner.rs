@@ -29,6 +29,9 @@ pub struct RunOptions {
     pub retry: RetryPolicy,
     /// Stops the run after the page in flight is committed (shutdown).
     pub cancel: Option<CancellationToken>,
+    /// Notes what polls find, for webhook coverage (when webhooks also feed
+    /// the flow).
+    pub log_changes: bool,
 }
 
 /// Hears about a run's progress (e.g. to draw a progress bar).
@@ -204,6 +207,9 @@ impl FlowRunner {
         } else {
             self.resume_point(flow, source).await?
         };
+        // Webhook coverage counts changes polls find; a first full read
+        // (a backfill) finds records, not changes webhooks would report.
+        let log_changes = checkpoint.is_some() && options.log_changes;
         // The commit of page k runs while page k+1 is read: the read only
         // needs page k's checkpoint, which is known before it is durable. A
         // crash meanwhile resumes from page k-1 and reads page k again.
@@ -228,7 +234,7 @@ impl FlowRunner {
             }
             let has_more = page.has_more;
             checkpoint = Some(page.checkpoint.clone());
-            pending = Some(self.commit(flow, run, source, page, parts));
+            pending = Some(self.commit(flow, run, source, page, parts, log_changes));
             if !has_more {
                 break Ok(());
             }
@@ -373,6 +379,7 @@ impl FlowRunner {
         source: &Connection,
         page: Page,
         parts: PageParts,
+        log_changes: bool,
     ) -> JoinHandle<Result<Committed, StoreError>> {
         let store = self.store.clone();
         let (flow_id, stream, connection) =
@@ -396,6 +403,7 @@ impl FlowRunner {
                 },
                 delivered,
                 dead_letters: &parts.dead_letters,
+                log_changes,
             })?;
             Ok(Committed {
                 outcome,

@@ -143,4 +143,39 @@ CREATE TABLE flow_states (
     updated_at  INTEGER NOT NULL
 );
 "#,
+    r#"
+-- The webhook endpoint of each tenant's connection: an unguessable token.
+CREATE TABLE webhook_endpoints (
+    token       TEXT PRIMARY KEY,
+    tenant      TEXT NOT NULL,
+    connection  TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    UNIQUE (tenant, connection)
+);
+
+-- Which path saw which version of a record, and when: what webhook
+-- coverage is measured from.
+CREATE TABLE change_log (
+    connection  TEXT NOT NULL,
+    stream      TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    version     INTEGER,
+    via         TEXT NOT NULL,
+    seen_at     INTEGER NOT NULL
+);
+CREATE INDEX change_log_by_record ON change_log (connection, stream, key, via);
+CREATE INDEX change_log_by_time ON change_log (connection, seen_at);
+
+-- Copies of one version with different content, kept for operators.
+CREATE TABLE merge_conflicts (
+    id          INTEGER PRIMARY KEY,
+    connection  TEXT NOT NULL,
+    stream      TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    version     INTEGER,
+    kept        TEXT NOT NULL,
+    refused     TEXT NOT NULL,
+    seen_at     INTEGER NOT NULL
+);
+"#,
 ];

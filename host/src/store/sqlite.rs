@@ -7,9 +7,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::schema::MIGRATIONS;
 use super::{
-    CheckpointRecord, DeadLetter, DeadLetterRecord, Delivered, Deliveries, DeliveryFailure,
-    EgressLog, FlowState, IdLink, IdLinks, PageCommit, PageOutcome, RecordReader, RunEnd, RunLog,
-    RunRecord, RunStatus, StoreError, SyncStore, TenantStore,
+    ChangeSource, ChangeStore, CheckpointRecord, Coverage, DeadLetter, DeadLetterRecord, Delivered,
+    Deliveries, DeliveryFailure, EgressLog, FlowState, IdLink, IdLinks, MergeOutcome, PageCommit,
+    PageOutcome, RecordReader, RunEnd, RunLog, RunRecord, RunStatus, StoreError, SyncStore,
+    TenantStore,
 };
 use crate::capability::{AuditEntry, BudgetLeft, BudgetState};
 use crate::connector::{ChangeKind, Checkpoint, ConnectorError, Record};
@@ -183,6 +184,16 @@ impl SyncStore for SqliteStore {
             let source = &commit.source;
             let raw =
                 self.upsert_records(&tx, source.connection, source.stream, source.records, now)?;
+            if commit.log_changes {
+                log_changes(
+                    &tx,
+                    source.connection,
+                    source.stream,
+                    source.records,
+                    ChangeSource::Poll,
+                    now,
+                )?;
+            }
             let written = match commit.delivered {
                 Delivered::Raw => raw.changed,
                 Delivered::Mapped(records) => {
@@ -271,6 +282,30 @@ impl SqliteStore {
         }
         Ok(outcome)
     }
+}
+
+fn log_changes(
+    tx: &rusqlite::Transaction<'_>,
+    connection: &ConnectionId,
+    stream: &str,
+    records: &[Record],
+    via: ChangeSource,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO change_log (connection, stream, key, version, via, seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for record in records {
+        insert.execute(params![
+            connection.as_str(),
+            stream,
+            record.key,
+            record.version.map(|v| v as i64),
+            via.as_str(),
+            now
+        ])?;
+    }
+    Ok(())
 }
 
 fn replace_mapped(
@@ -881,6 +916,169 @@ impl TenantStore for SqliteStore {
     }
 }
 
+impl ChangeStore for SqliteStore {
+    fn merge(
+        &self,
+        connection: &ConnectionId,
+        stream: &str,
+        records: &[Record],
+        source: ChangeSource,
+    ) -> Result<MergeOutcome, StoreError> {
+        let now = now_ms();
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            let stream_id = self.stream_id(&tx, connection.as_str(), stream)?;
+            let mut outcome = MergeOutcome::default();
+            {
+                let mut stored =
+                    tx.prepare_cached("SELECT version, data FROM records WHERE stream_id = ?1 AND key = ?2")?;
+                let mut upsert = tx.prepare_cached(
+                    "INSERT INTO records (stream_id, key, version, deleted, data, stored_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (stream_id, key) DO UPDATE SET version = excluded.version,
+                       deleted = excluded.deleted, data = excluded.data, stored_at = excluded.stored_at",
+                )?;
+                let mut conflict = tx.prepare_cached(
+                    "INSERT INTO merge_conflicts (connection, stream, key, version, kept, refused, seen_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?;
+                for record in records {
+                    let current: Option<(Option<i64>, String)> = stored
+                        .query_row(params![stream_id, record.key], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()?;
+                    let incoming = record.version.map(|v| v as i64);
+                    let newer = match (&current, incoming) {
+                        (None, _) | (Some((None, _)), _) | (_, None) => true,
+                        (Some((Some(stored), _)), Some(incoming)) => incoming > *stored,
+                    };
+                    if newer {
+                        upsert.execute(params![
+                            stream_id,
+                            record.key,
+                            incoming,
+                            record.kind == ChangeKind::Delete,
+                            record.data,
+                            now
+                        ])?;
+                        outcome.applied.push(record.clone());
+                    } else if let Some((Some(stored_version), kept)) = &current
+                        && Some(*stored_version) == incoming
+                        && record.kind == ChangeKind::Upsert
+                        && !same_json(kept, &record.data)
+                    {
+                        outcome.conflicts += 1;
+                        conflict.execute(params![
+                            connection.as_str(),
+                            stream,
+                            record.key,
+                            incoming,
+                            kept,
+                            record.data,
+                            now
+                        ])?;
+                    } else {
+                        outcome.stale += 1;
+                    }
+                }
+            }
+            log_changes(&tx, connection, stream, records, source, now)?;
+            tx.commit()?;
+            Ok(outcome)
+        })
+    }
+
+    fn coverage(
+        &self,
+        connection: &ConnectionId,
+        stream: &str,
+        since_ms: i64,
+        grace_ms: i64,
+        now_ms: i64,
+    ) -> Result<Coverage, StoreError> {
+        let decided_before = now_ms - grace_ms;
+        self.with(|conn| {
+            let (changes, by_webhook): (i64, i64) = conn.query_row(
+                "SELECT count(*), coalesce(sum(webhook), 0) FROM (
+                   SELECT key, version, max(via = 'webhook') AS webhook FROM change_log
+                   WHERE connection = ?1 AND stream = ?2 AND seen_at >= ?3 AND seen_at <= ?4
+                   GROUP BY key, version)",
+                params![connection.as_str(), stream, since_ms, decided_before],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            // A poll's change is covered by a webhook of that version or a
+            // newer one, before the poll or within the grace period after it.
+            let poll_only: i64 = conn.query_row(
+                "SELECT count(*) FROM (SELECT DISTINCT p.key, p.version FROM change_log p
+                 WHERE p.connection = ?1 AND p.stream = ?2 AND p.via = 'poll'
+                   AND p.seen_at >= ?3 AND p.seen_at <= ?4
+                   AND NOT EXISTS (
+                     SELECT 1 FROM change_log w WHERE w.connection = p.connection AND w.stream = p.stream
+                       AND w.key = p.key AND w.via = 'webhook'
+                       AND coalesce(w.version, 0) >= coalesce(p.version, 0)
+                       AND w.seen_at <= p.seen_at + ?5))",
+                params![connection.as_str(), stream, since_ms, decided_before, grace_ms],
+                |r| r.get(0),
+            )?;
+            let last = |via: &str| -> rusqlite::Result<Option<i64>> {
+                conn.query_row(
+                    "SELECT max(seen_at) FROM change_log WHERE connection = ?1 AND stream = ?2 AND via = ?3",
+                    params![connection.as_str(), stream, via],
+                    |r| r.get(0),
+                )
+            };
+            let conflicts: i64 = conn.query_row(
+                "SELECT count(*) FROM merge_conflicts WHERE connection = ?1 AND stream = ?2 AND seen_at >= ?3",
+                params![connection.as_str(), stream, since_ms],
+                |r| r.get(0),
+            )?;
+            Ok(Coverage {
+                changes: changes as u64,
+                poll_only: poll_only as u64,
+                by_webhook: by_webhook as u64,
+                coverage: (changes > 0).then(|| 1.0 - poll_only as f64 / changes as f64),
+                last_webhook_at_ms: last("webhook")?,
+                last_poll_change_at_ms: last("poll")?,
+                conflicts: conflicts as u64,
+            })
+        })
+    }
+
+    fn endpoint_token(&self, tenant: &TenantId, connection: &str) -> Result<String, StoreError> {
+        let mut bytes = [0u8; 24];
+        getrandom::fill(&mut bytes).expect("the operating system provides randomness");
+        let fresh = hex::encode(bytes);
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO webhook_endpoints (token, tenant, connection, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (tenant, connection) DO NOTHING",
+                params![fresh, tenant.as_str(), connection, now_ms()],
+            )?;
+            conn.query_row(
+                "SELECT token FROM webhook_endpoints WHERE tenant = ?1 AND connection = ?2",
+                params![tenant.as_str(), connection],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    fn endpoints(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        self.with(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT token, tenant, connection FROM webhook_endpoints")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+    }
+}
+
+/// Equal as JSON (key order and spacing aside).
+fn same_json(a: &str, b: &str) -> bool {
+    a == b
+        || matches!(
+            (serde_json::from_str::<serde_json::Value>(a), serde_json::from_str::<serde_json::Value>(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -924,6 +1122,7 @@ mod tests {
             },
             delivered: Delivered::Raw,
             dead_letters: &[],
+            log_changes: false,
         };
         assert_eq!(
             store.commit_page(&commit).unwrap(),
@@ -997,5 +1196,164 @@ mod tests {
         assert_eq!(store.checkpoint(&flow, "s").unwrap().unwrap().format, 2);
         assert_eq!(store.reset(&flow).unwrap(), 1);
         assert_eq!(store.checkpoint(&flow, "s").unwrap(), None);
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+    use crate::store::SourcePage;
+
+    fn open() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("weir.db")).unwrap();
+        (dir, store)
+    }
+
+    fn record(key: &str, version: u64, kind: ChangeKind, data: &str) -> Record {
+        Record {
+            key: key.into(),
+            version: Some(version),
+            kind,
+            data: data.into(),
+        }
+    }
+
+    fn stored(store: &SqliteStore) -> (i64, bool, String) {
+        store
+            .with(|c| {
+                c.query_row(
+                    "SELECT version, deleted, data FROM records WHERE key = 'k'",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+            })
+            .unwrap()
+    }
+
+    /// A poll: a page committed through the run path.
+    fn poll(store: &SqliteStore, records: &[Record]) {
+        let flow = FlowId::new("f").unwrap();
+        let connection = ConnectionId::new("c").unwrap();
+        let run = store.start_run(&flow, "x 1.0.0", false).unwrap();
+        store
+            .commit_page(&PageCommit {
+                flow: &flow,
+                stream: "s",
+                run,
+                checkpoint: &Checkpoint {
+                    format: 1,
+                    state: "{}".into(),
+                },
+                source: SourcePage {
+                    connection: &connection,
+                    stream: "s",
+                    records,
+                },
+                delivered: Delivered::Raw,
+                dead_letters: &[],
+                log_changes: true,
+            })
+            .unwrap();
+    }
+
+    fn webhook(store: &SqliteStore, records: &[Record]) -> MergeOutcome {
+        store
+            .merge(
+                &ConnectionId::new("c").unwrap(),
+                "s",
+                records,
+                ChangeSource::Webhook,
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn a_webhook_v3_then_a_poll_v2_keeps_v3() {
+        let (_dir, store) = open();
+        assert_eq!(
+            webhook(&store, &[record("k", 3, ChangeKind::Upsert, r#"{"v":3}"#)])
+                .applied
+                .len(),
+            1
+        );
+        poll(&store, &[record("k", 2, ChangeKind::Upsert, r#"{"v":2}"#)]);
+        assert_eq!(stored(&store), (3, false, r#"{"v":3}"#.into()));
+    }
+
+    #[test]
+    fn a_poll_v2_then_a_late_webhook_v1_keeps_v2() {
+        let (_dir, store) = open();
+        poll(&store, &[record("k", 2, ChangeKind::Upsert, r#"{"v":2}"#)]);
+        let outcome = webhook(&store, &[record("k", 1, ChangeKind::Upsert, r#"{"v":1}"#)]);
+        assert_eq!((outcome.applied.len(), outcome.stale), (0, 1));
+        assert_eq!(stored(&store).0, 2);
+    }
+
+    #[test]
+    fn a_delete_v5_then_an_update_v4_stays_deleted() {
+        let (_dir, store) = open();
+        webhook(&store, &[record("k", 5, ChangeKind::Delete, "{}")]);
+        webhook(&store, &[record("k", 4, ChangeKind::Upsert, r#"{"v":4}"#)]);
+        poll(&store, &[record("k", 4, ChangeKind::Upsert, r#"{"v":4}"#)]);
+        assert_eq!(
+            stored(&store),
+            (5, true, "{}".into()),
+            "a late update cannot resurrect it"
+        );
+    }
+
+    #[test]
+    fn the_same_version_with_other_content_is_a_conflict_counted_and_kept() {
+        let (_dir, store) = open();
+        webhook(
+            &store,
+            &[record("k", 7, ChangeKind::Upsert, r#"{"a":1,"b":2}"#)],
+        );
+        let same = webhook(
+            &store,
+            &[record("k", 7, ChangeKind::Upsert, r#"{"b":2, "a":1}"#)],
+        );
+        assert_eq!(
+            (same.conflicts, same.stale),
+            (0, 1),
+            "equal JSON is no conflict"
+        );
+        let other = webhook(&store, &[record("k", 7, ChangeKind::Upsert, r#"{"a":9}"#)]);
+        assert_eq!(other.conflicts, 1);
+        assert_eq!(
+            stored(&store).2,
+            r#"{"a":1,"b":2}"#,
+            "the first copy is kept"
+        );
+        let kept: i64 = store
+            .with(|c| c.query_row("SELECT count(*) FROM merge_conflicts", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(kept, 1);
+    }
+
+    #[test]
+    fn coverage_counts_changes_only_polls_found_after_the_grace_period() {
+        let (_dir, store) = open();
+        let connection = ConnectionId::new("c").unwrap();
+        webhook(&store, &[record("a", 2, ChangeKind::Upsert, "{}")]);
+        poll(
+            &store,
+            &[
+                record("a", 2, ChangeKind::Upsert, "{}"),
+                record("b", 2, ChangeKind::Upsert, "{}"),
+            ],
+        );
+        let now = now_ms() + 10_000;
+        let coverage = store.coverage(&connection, "s", 0, 1_000, now).unwrap();
+        assert_eq!(
+            (coverage.changes, coverage.poll_only, coverage.by_webhook),
+            (2, 1, 1)
+        );
+        assert_eq!(coverage.coverage, Some(0.5));
+        // A webhook arriving within the grace period after the poll is no miss.
+        webhook(&store, &[record("b", 2, ChangeKind::Upsert, "{}")]);
+        let coverage = store.coverage(&connection, "s", 0, 5_000, now).unwrap();
+        assert_eq!((coverage.changes, coverage.poll_only), (2, 0));
     }
 }
