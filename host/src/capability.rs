@@ -18,7 +18,7 @@ pub use budget::{
     BudgetConfig, BudgetExhausted, BudgetLeft, BudgetRegistry, BudgetState, RateBudget,
     parse_retry_after,
 };
-pub use crypto::{constant_time_eq, hmac_sha256, hmac_sha256_matches, verify_ed25519};
+pub use crypto::{constant_time_eq, hmac_key, hmac_sha256, hmac_sha256_matches, verify_ed25519};
 pub use egress::{EgressDenial, EgressGrant, HostRequirement};
 pub use http_gate::{
     GateSetup, HttpGate, HttpLimits, OutgoingRequest, PartnerResponse, RequestFailure, SecretHeader,

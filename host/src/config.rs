@@ -40,6 +40,25 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// The admin API of `weir run`.
     pub admin: AdminConfig,
+    /// Webhook ingress of `weir run`.
+    pub ingress: IngressConfig,
+}
+
+/// Where and how `weir run` receives webhooks.
+#[derive(Debug, Clone)]
+pub struct IngressConfig {
+    /// Where it listens; none to receive no webhooks.
+    pub listen: Option<SocketAddr>,
+    /// The inbox database (deliveries are stored there before any answer).
+    pub inbox_path: PathBuf,
+    /// Deliveries per second one tenant may send, sustained.
+    pub per_tenant_rate: f64,
+    /// Deliveries one tenant may send at once.
+    pub per_tenant_burst: u32,
+    /// How long after a poll a webhook of the same change still counts.
+    pub coverage_grace: Duration,
+    /// Polls finding changes with no webhook for this long raise an alert.
+    pub silence_after: Duration,
 }
 
 /// How `weir run` schedules runs.
@@ -112,6 +131,8 @@ pub struct ConnectionConfig {
     pub page_size: u32,
     /// Largest page, in bytes of record data.
     pub max_page_bytes: usize,
+    /// Largest webhook body accepted (413 above it).
+    pub max_webhook_bytes: usize,
     /// Limits of outgoing requests.
     pub http: HttpLimits,
     /// How fast the partner may be called.
@@ -151,6 +172,43 @@ pub struct FlowConfig {
     pub mapping: Option<Arc<Mapping>>,
     /// Transform plugins applied after the mapping, in order.
     pub transforms: Vec<TransformConfig>,
+    /// What starts its changes; none: webhooks and polls when the source
+    /// stream has webhooks, polls otherwise.
+    pub trigger: Option<Trigger>,
+}
+
+/// What brings a flow's changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    /// Scheduled reads only.
+    Poll,
+    /// Webhooks only (no scheduled reads).
+    Webhook,
+    /// Webhooks, with scheduled reads to catch what they miss.
+    WebhookAndPoll,
+}
+
+impl Trigger {
+    /// Parses `poll`, `webhook` or `webhook+poll`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "poll" => Some(Self::Poll),
+            "webhook" => Some(Self::Webhook),
+            "webhook+poll" | "poll+webhook" => Some(Self::WebhookAndPoll),
+            _ => None,
+        }
+    }
+
+    /// Whether webhooks bring changes.
+    pub fn webhooks(self) -> bool {
+        self != Self::Poll
+    }
+
+    /// Whether scheduled reads run.
+    pub fn polls(self) -> bool {
+        self != Self::Webhook
+    }
 }
 
 impl Config {

@@ -2,7 +2,7 @@
 //! destination (the local store or another connection), checkpoint by
 //! checkpoint.
 
-mod destination;
+pub(crate) mod destination;
 mod redeliver;
 mod reshape;
 mod retry;

@@ -14,6 +14,7 @@
 //! - [`schedule`] says when a flow runs;
 //! - [`store`] keeps records, checkpoints and runs (SQLite by default);
 //! - [`inbox`] makes webhook deliveries durable before they are acknowledged;
+//! - [`ingress`] receives webhooks, verifies and stores them, merges their changes;
 //! - [`cli`] is the `weir` command.
 
 pub mod abi;
@@ -28,6 +29,7 @@ pub mod diagnostic;
 pub mod flow;
 pub mod ids;
 pub mod inbox;
+pub mod ingress;
 pub mod mapping;
 pub mod plugin;
 pub mod runtime;

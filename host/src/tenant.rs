@@ -12,4 +12,4 @@ mod resolve;
 
 pub use edit::{EditError, TenantChange, apply};
 pub use model::{Tenant, TenantConnection, TenantFlow};
-pub use resolve::{ResolvedFlow, TenantError, resolve_flow, validate};
+pub use resolve::{ResolvedFlow, TenantError, resolve_connection, resolve_flow, validate};

@@ -8,30 +8,20 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use partner_sim::{PartnerSim, SimConfig};
 use weir_host::ids::TenantId;
 use weir_host::store::{SqliteStore, TenantStore};
 use weir_host::tenant::Tenant;
-use weir_tests::{API_KEY, Workspace, guests};
+use weir_tests::{Workspace, guests};
 
 const TENANTS: usize = 1_000;
 const IDLE_WINDOW: Duration = Duration::from_secs(30);
 
 fn main() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(bench())
+    weir_tests::block_on(bench())
 }
 
 async fn bench() -> anyhow::Result<()> {
-    let sim = PartnerSim::start(SimConfig {
-        contacts: 20,
-        companies: 5,
-        api_key: API_KEY.into(),
-        ..SimConfig::default()
-    })
-    .await?;
+    let sim = weir_tests::simulator(20, 5).await;
     let ws = Workspace::new(env!("CARGO_BIN_EXE_weir"));
     let url = sim.base_url();
     ws.install(guests::ACME_CRM, "acme_crm.wasm")
@@ -40,12 +30,7 @@ async fn bench() -> anyhow::Result<()> {
 [admin]
 listen = "127.0.0.1:0"
 
-[connections.acme]
-connector = "acme-crm"
-config = {{ base_url = "{url}" }}
-allowed_hosts = ["{url}"]
-secrets.api_key = {{ env = "ACME_API_KEY" }}
-
+{connection}
 [flows.contacts]
 source = "acme"
 stream = "contacts"
@@ -60,7 +45,8 @@ schedule = "every 1h"
 source = "acme"
 stream = "contacts"
 schedule = "every 1h"
-"#
+"#,
+            connection = weir_tests::acme_connection("acme", &url)
         ));
     {
         let store = SqliteStore::open(&ws.store_path())?;

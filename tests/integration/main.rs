@@ -12,25 +12,14 @@ mod reload;
 mod sandbox;
 mod sync;
 mod versioning;
+mod webhooks;
 mod write;
 
-use partner_sim::{PartnerSim, SimConfig};
-use weir_tests::{API_KEY, Workspace};
+use weir_tests::{Workspace, simulator};
 
 /// The binary under test.
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
 fn workspace() -> Workspace {
     Workspace::new(WEIR)
-}
-
-async fn simulator(contacts: usize, companies: usize) -> PartnerSim {
-    PartnerSim::start(SimConfig {
-        contacts,
-        companies,
-        api_key: API_KEY.into(),
-        ..SimConfig::default()
-    })
-    .await
-    .expect("the simulator starts")
 }

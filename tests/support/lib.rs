@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use partner_sim::{PartnerSim, SimConfig};
 
 /// Paths of the built guests: the example connectors of `plugins/` and the
 /// test guests of `tests/guests/`, one constant each.
@@ -136,6 +137,8 @@ pub struct RunningWeir {
     child: tokio::process::Child,
     /// `http://127.0.0.1:PORT` of its admin API.
     pub admin_url: String,
+    /// `http://127.0.0.1:PORT` of its webhook ingress, when configured.
+    pub webhooks_url: Option<String>,
     client: reqwest::Client,
 }
 
@@ -156,20 +159,29 @@ impl Workspace {
             .kill_on_drop(true);
         let mut child = cmd.spawn().expect("weir run starts");
         let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .expect("weir run prints its admin address within 60 s")
-            .unwrap()
-            .unwrap_or_default();
-        let admin_url = first
-            .strip_prefix("weir: admin API on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-            .to_string();
+        let (mut admin_url, mut webhooks_url) = (None, None);
+        // The daemon announces its addresses, then that it is scheduling.
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+                .await
+                .expect("weir run announces itself within 60 s")
+                .unwrap()
+                .unwrap_or_else(|| panic!("weir run stopped before scheduling"));
+            if let Some(url) = line.strip_prefix("weir: admin API on ") {
+                admin_url = Some(url.to_string());
+            } else if let Some(url) = line.strip_prefix("weir: webhooks on ") {
+                webhooks_url = Some(url.to_string());
+            } else if line.starts_with("weir: scheduling") {
+                break;
+            }
+        }
+        let admin_url = admin_url.expect("the config serves the admin API");
         // Keep reading stdout so the daemon never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         RunningWeir {
             child,
             admin_url,
+            webhooks_url,
             client: reqwest::Client::new(),
         }
     }
@@ -205,6 +217,32 @@ impl RunningWeir {
         )
     }
 
+    /// The full webhook URL of a tenant's connection.
+    pub async fn webhook_url(&self, tenant: &str, connection: &str) -> String {
+        let (status, report) = self.admin("GET", "/webhooks", None).await;
+        assert_eq!(status, 200, "{report}");
+        let endpoint = report["endpoints"]
+            .as_array()
+            .and_then(|all| {
+                all.iter()
+                    .find(|e| e["tenant"] == tenant && e["connection"] == connection)
+            })
+            .and_then(|e| e["endpoint"].as_str())
+            .unwrap_or_else(|| panic!("no endpoint for {tenant}/{connection}: {report}"))
+            .to_string();
+        format!(
+            "{}{endpoint}",
+            self.webhooks_url
+                .as_deref()
+                .expect("the config serves webhooks")
+        )
+    }
+
+    /// Sends SIGKILL (a crash) and waits for the process to end.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("still running");
@@ -219,17 +257,48 @@ impl RunningWeir {
     }
 }
 
-/// A `weir.toml` for one acme-crm connection named `acme` against a
-/// simulator, with flows `contacts` and `companies` into the store.
-pub fn acme_config(base_url: &str) -> String {
+/// A simulator on 127.0.0.1 serving `contacts` and `companies`, which
+/// accepts [`API_KEY`].
+pub async fn simulator(contacts: usize, companies: usize) -> PartnerSim {
+    PartnerSim::start(SimConfig {
+        contacts,
+        companies,
+        api_key: API_KEY.into(),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the simulator starts")
+}
+
+/// Runs a benchmark's body on a multi-threaded runtime, as `weir run` does.
+pub fn block_on<F: std::future::Future>(body: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts")
+        .block_on(body)
+}
+
+/// The `[connections.<name>]` table of an acme-crm connection against a
+/// simulator, its API key read from `ACME_API_KEY`. Ends with its last key,
+/// so that callers can append keys of their own to the table.
+pub fn acme_connection(name: &str, base_url: &str) -> String {
     format!(
         r#"
-[connections.acme]
+[connections.{name}]
 connector = "acme-crm"
 config = {{ base_url = "{base_url}" }}
 allowed_hosts = ["{base_url}"]
 secrets.api_key = {{ env = "ACME_API_KEY" }}
+"#
+    )
+}
 
+/// A `weir.toml` for one acme-crm connection named `acme` against a
+/// simulator, with flows `contacts` and `companies` into the store.
+pub fn acme_config(base_url: &str) -> String {
+    format!(
+        r#"{connection}
 [flows.contacts]
 source = "acme"
 stream = "contacts"
@@ -237,7 +306,8 @@ stream = "contacts"
 [flows.companies]
 source = "acme"
 stream = "companies"
-"#
+"#,
+        connection = acme_connection("acme", base_url)
     )
 }
 

@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo|test|bench>\n\n  demo   sync a simulated partner into a local SQLite store, end to end\n  test   run everything CI runs (format check, lints, all tests)\n  bench  run the benchmarks (Weir vs a native Rust baseline)"
+                "usage: cargo xtask <demo|test|bench>\n\n  demo   sync a simulated partner into a local SQLite store, end to end\n  test   run everything CI runs (format check, lints, all tests)\n  bench  run the benchmarks, or the ones named (sync, sandbox, mapping, scheduler, reload, inbox, webhooks)"
             );
             return ExitCode::from(2);
         }
@@ -108,11 +108,35 @@ fn test() -> anyhow::Result<()> {
     run_cmd(cargo().args(["test", "--workspace", "--no-fail-fast"]))
 }
 
+/// Every benchmark, in the order README's Performance section lists them.
+const BENCHES: &[&str] = &[
+    "sync",
+    "sandbox",
+    "mapping",
+    "scheduler",
+    "reload",
+    "inbox",
+    "webhooks",
+];
+
+/// `cargo xtask bench [name...]`: the named benchmarks, or all of them.
 fn bench(args: &[String]) -> anyhow::Result<()> {
     ensure_wasm_target()?;
-    run_cmd(
-        cargo()
-            .args(["bench", "-p", "weir-host", "--bench", "sync", "--"])
-            .args(args),
-    )
+    let chosen: Vec<&str> = if args.is_empty() {
+        BENCHES.to_vec()
+    } else {
+        args.iter().map(String::as_str).collect()
+    };
+    if let Some(unknown) = chosen.iter().find(|name| !BENCHES.contains(name)) {
+        anyhow::bail!(
+            "there is no benchmark `{unknown}`; choose from: {}",
+            BENCHES.join(", ")
+        );
+    }
+    let mut command = cargo();
+    command.args(["bench", "-p", "weir-host"]);
+    for name in chosen {
+        command.args(["--bench", name]);
+    }
+    run_cmd(&mut command)
 }

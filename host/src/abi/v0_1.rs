@@ -145,9 +145,13 @@ impl crypto::Host for CallState {
                 "secret `{secret}` is not defined for this connection"
             )));
         }
-        Ok(values
-            .iter()
-            .any(|key| crate::capability::hmac_sha256_matches(key.expose(), &message, &signature)))
+        Ok(values.iter().any(|key| {
+            crate::capability::hmac_sha256_matches(
+                &crate::capability::hmac_key(key.expose()),
+                &message,
+                &signature,
+            )
+        }))
     }
 
     fn sign_hmac_sha256(
@@ -160,7 +164,10 @@ impl crypto::Host for CallState {
                 "secret `{secret}` is not defined for this connection"
             ))
         })?;
-        Ok(crate::capability::hmac_sha256(key.expose(), &message))
+        Ok(crate::capability::hmac_sha256(
+            &crate::capability::hmac_key(key.expose()),
+            &message,
+        ))
     }
 
     fn constant_time_eq(&mut self, a: Vec<u8>, b: Vec<u8>) -> bool {

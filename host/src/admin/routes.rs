@@ -24,6 +24,8 @@ pub struct AdminState {
     pub scheduler: SchedulerHandle,
     /// The bearer token callers must present.
     pub token: SecretValue,
+    /// The webhook ingress, when it runs.
+    pub ingress: Option<Arc<crate::ingress::Ingress>>,
 }
 
 type Shared = Arc<AdminState>;
@@ -35,6 +37,7 @@ pub fn router(state: Shared) -> Router {
         .route("/plugins/{name}/approve", post(approve_plugin))
         .route("/plugins/{name}/rollback", post(rollback_plugin))
         .route("/status", get(status))
+        .route("/webhooks", get(webhooks))
         .route("/tenants", get(list_tenants).post(create_tenant))
         .route(
             "/tenants/{tenant}",
@@ -227,6 +230,24 @@ async fn status(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
         .await
         .map_err(ApiError::store)?;
     Ok(Json(json!(statuses)))
+}
+
+/// Webhook health of every tenant connection, with its endpoint path.
+async fn webhooks(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
+    let shared = state.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let ingress = shared.ingress.as_ref();
+        crate::ingress::webhook_health(
+            &shared.daemon.config,
+            shared.daemon.store.as_ref(),
+            ingress.map(|i| &i.counters),
+            ingress.map(|i| i.inbox().snapshot()),
+        )
+    })
+    .await
+    .expect("store calls do not panic")
+    .map_err(ApiError::store)?;
+    Ok(Json(json!(report)))
 }
 
 async fn list_tenants(State(state): State<Shared>) -> Result<Json<Vec<Tenant>>, ApiError> {

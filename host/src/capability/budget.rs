@@ -220,6 +220,21 @@ impl RateBudget {
         })
     }
 
+    /// Takes one request's worth of budget if it is there now; otherwise
+    /// says how long until it would be. Never waits.
+    pub fn try_acquire_now(&self) -> Result<(), Duration> {
+        if self.config.is_unlimited() {
+            return Ok(());
+        }
+        let mut state = self.lock();
+        let now = now_ms();
+        self.refill(&mut state, now);
+        match self.try_take(&mut state, now) {
+            Ok(()) => Ok(()),
+            Err(Refusal::Wait(wait) | Refusal::Quota(wait)) => Err(wait),
+        }
+    }
+
     fn try_take(&self, state: &mut BudgetState, now: i64) -> Result<(), Refusal> {
         if let Some(quota) = self.config.daily_quota
             && state.used_today >= quota

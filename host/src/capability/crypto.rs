@@ -6,6 +6,22 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+/// The HMAC key a secret stands for. Standard Webhooks writes signing
+/// secrets as `whsec_<base64>`, the key being the decoded bytes; any other
+/// secret is used as it is.
+pub fn hmac_key(secret: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    use base64::Engine as _;
+    secret
+        .strip_prefix(b"whsec_")
+        .and_then(|encoded| {
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok()
+        })
+        .filter(|key| !key.is_empty())
+        .map_or(std::borrow::Cow::Borrowed(secret), std::borrow::Cow::Owned)
+}
+
 /// HMAC-SHA256 of `message` under `key`.
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length");
@@ -48,6 +64,47 @@ pub fn verify_ed25519(public_key: &[u8], message: &[u8], signature: &[u8]) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The example of the Standard Webhooks specification.
+    #[test]
+    fn standard_webhooks_known_answer() {
+        use base64::Engine as _;
+        let key = hmac_key(b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        let signed = b"msg_p5jXN8AQM9LWM0D4loKWxJek.1614265330.{\"test\": 2432232314}";
+        let expected = base64::engine::general_purpose::STANDARD
+            .decode("g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+            .unwrap();
+        assert!(hmac_sha256_matches(&key, signed, &expected));
+        assert!(!hmac_sha256_matches(
+            &key,
+            &signed[..signed.len() - 1],
+            &expected
+        ));
+        assert!(
+            !hmac_sha256_matches(b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", signed, &expected),
+            "the prefixed text is not the key"
+        );
+    }
+
+    /// The example of GitHub's documentation (`X-Hub-Signature-256`).
+    #[test]
+    fn github_known_answer() {
+        let mac = hmac_sha256(&hmac_key(b"It's a Secret to Everybody"), b"Hello, World!");
+        assert_eq!(
+            hex::encode(mac),
+            "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        );
+    }
+
+    #[test]
+    fn empty_and_overlong_signatures_never_match() {
+        let mac = hmac_sha256(b"key", b"message");
+        assert!(!hmac_sha256_matches(b"key", b"message", &[]));
+        let mut longer = mac.clone();
+        longer.push(0);
+        assert!(!hmac_sha256_matches(b"key", b"message", &longer));
+        assert!(!hmac_sha256_matches(b"key", b"message", &mac[..16]));
+    }
 
     /// RFC 8032, section 7.1: (secret key, public key, message, signature).
     const RFC8032_ED25519: [(&str, &str, &str, &str); 3] = [

@@ -11,6 +11,8 @@ use super::app::{self, Plugins};
 use crate::admin::{AdminState, router};
 use crate::capability::Secrets;
 use crate::daemon::{Daemon, Scheduler};
+use crate::inbox::{Inbox, InboxOptions};
+use crate::ingress::Ingress;
 
 /// Runs until SIGINT or SIGTERM, then shuts down gracefully and exits 0.
 pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
@@ -24,31 +26,61 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     spawn_signal_listener(shutdown.clone());
 
-    let token = admin_config
-        .token
-        .as_ref()
-        .map(|source| Secrets::resolve([("admin", std::slice::from_ref(source))]));
-    let server = match token {
-        Some(Ok(secrets)) => {
-            let token = secrets.current("admin").expect("resolved above").clone();
-            let listener = tokio::net::TcpListener::bind(admin_config.listen)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {} for the admin API (`[admin] listen` in weir.toml): {e}", admin_config.listen))?;
-            let address = listener.local_addr()?;
-            println!("weir: admin API on http://{address}");
-            let app = router(Arc::new(AdminState {
-                daemon: daemon.clone(),
-                scheduler: handle.clone(),
-                token,
-            }));
-            let stop = shutdown.clone();
-            Some(tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
-            }))
+    // The admin API's address comes first on stdout: scripts wait for it.
+    let admin_listener = match admin_token(&admin_config) {
+        Some(token) => {
+            let listener = tokio::net::TcpListener::bind(admin_config.listen).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {} for the admin API (`[admin] listen` in weir.toml): {e}",
+                    admin_config.listen
+                )
+            })?;
+            println!("weir: admin API on http://{}", listener.local_addr()?);
+            Some((listener, token))
         }
-        Some(Err((_, why))) => {
+        None => None,
+    };
+    let ingress = start_ingress(&daemon, &shutdown).await?;
+    let mut servers = Vec::new();
+    if let Some((listener, token)) = admin_listener {
+        let app = router(Arc::new(AdminState {
+            daemon: daemon.clone(),
+            scheduler: handle.clone(),
+            token,
+            ingress: ingress.as_ref().map(|(ingress, _)| ingress.clone()),
+        }));
+        let stop = shutdown.clone();
+        servers.push(tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        }));
+    }
+    println!("weir: scheduling; stop with Ctrl-C or SIGTERM");
+    let _ = std::io::stdout().flush();
+    scheduler.run(shutdown.clone()).await;
+    shutdown.cancel();
+    for server in servers {
+        let _ = server.await;
+    }
+    if let Some((ingress, workers)) = ingress {
+        // Workers finish the delivery in hand, then the inbox closes.
+        for worker in workers {
+            let _ = tokio::time::timeout(daemon.config.daemon.shutdown_grace, worker).await;
+        }
+        ingress.inbox().close().await;
+    }
+    daemon.services.flush().await;
+    println!("weir: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The admin token, or none (with a warning) when it cannot be read.
+fn admin_token(config: &crate::config::AdminConfig) -> Option<crate::capability::SecretValue> {
+    let source = config.token.as_ref()?;
+    match Secrets::resolve([("admin", std::slice::from_ref(source))]) {
+        Ok(secrets) => secrets.current("admin").cloned(),
+        Err((_, why)) => {
             super::output::print_problem(
                 "warning",
                 &crate::diagnostic::Diagnostic::new(
@@ -61,19 +93,46 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
             );
             None
         }
-        None => None,
-    };
-    println!("weir: scheduling; stop with Ctrl-C or SIGTERM");
-    let _ = std::io::stdout().flush();
-    scheduler.run(shutdown.clone()).await;
-    shutdown.cancel();
-    if let Some(server) = server {
-        let _ = server.await;
     }
-    daemon.services.flush().await;
-    println!("weir: stopped");
-    Ok(ExitCode::SUCCESS)
 }
+
+/// Webhook ingress and its workers, when `[ingress] listen` is set.
+async fn start_ingress(
+    daemon: &Arc<Daemon>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<(Arc<Ingress>, Vec<tokio::task::JoinHandle<()>>)>> {
+    let Some(listen) = daemon.config.ingress.listen else {
+        return Ok(None);
+    };
+    let inbox = Inbox::open(&daemon.config.ingress.inbox_path, InboxOptions::default())
+        .map_err(|e| super::output::fail(e.diagnostic()))?;
+    let ingress = Ingress::new(daemon.clone(), Arc::new(inbox));
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {listen} for webhooks (`[ingress] listen` in weir.toml): {e}"
+        )
+    })?;
+    println!("weir: webhooks on http://{}", listener.local_addr()?);
+    let app = crate::ingress::router(ingress.clone());
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    });
+    let workers = (0..WEBHOOK_WORKERS)
+        .map(|_| {
+            tokio::spawn(crate::ingress::process_deliveries(
+                ingress.clone(),
+                shutdown.clone(),
+            ))
+        })
+        .collect();
+    Ok(Some((ingress, workers)))
+}
+
+/// Workers turning stored deliveries into changes.
+const WEBHOOK_WORKERS: usize = 2;
 
 /// Hot reload of the plugins directory; without it (an unsupported file
 /// system), plugins load at start only.

@@ -19,6 +19,18 @@ pub struct RawConfig {
     pub flows: BTreeMap<String, RawFlow>,
     pub daemon: Option<RawDaemon>,
     pub admin: Option<RawAdmin>,
+    pub ingress: Option<RawIngress>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIngress {
+    pub listen: Option<String>,
+    pub inbox: Option<PathBuf>,
+    pub per_tenant_rate: Option<f64>,
+    pub per_tenant_burst: Option<u32>,
+    pub coverage_grace: Option<String>,
+    pub silence_after: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,6 +66,7 @@ pub struct RawConnection {
     pub memory_limit_mb: Option<u32>,
     pub page_size: Option<u32>,
     pub max_page_mb: Option<u32>,
+    pub max_webhook_kb: Option<u32>,
     pub request_timeout: Option<String>,
     pub first_byte_timeout: Option<String>,
     pub max_response_mb: Option<u32>,
@@ -87,6 +100,8 @@ pub struct RawFlow {
     pub mapping_file: Option<PathBuf>,
     #[serde(default)]
     pub transforms: Vec<RawTransform>,
+    /// `poll`, `webhook` or `webhook+poll`.
+    pub trigger: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

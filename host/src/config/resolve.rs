@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::raw::{RawAdmin, RawConfig, RawConnection, RawDaemon, RawFlow, RawRateLimit};
+use super::raw::{
+    RawAdmin, RawConfig, RawConnection, RawDaemon, RawFlow, RawIngress, RawRateLimit,
+};
 use super::{
     AdminConfig, Config, ConnectionConfig, DEFAULT_PAGE_SIZE, DaemonConfig, Destination,
     FlowConfig, TransformConfig,
@@ -161,6 +163,7 @@ pub fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     }
     let daemon = resolve_daemon(raw.daemon, &invalid)?;
     let admin = resolve_admin(raw.admin, &anchor, &invalid)?;
+    let ingress = resolve_ingress(raw.ingress, &store_path, &anchor, &invalid)?;
 
     Ok(Config {
         path: path.to_path_buf(),
@@ -171,6 +174,58 @@ pub fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         flows,
         daemon,
         admin,
+        ingress,
+    })
+}
+
+fn resolve_ingress(
+    raw: Option<RawIngress>,
+    store_path: &Path,
+    anchor: &impl Fn(PathBuf) -> PathBuf,
+    invalid: &impl Fn(String, String) -> ConfigError,
+) -> Result<super::IngressConfig, ConfigError> {
+    let raw = raw.unwrap_or(RawIngress {
+        listen: None,
+        inbox: None,
+        per_tenant_rate: None,
+        per_tenant_burst: None,
+        coverage_grace: None,
+        silence_after: None,
+    });
+    let listen = raw
+        .listen
+        .map(|listen| {
+            listen.parse().map_err(|_| {
+                invalid(
+                    "ingress.listen".into(),
+                    format!("= \"{listen}\" is not an address like \"0.0.0.0:8080\""),
+                )
+            })
+        })
+        .transpose()?;
+    let duration =
+        |key: &str, value: Option<String>, default: u64| -> Result<Duration, ConfigError> {
+            value.map_or(Ok(Duration::from_secs(default)), |v| {
+                parse_duration(&v).map_err(|why| invalid(format!("ingress.{key}"), why))
+            })
+        };
+    let rate = raw.per_tenant_rate.unwrap_or(100.0);
+    if rate.is_nan() || rate <= 0.0 {
+        return Err(invalid(
+            "ingress.per_tenant_rate".into(),
+            format!("= {rate} must be more than 0"),
+        ));
+    }
+    Ok(super::IngressConfig {
+        listen,
+        inbox_path: raw
+            .inbox
+            .map(anchor)
+            .unwrap_or_else(|| store_path.with_extension("inbox.db")),
+        per_tenant_rate: rate,
+        per_tenant_burst: raw.per_tenant_burst.unwrap_or(200).max(1),
+        coverage_grace: duration("coverage_grace", raw.coverage_grace, 600)?,
+        silence_after: duration("silence_after", raw.silence_after, 1800)?,
     })
 }
 
@@ -311,6 +366,16 @@ fn resolve_connection(
             parse_duration(&t).map_err(|why| invalid(key("first_byte_timeout"), why))?;
     }
     let max_page_bytes = megabytes("max_page_mb", raw.max_page_mb, 64 << 20)?;
+    let max_webhook_bytes = match raw.max_webhook_kb {
+        None => 1 << 20,
+        Some(kb @ 1..=65_536) => (kb as usize) << 10,
+        Some(kb) => {
+            return Err(invalid(
+                key("max_webhook_kb"),
+                format!("= {kb} is outside 1..=65536"),
+            ));
+        }
+    };
     let budget = match raw.rate_limit {
         None => BudgetConfig::unlimited(),
         Some(rate) => resolve_rate_limit(rate)
@@ -325,6 +390,7 @@ fn resolve_connection(
         limits,
         page_size,
         max_page_bytes,
+        max_webhook_bytes,
         http,
         budget,
     })
@@ -500,7 +566,19 @@ fn resolve_flow(
             })
         })
         .collect::<Result<_, ConfigError>>()?;
+    let trigger = raw
+        .trigger
+        .map(|text| {
+            super::Trigger::parse(&text).ok_or_else(|| {
+                invalid(
+                    key("trigger"),
+                    format!("= \"{text}\" is not \"poll\", \"webhook\" or \"webhook+poll\""),
+                )
+            })
+        })
+        .transpose()?;
     Ok(FlowConfig {
+        trigger,
         id,
         source,
         stream: raw.stream,

@@ -12,10 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::Daemon;
 use super::execute::execute;
+use crate::config::Trigger;
 use crate::diagnostic::Diagnostic;
 use crate::flow::RunSummary;
 use crate::ids::{ConnectionId, FlowId, TenantId};
-use crate::store::{FlowState, RunStatus, TenantStore};
+use crate::store::{ChangeStore, FlowState, RunStatus, TenantStore};
 use crate::tenant::{ResolvedFlow, resolve_flow};
 
 /// How often the scheduler looks at the clock and at tenant changes.
@@ -23,6 +24,12 @@ const TICK: Duration = Duration::from_millis(200);
 /// Backoff after a first failure; doubles up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// How much more often a flow polls while its webhooks are poor.
+const TIGHTENING: u32 = 4;
+/// Coverage below which webhooks count as poor.
+const POOR_COVERAGE: f64 = 0.8;
+/// How often webhook health is looked at.
+const HEALTH_EVERY: Duration = Duration::from_secs(30);
 /// Unfinished runs resume after a restart within this spread.
 const RESUME_SPREAD: Duration = Duration::from_secs(5);
 /// How long a paused run waits when the partner gave no time.
@@ -82,6 +89,10 @@ struct Slot {
     rerun: bool,
     failures: u32,
     last_error: Option<String>,
+    /// What brings its changes (webhooks, polls or both).
+    trigger: Trigger,
+    /// Webhooks miss many changes or went silent: poll more often.
+    poor_webhooks: bool,
 }
 
 impl Slot {
@@ -97,12 +108,19 @@ impl Slot {
             .map_or(Duration::ZERO, |s| s.jitter(self.resolved.flow.id.as_str()))
     }
 
-    /// The next scheduled time after `now`, if it has a schedule.
+    /// The next scheduled poll after `now`, if it polls on a schedule. While
+    /// webhooks are poor or silent, polls come four times as often.
     fn next_scheduled(&self, now: Instant) -> Option<Instant> {
+        if !self.trigger.polls() {
+            return None;
+        }
         let schedule = self.resolved.flow.schedule.as_ref()?;
         let wall_now = jiff::Timestamp::now();
         let next = schedule.next_after(wall_now);
-        let wait = Duration::try_from(next.duration_since(wall_now)).unwrap_or(Duration::ZERO);
+        let mut wait = Duration::try_from(next.duration_since(wall_now)).unwrap_or(Duration::ZERO);
+        if self.poor_webhooks {
+            wait = (wait / TIGHTENING).max(Duration::from_secs(1));
+        }
         Some(now + wait + self.jitter())
     }
 }
@@ -124,6 +142,9 @@ pub struct Scheduler {
     finished: mpsc::Receiver<Finished>,
     dirty: bool,
     last_persist: Instant,
+    last_health: Instant,
+    health_tx: mpsc::Sender<Vec<(FlowId, bool)>>,
+    health: mpsc::Receiver<Vec<(FlowId, bool)>>,
     runs: CancellationToken,
 }
 
@@ -132,6 +153,7 @@ impl Scheduler {
     pub fn new(daemon: Arc<Daemon>) -> (Self, SchedulerHandle) {
         let (tx, commands) = mpsc::channel(256);
         let (finished_tx, finished) = mpsc::channel(1024);
+        let (health_tx, health) = mpsc::channel(4);
         let scheduler = Self {
             daemon,
             slots: BTreeMap::new(),
@@ -143,6 +165,9 @@ impl Scheduler {
             finished,
             dirty: true,
             last_persist: Instant::now(),
+            last_health: Instant::now(),
+            health_tx,
+            health,
             runs: CancellationToken::new(),
         };
         (scheduler, SchedulerHandle { tx })
@@ -159,7 +184,9 @@ impl Scheduler {
                 _ = tick.tick() => {}
                 Some(command) = self.commands.recv() => self.command(command),
                 Some(done) = self.finished.recv() => self.finish(done),
+                Some(judged) = self.health.recv() => self.note_health(judged),
             }
+            self.check_health();
             self.reload_if_changed().await;
             self.launch_due();
             self.persist(false).await;
@@ -203,6 +230,75 @@ impl Scheduler {
                     }
                 };
                 let _ = reply.send(outcome);
+            }
+        }
+    }
+
+    /// Judges, in the background, whether each webhook flow's webhooks are
+    /// poor (low coverage) or silent.
+    fn check_health(&mut self) {
+        if self.last_health.elapsed() < HEALTH_EVERY {
+            return;
+        }
+        self.last_health = Instant::now();
+        let flows: Vec<(FlowId, ConnectionId, String)> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.trigger == Trigger::WebhookAndPoll)
+            .map(|(k, s)| {
+                (
+                    k.clone(),
+                    s.resolved.source.id.clone(),
+                    s.resolved.flow.stream.clone(),
+                )
+            })
+            .collect();
+        if flows.is_empty() {
+            return;
+        }
+        let (store, tx) = (self.daemon.store.clone(), self.health_tx.clone());
+        let ingress = self.daemon.config.ingress.clone();
+        tokio::task::spawn_blocking(move || {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let since = now - 24 * 3_600_000;
+            let grace = ingress.coverage_grace.as_millis() as i64;
+            let silence = ingress.silence_after.as_millis() as i64;
+            let judged = flows
+                .into_iter()
+                .filter_map(|(flow, connection, stream)| {
+                    let c = store
+                        .coverage(&connection, &stream, since, grace, now)
+                        .ok()?;
+                    let poor = c.coverage.is_some_and(|c| c < POOR_COVERAGE);
+                    let silent = c.last_poll_change_at_ms.is_some_and(|polled| {
+                        let heard = c.last_webhook_at_ms.unwrap_or(since);
+                        polled > heard && now - heard > silence
+                    });
+                    Some((flow, poor || silent))
+                })
+                .collect();
+            let _ = tx.blocking_send(judged);
+        });
+    }
+
+    fn note_health(&mut self, judged: Vec<(FlowId, bool)>) {
+        let now = Instant::now();
+        for (flow, poor) in judged {
+            let Some(slot) = self.slots.get_mut(&flow) else {
+                continue;
+            };
+            if slot.poor_webhooks != poor {
+                slot.poor_webhooks = poor;
+                if poor {
+                    tracing::warn!(flow = %flow, "webhooks miss changes or went silent: polling {TIGHTENING} times as often until they recover");
+                } else {
+                    tracing::info!(flow = %flow, "webhooks recovered: polling on the normal schedule");
+                }
+                if !slot.running {
+                    slot.due = slot.next_scheduled(now);
+                }
             }
         }
     }
@@ -258,6 +354,7 @@ impl Scheduler {
                     Some(mut slot) => {
                         let schedule_changed =
                             slot.resolved.flow.schedule != resolved.flow.schedule;
+                        slot.trigger = trigger_of(&resolved, &self.daemon);
                         slot.resolved = resolved;
                         if schedule_changed && !slot.running {
                             slot.due = slot.next_scheduled(now);
@@ -265,6 +362,7 @@ impl Scheduler {
                         slot
                     }
                     None => {
+                        let trigger = trigger_of(&resolved, &self.daemon);
                         let mut slot = Slot {
                             resolved,
                             tenant: tenant.id.clone(),
@@ -274,6 +372,8 @@ impl Scheduler {
                             rerun: false,
                             failures: 0,
                             last_error: None,
+                            trigger,
+                            poor_webhooks: false,
                         };
                         slot.due = first_due(&slot, last_runs.get(key.as_str()).copied(), now);
                         slot
@@ -328,6 +428,7 @@ impl Scheduler {
             slot.due = None;
             self.running += 1;
             *self.running_per_connection.entry(connection).or_default() += 1;
+            let log_changes = slot.trigger.webhooks();
             let (daemon, resolved, cancel, tx) = (
                 self.daemon.clone(),
                 slot.resolved.clone(),
@@ -336,7 +437,7 @@ impl Scheduler {
             );
             tokio::spawn(async move {
                 let flow = resolved.flow.id.clone();
-                let result = execute(&daemon, &resolved, cancel).await;
+                let result = execute(&daemon, &resolved, cancel, log_changes).await;
                 let _ = tx.send(Finished { flow, result }).await;
             });
             self.dirty = true;
@@ -421,6 +522,28 @@ impl Scheduler {
     }
 }
 
+/// A flow's trigger: as configured, or webhooks and polls when its source
+/// stream has webhooks (per the serving connector's spec). Without an
+/// ingress no webhook can arrive: polls only.
+fn trigger_of(resolved: &ResolvedFlow, daemon: &Daemon) -> Trigger {
+    if daemon.config.ingress.listen.is_none() {
+        return Trigger::Poll;
+    }
+    let plugins = daemon.plugins();
+    resolved.flow.trigger.unwrap_or_else(|| {
+        let webhooks = plugins
+            .get(resolved.source.connector.as_str())
+            .and_then(|p| p.spec())
+            .and_then(|spec| spec.stream(&resolved.flow.stream))
+            .is_some_and(|s| s.webhooks);
+        if webhooks {
+            Trigger::WebhookAndPoll
+        } else {
+            Trigger::Poll
+        }
+    })
+}
+
 /// The connector of a flow that no loaded plugin provides, if any.
 fn missing_connector(
     resolved: &ResolvedFlow,
@@ -454,7 +577,9 @@ fn failed(slot: &mut Slot, error: Option<&Diagnostic>, now: Instant) {
 /// resumes within seconds.
 fn first_due(slot: &Slot, last_run: Option<(i64, RunStatus)>, now: Instant) -> Option<Instant> {
     let unfinished = last_run.is_some_and(|(_, status)| status != RunStatus::Succeeded);
-    if unfinished {
+    // Webhooks sent while Weir was down are lost: a poll covers that window
+    // before anything else.
+    if unfinished || slot.trigger.webhooks() {
         return Some(now + slot.jitter().min(RESUME_SPREAD));
     }
     let schedule = slot.resolved.flow.schedule.as_ref()?;

@@ -71,18 +71,7 @@ impl ResolvedFlow {
 /// Checks every setting of a tenant against the integration.
 pub fn validate(config: &Config, tenant: &Tenant) -> Result<(), TenantError> {
     for (name, connection) in &tenant.connections {
-        let template = ConnectionId::new(name)
-            .ok()
-            .and_then(|id| config.connections.get(&id))
-            .ok_or_else(|| {
-                TenantError::new(
-                    format!("connections.{name}"),
-                    format!(
-                        "weir.toml has no connection `{name}` (it has: {})",
-                        names(config.connections.keys())
-                    ),
-                )
-            })?;
+        let template = template_connection(config, name)?;
         scope_connection(tenant, template, Some(connection))?;
     }
     for name in tenant.flows.keys() {
@@ -155,6 +144,35 @@ pub fn resolve_flow(
         source,
         destination,
     })
+}
+
+/// A tenant's instance of a connection of the integration.
+pub fn resolve_connection(
+    config: &Config,
+    tenant: &Tenant,
+    name: &str,
+) -> Result<ConnectionConfig, TenantError> {
+    let template = template_connection(config, name)?;
+    scope_connection(tenant, template, tenant.connections.get(name))
+}
+
+/// The integration's connection `name`, which a tenant's settings refer to.
+fn template_connection<'c>(
+    config: &'c Config,
+    name: &str,
+) -> Result<&'c ConnectionConfig, TenantError> {
+    ConnectionId::new(name)
+        .ok()
+        .and_then(|id| config.connections.get(&id))
+        .ok_or_else(|| {
+            TenantError::new(
+                format!("connections.{name}"),
+                format!(
+                    "weir.toml has no connection `{name}` (it has: {})",
+                    names(config.connections.keys())
+                ),
+            )
+        })
 }
 
 /// The integration's connection with the tenant's config merged in and its

@@ -1,0 +1,266 @@
+//! Stored deliveries become changes: workers claim them from the inbox
+//! with a lease (at-least-once), let the connector turn each into change
+//! notices, fetch the current record when a notice is thin or carries no
+//! version, and merge by version into the store; flows fed by the stream
+//! then reshape and deliver what changed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use tokio_util::sync::CancellationToken;
+
+use super::Ingress;
+use crate::connection::Connection;
+use crate::connector::{ChangeKind, ChangeNotice, IncomingRequest, Record};
+use crate::flow::{Reshaper, destination};
+use crate::ids::TenantId;
+use crate::inbox::ClaimedDelivery;
+use crate::store::{ChangeSource, ChangeStore, Deliveries, RunEnd, RunLog, RunStatus, TenantStore};
+use crate::tenant::resolve_flow;
+
+/// Deliveries claimed at once.
+const BATCH: usize = 50;
+/// How long a claim lasts before another worker may take the delivery.
+const LEASE: Duration = Duration::from_secs(60);
+/// When a delivery failed, how long until it is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// Deliveries one worker handles at once.
+const CONCURRENCY: usize = 16;
+/// How long a worker waits when the inbox is empty.
+const IDLE: Duration = Duration::from_millis(50);
+
+/// Processes stored deliveries until `shutdown`.
+pub async fn process_deliveries(ingress: Arc<Ingress>, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        let claimed = match ingress.inbox().claim(BATCH, LEASE).await {
+            Ok(claimed) => claimed,
+            Err(err) => {
+                tracing::warn!("cannot claim webhook deliveries: {err}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if claimed.is_empty() {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(IDLE) => {}
+            }
+            continue;
+        }
+        // Deliveries of a batch are handled side by side: the version-aware
+        // merge makes their order irrelevant, and their settlements share
+        // the inbox's group commits.
+        futures_util::stream::iter(claimed)
+            .for_each_concurrent(CONCURRENCY, |delivery| {
+                let ingress = ingress.clone();
+                async move { settle(&ingress, delivery).await }
+            })
+            .await;
+    }
+}
+
+async fn settle(ingress: &Ingress, delivery: ClaimedDelivery) {
+    let (id, received_at_ms) = (delivery.id, delivery.received_at_ms);
+    let settled = match process(ingress, delivery).await {
+        Ok(()) => {
+            ingress.counters.record_applied(received_at_ms);
+            ingress.inbox().complete(id).await.map(drop)
+        }
+        Err(why) => {
+            tracing::warn!("webhook delivery {id:?} not processed yet: {why}");
+            ingress.inbox().fail(id, &why, RETRY_AFTER).await.map(drop)
+        }
+    };
+    if let Err(err) = settled {
+        tracing::warn!("cannot settle webhook delivery {id:?}: {err}");
+    }
+}
+
+async fn process(ingress: &Ingress, delivery: ClaimedDelivery) -> Result<(), String> {
+    let connection = ingress
+        .connection(&delivery.tenant, delivery.connection.as_str())
+        .await?;
+    let request = IncomingRequest {
+        method: delivery.method.clone(),
+        path: delivery.path.clone(),
+        query: delivery.query.clone().unwrap_or_default(),
+        headers: delivery
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_vec()))
+            .collect(),
+        body: delivery.body.to_vec(),
+        received_at_ms: delivery.received_at_ms as u64,
+    };
+    let notices = connection
+        .handle_webhook(&request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut by_stream: BTreeMap<String, Vec<ChangeNotice>> = BTreeMap::new();
+    for notice in notices {
+        by_stream
+            .entry(notice.stream.clone())
+            .or_default()
+            .push(notice);
+    }
+    for (stream, notices) in by_stream {
+        let records = authoritative(&connection, &stream, notices).await?;
+        let store = ingress.daemon_store();
+        let scoped = connection.id().clone();
+        let merged = {
+            let (store, stream) = (store.clone(), stream.clone());
+            tokio::task::spawn_blocking(move || {
+                store.merge(&scoped, &stream, &records, ChangeSource::Webhook)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+        };
+        if !merged.applied.is_empty() {
+            feed_flows(
+                ingress,
+                &delivery.tenant,
+                delivery.connection.as_str(),
+                &stream,
+                &merged.applied,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Records to merge: those the notices carry with a version; the others
+/// (thin events, no version) fetched from the partner, which is the truth.
+async fn authoritative(
+    connection: &Connection,
+    stream: &str,
+    notices: Vec<ChangeNotice>,
+) -> Result<Vec<Record>, String> {
+    let mut records = Vec::with_capacity(notices.len());
+    let mut to_fetch = Vec::new();
+    for notice in notices {
+        match (notice.data, notice.version) {
+            (Some(data), Some(version)) => records.push(Record {
+                key: notice.key,
+                version: Some(version),
+                kind: notice.kind,
+                data,
+            }),
+            (None, Some(version)) if notice.kind == ChangeKind::Delete => records.push(Record {
+                key: notice.key,
+                version: Some(version),
+                kind: ChangeKind::Delete,
+                data: "{}".into(),
+            }),
+            _ => to_fetch.push(notice.key),
+        }
+    }
+    if !to_fetch.is_empty() {
+        records.extend(
+            connection
+                .fetch(stream, to_fetch)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    Ok(records)
+}
+
+/// Hands merged changes to the tenant's flows that read this stream and
+/// take webhooks: reshaped, then stored per flow or written to a partner.
+async fn feed_flows(
+    ingress: &Ingress,
+    tenant: &TenantId,
+    connection: &str,
+    stream: &str,
+    applied: &[Record],
+) -> Result<(), String> {
+    let daemon = ingress.daemon();
+    let store = daemon.store.clone();
+    let stored = {
+        let (store, id) = (store.clone(), tenant.clone());
+        tokio::task::spawn_blocking(move || store.tenant(&id))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+    };
+    let Some(stored) = stored else { return Ok(()) };
+    let plugins = daemon.plugins();
+    for template in daemon.config.flows.values() {
+        if template.source.as_str() != connection || template.stream != stream {
+            continue;
+        }
+        let resolved =
+            resolve_flow(&daemon.config, &stored, &template.id).map_err(|e| e.to_string())?;
+        let takes_webhooks = resolved.flow.trigger.is_none_or(|t| t.webhooks());
+        if !resolved.enabled || !takes_webhooks {
+            continue;
+        }
+        let reshaper = Reshaper::new(
+            &daemon.runtime,
+            &plugins,
+            resolved.flow.mapping.clone(),
+            &resolved.flow.transforms,
+        )
+        .map_err(|d| d.message)?;
+        let destination = match &resolved.destination {
+            None if reshaper.is_identity() => continue, // the merge already stored them
+            None => None,
+            Some(config) => Some(
+                Connection::open(&daemon.runtime, &plugins, config, &daemon.services)
+                    .map(Arc::new)
+                    .map_err(|d| d.message)?,
+            ),
+        };
+        let flow = resolved.flow.id.clone();
+        let run = {
+            let (store, flow) = (store.clone(), flow.clone());
+            tokio::task::spawn_blocking(move || store.start_run(&flow, "webhook", false))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?
+        };
+        let reshaped = reshaper.reshape(applied).await.map_err(|e| e.to_string())?;
+        let (mapped, links, mut failed) = match (&destination, &resolved.flow.destination) {
+            (Some(partner), crate::config::Destination::Connection { stream, .. }) => {
+                let delivered = destination::deliver(
+                    &flow,
+                    &reshaped.records,
+                    applied,
+                    partner,
+                    stream,
+                    store.as_ref(),
+                )
+                .await
+                .map_err(|e| match e {
+                    destination::DeliveryError::Call(e) => e.to_string(),
+                    destination::DeliveryError::Store(e) => e.to_string(),
+                })?;
+                (Vec::new(), delivered.links, delivered.dead_letters)
+            }
+            _ => (reshaped.records, Vec::new(), Vec::new()),
+        };
+        failed.extend(reshaped.failed);
+        let (store, failed_count) = (store.clone(), failed.len());
+        tokio::task::spawn_blocking(move || {
+            store.redeliver(&flow, run, &mapped, &links, &failed, &[])?;
+            store.finish_run(
+                run,
+                &RunEnd {
+                    status: RunStatus::Succeeded,
+                    error: None,
+                },
+            )
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        if failed_count > 0 {
+            tracing::warn!(tenant = %tenant, "{failed_count} webhook change(s) went to the dead letters");
+        }
+    }
+    Ok(())
+}

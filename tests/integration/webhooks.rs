@@ -1,0 +1,665 @@
+//! Webhooks with a polling fallback: nothing acknowledged before it is
+//! durable, forgeries refused, duplicates stored once, tenants isolated,
+//! changes merged by version, and coverage measured.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use partner_sim::{PartnerSim, WebhookTarget, sign_standard_webhook};
+use serde_json::{Value, json};
+use weir_tests::{RunningWeir, Workspace, acme_connection, guests, wait_until};
+
+use crate::{simulator, workspace};
+
+const SECRET: &str = "whsec-test-signing-secret";
+
+fn config(base_url: &str, ingress_extra: &str) -> String {
+    format!(
+        r#"
+[admin]
+listen = "127.0.0.1:0"
+
+[ingress]
+listen = "127.0.0.1:0"
+coverage_grace = "1s"
+{ingress_extra}
+
+{connection}secrets.webhook_secret = {{ env = "ACME_WEBHOOK_SECRET" }}
+
+[flows.contacts]
+source = "acme"
+stream = "contacts"
+"#,
+        connection = acme_connection("acme", base_url)
+    )
+}
+
+async fn start(
+    ws: &Workspace,
+    sim: &PartnerSim,
+    ingress_extra: &str,
+    tenants: &[&str],
+) -> RunningWeir {
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&config(&sim.base_url(), ingress_extra));
+    let weir = ws
+        .start_daemon_with(&[("ACME_WEBHOOK_SECRET", SECRET)])
+        .await;
+    for tenant in tenants {
+        let (status, body) = weir
+            .admin("POST", "/tenants", Some(json!({ "id": tenant })))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    weir
+}
+
+/// A daemon with one tenant, `t1`, over a simulator of `contacts`; and
+/// t1's webhook endpoint.
+async fn one_tenant(contacts: usize) -> (PartnerSim, Workspace, RunningWeir, String) {
+    let sim = simulator(contacts, 0).await;
+    let ws = workspace();
+    let weir = start(&ws, &sim, "", &["t1"]).await;
+    let url = weir.webhook_url("t1", "acme").await;
+    (sim, ws, weir, url)
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A delivery signed the way the partner signs, at `timestamp`.
+fn signed(url: &str, id: &str, timestamp: i64, body: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header(
+            "webhook-signature",
+            sign_standard_webhook(SECRET.as_bytes(), id, timestamp, body.as_bytes()),
+        )
+        .body(body.to_string())
+}
+
+fn event(record: &Value) -> String {
+    json!({ "type": "contact.updated", "timestamp": record["updated_at"], "data": record })
+        .to_string()
+}
+
+/// Rows of the inbox database.
+fn inbox_rows(ws: &Workspace) -> i64 {
+    rusqlite::Connection::open(ws.path().join("weir.inbox.db"))
+        .and_then(|c| c.query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0)))
+        .unwrap_or(0)
+}
+
+fn stored_versions(ws: &Workspace, connection: &str) -> BTreeMap<String, i64> {
+    ws.records(connection, "contacts")
+        .into_iter()
+        .map(|(k, v)| (k, v["version"].as_i64().unwrap_or(0)))
+        .collect()
+}
+
+fn partner_versions(sim: &PartnerSim) -> BTreeMap<String, i64> {
+    sim.records("contacts")
+        .into_iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["version"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn sync_now(weir: &RunningWeir, ws: &Workspace, tenant: &str) {
+    let before = finished_runs(ws);
+    let (status, body) = weir
+        .admin(
+            "POST",
+            &format!("/tenants/{tenant}/flows/contacts/run"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert!(
+        wait_until(Duration::from_secs(30), || finished_runs(ws) > before),
+        "the poll ran"
+    );
+}
+
+fn finished_runs(ws: &Workspace) -> i64 {
+    rusqlite::Connection::open(ws.store_path())
+        .and_then(|c| {
+            c.query_row(
+                "SELECT count(*) FROM runs WHERE status = 'succeeded' AND plugin != 'webhook'",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_webhooks_update_the_store_without_a_poll() {
+    let sim = simulator(200, 0).await;
+    let ws = workspace();
+    let weir = start(&ws, &sim, "", &["t1"]).await;
+    sync_now(&weir, &ws, "t1").await;
+    let url = weir.webhook_url("t1", "acme").await;
+    sim.set_webhook(Some(WebhookTarget {
+        url,
+        secret: SECRET.as_bytes().to_vec(),
+        drop_rate: 0.0,
+    }));
+    sim.reset_counters();
+    let changed = sim.mutate("contacts", 20);
+    assert_eq!(changed.len(), 20);
+    let merged = wait_until(Duration::from_secs(30), || {
+        stored_versions(&ws, "t1.acme") == partner_versions(&sim)
+    });
+    assert!(merged, "every change arrived by webhook");
+    assert!(sim.counters().list_calls.is_empty(), "no poll was needed");
+    assert_eq!(
+        sim.counters().webhooks.delivered,
+        20,
+        "every delivery was acknowledged"
+    );
+    assert!(weir.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_stale_and_altered_deliveries_are_refused_and_never_stored() {
+    let (sim, ws, weir, url) = one_tenant(10).await;
+    let record = sim.records("contacts")[0].clone();
+    let body = event(&record);
+    let now = now_secs();
+
+    let good = signed(&url, "msg_good", now, &body).send().await.unwrap();
+    assert_eq!(good.status(), 200);
+    let cases = [
+        (
+            "unsigned",
+            reqwest::Client::new().post(&url).body(body.clone()),
+        ),
+        ("wrong secret", {
+            let sig = sign_standard_webhook(b"another-secret", "msg_1", now, body.as_bytes());
+            reqwest::Client::new()
+                .post(&url)
+                .header("webhook-id", "msg_1")
+                .header("webhook-timestamp", now.to_string())
+                .header("webhook-signature", sig)
+                .body(body.clone())
+        }),
+        ("301 s in the past", signed(&url, "msg_2", now - 301, &body)),
+        (
+            "301 s in the future",
+            signed(&url, "msg_3", now + 301, &body),
+        ),
+        ("re-serialized body", {
+            let reserialized =
+                serde_json::to_string_pretty(&serde_json::from_str::<Value>(&body).unwrap())
+                    .unwrap();
+            signed(&url, "msg_4", now, &body).body(reserialized)
+        }),
+        ("body replayed under a new delivery id", {
+            let sig = sign_standard_webhook(SECRET.as_bytes(), "msg_good", now, body.as_bytes());
+            reqwest::Client::new()
+                .post(&url)
+                .header("webhook-id", "msg_forged")
+                .header("webhook-timestamp", now.to_string())
+                .header("webhook-signature", sig)
+                .body(body.clone())
+        }),
+    ];
+    for (what, request) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{what} is refused");
+    }
+    let unknown = reqwest::Client::new()
+        .post(url.replace("/hooks/", "/hooks/0000"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        unknown.status(),
+        404,
+        "an unknown endpoint is 404, never 410"
+    );
+    assert_eq!(inbox_rows(&ws), 1, "only the authentic delivery is stored");
+
+    let (_, report) = weir.admin("GET", "/webhooks", None).await;
+    let health = &report["endpoints"][0];
+    assert_eq!(health["rejected"]["missing_signature"], 1);
+    assert_eq!(health["rejected"]["bad_signature"], 3);
+    assert_eq!(health["rejected"]["stale_timestamp"], 2);
+    assert!(weir.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_identical_deliveries_are_stored_once_and_all_acknowledged() {
+    let (sim, ws, weir, url) = one_tenant(10).await;
+    let body = event(&sim.records("contacts")[3]);
+    let now = now_secs();
+    let sends = (0..50).map(|_| signed(&url, "msg_same", now, &body).send());
+    let responses = futures_util::future::join_all(sends).await;
+    assert!(
+        responses
+            .iter()
+            .all(|r| r.as_ref().unwrap().status() == 200),
+        "all acknowledged"
+    );
+    assert_eq!(inbox_rows(&ws), 1, "stored once");
+    let (_, report) = weir.admin("GET", "/webhooks", None).await;
+    assert_eq!(report["endpoints"][0]["duplicates"], 49);
+    assert!(weir.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flooding_tenant_is_throttled_while_another_is_served() {
+    let sim = simulator(10, 0).await;
+    let ws = workspace();
+    let weir = start(
+        &ws,
+        &sim,
+        "per_tenant_rate = 20\nper_tenant_burst = 20",
+        &["noisy", "quiet"],
+    )
+    .await;
+    let (noisy, quiet) = (
+        weir.webhook_url("noisy", "acme").await,
+        weir.webhook_url("quiet", "acme").await,
+    );
+    let body = event(&sim.records("contacts")[0]);
+    let now = now_secs();
+    let flood = (0..200).map(|i| signed(&noisy, &format!("msg_n{i}"), now, &body).send());
+    let calm = (0..20).map(|i| {
+        let request = signed(&quiet, &format!("msg_q{i}"), now, &body);
+        async move {
+            let started = std::time::Instant::now();
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), started.elapsed())
+        }
+    });
+    let (flooded, served) = tokio::join!(
+        futures_util::future::join_all(flood),
+        futures_util::future::join_all(calm)
+    );
+    let throttled: Vec<_> = flooded
+        .iter()
+        .filter(|r| r.as_ref().unwrap().status() == 429)
+        .collect();
+    assert!(
+        throttled.len() >= 150,
+        "the flood is throttled: {}",
+        throttled.len()
+    );
+    assert!(
+        throttled
+            .iter()
+            .all(|r| r.as_ref().unwrap().headers().contains_key("retry-after")),
+        "429s say when to come back"
+    );
+    assert!(
+        served.iter().all(|(status, _)| *status == 200),
+        "the other tenant is served: {served:?}"
+    );
+    let mut latencies: Vec<_> = served.iter().map(|(_, l)| *l).collect();
+    latencies.sort();
+    assert!(
+        latencies[latencies.len() - 1] < Duration::from_secs(2),
+        "{latencies:?}"
+    );
+    assert!(weir.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_ten_percent_of_webhooks_dropped_polls_fill_the_gap_and_coverage_reads_ninety_percent()
+{
+    let sim = simulator(2_000, 0).await;
+    let ws = workspace();
+    // The simulator sends as fast as it can and never retries: no throttling here.
+    let weir = start(
+        &ws,
+        &sim,
+        "per_tenant_rate = 100000\nper_tenant_burst = 100000",
+        &["t1"],
+    )
+    .await;
+    sync_now(&weir, &ws, "t1").await;
+    sim.set_webhook(Some(WebhookTarget {
+        url: weir.webhook_url("t1", "acme").await,
+        secret: SECRET.as_bytes().to_vec(),
+        drop_rate: 0.1,
+    }));
+    sim.mutate("contacts", 1_000);
+    sim.wait_for_webhooks(Duration::from_secs(60))
+        .await
+        .unwrap();
+    let webhooks = sim.counters().webhooks;
+    assert_eq!(webhooks.failed, 0, "every sent delivery was acknowledged");
+    let dropped = webhooks.dropped as i64;
+    // Let the workers apply what was received, then poll once.
+    let received_applied = wait_until(Duration::from_secs(60), || {
+        let store = partner_versions(&sim);
+        let local = stored_versions(&ws, "t1.acme");
+        store
+            .iter()
+            .filter(|(k, v)| local.get(*k) != Some(v))
+            .count() as i64
+            == dropped
+    });
+    assert!(received_applied, "every delivered webhook was applied");
+    sync_now(&weir, &ws, "t1").await;
+    assert_eq!(
+        stored_versions(&ws, "t1.acme"),
+        partner_versions(&sim),
+        "after one poll the store equals the partner"
+    );
+    tokio::time::sleep(Duration::from_millis(1_200)).await; // the 1 s grace, for the coverage count
+    let (_, report) = weir.admin("GET", "/webhooks", None).await;
+    let coverage = report["endpoints"][0]["coverage"]["coverage"]
+        .as_f64()
+        .unwrap();
+    let expected = 1.0 - dropped as f64 / 1_000.0;
+    assert!(
+        (coverage - expected).abs() < 0.005,
+        "coverage {coverage} vs {expected}"
+    );
+    assert!(
+        (coverage - 0.9).abs() <= 0.02,
+        "coverage {coverage} reads 90% ± 2 points"
+    );
+    assert!(weir.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_webhooks_raise_an_alert() {
+    let sim = simulator(300, 0).await;
+    let ws = workspace();
+    let weir = start(&ws, &sim, "silence_after = \"2s\"", &["t1"]).await;
+    sync_now(&weir, &ws, "t1").await;
+    sim.mutate("contacts", 10);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    sync_now(&weir, &ws, "t1").await;
+    let (_, report) = weir.admin("GET", "/webhooks", None).await;
+    assert_eq!(report["endpoints"][0]["silent"], true, "{report}");
+    assert!(weir.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_acknowledged_delivery_survives_a_crash() {
+    let sim = simulator(10, 0).await;
+    let ws = workspace();
+    let weir = start(
+        &ws,
+        &sim,
+        "per_tenant_rate = 100000\nper_tenant_burst = 100000",
+        &["t1"],
+    )
+    .await;
+    let url = weir.webhook_url("t1", "acme").await;
+    let body = event(&sim.records("contacts")[0]);
+    let now = now_secs();
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let senders = (0..16).map(|s| {
+        let (url, body, acked) = (url.clone(), body.clone(), acked.clone());
+        tokio::spawn(async move {
+            for i in 0..200 {
+                let id = format!("msg_{s}_{i}");
+                match signed(&url, &id, now, &body).send().await {
+                    Ok(r) if r.status() == 200 => acked.lock().unwrap().push(id),
+                    Ok(_) => {}
+                    Err(_) => break, // the process is gone
+                }
+            }
+        })
+    });
+    let senders: Vec<_> = senders.collect();
+    assert!(
+        wait_until(Duration::from_secs(30), || acked.lock().unwrap().len()
+            >= 300),
+        "deliveries flow"
+    );
+    weir.kill().await;
+    for sender in senders {
+        let _ = sender.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    let inbox = rusqlite::Connection::open(ws.path().join("weir.inbox.db")).unwrap();
+    let stored: std::collections::HashSet<String> = inbox
+        .prepare("SELECT delivery_key FROM deliveries")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .flatten()
+        .collect();
+    let lost: Vec<_> = acked.iter().filter(|k| !stored.contains(*k)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged deliveries were not stored: {lost:?}",
+        lost.len()
+    );
+    drop(inbox);
+
+    // After the restart, the partner's retry of a stored delivery is
+    // acknowledged as a duplicate and stored once.
+    let weir = ws
+        .start_daemon_with(&[("ACME_WEBHOOK_SECRET", SECRET)])
+        .await;
+    let url = weir.webhook_url("t1", "acme").await;
+    let again = signed(&url, &acked[0], now, &body).send().await.unwrap();
+    assert_eq!(again.status(), 200);
+    let rows: i64 = rusqlite::Connection::open(ws.path().join("weir.inbox.db"))
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM deliveries WHERE delivery_key = ?1",
+            [&acked[0]],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 1);
+    assert!(weir.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signatures_hold_at_their_edges_and_rotated_secrets_both_work() {
+    const OLD: &str = "whsec-old-secret";
+    let sim = simulator(10, 0).await;
+    let ws = workspace();
+    // During a rotation the connection holds the new secret and the old one.
+    ws.install(guests::ACME_CRM, "acme_crm.wasm").write_config(
+        &config(&sim.base_url(), "").replace(
+            "secrets.webhook_secret = { env = \"ACME_WEBHOOK_SECRET\" }",
+            "secrets.webhook_secret = [{ env = \"ACME_WEBHOOK_SECRET\" }, { env = \"OLD_WEBHOOK_SECRET\" }]",
+        ),
+    );
+    let weir = ws
+        .start_daemon_with(&[("ACME_WEBHOOK_SECRET", SECRET), ("OLD_WEBHOOK_SECRET", OLD)])
+        .await;
+    let (status, _) = weir
+        .admin("POST", "/tenants", Some(json!({ "id": "t1" })))
+        .await;
+    assert_eq!(status, 201);
+    let url = weir.webhook_url("t1", "acme").await;
+    let body = event(&sim.records("contacts")[0]);
+    let now = now_secs();
+    let send = |id: &str, signature: String, body: Vec<u8>| {
+        reqwest::Client::new()
+            .post(&url)
+            .header("webhook-id", id)
+            .header("webhook-timestamp", now.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+    };
+    let sign = |secret: &str, id: &str, body: &[u8]| {
+        sign_standard_webhook(secret.as_bytes(), id, now, body)
+    };
+    let good = sign(SECRET, "msg_a", body.as_bytes());
+    let (_, encoded) = good.split_once(',').unwrap();
+
+    for (what, id, signature, sent) in [
+        (
+            "an empty `v1,`",
+            "msg_a",
+            "v1,".to_string(),
+            body.clone().into_bytes(),
+        ),
+        (
+            "a truncated signature",
+            "msg_a",
+            format!("v1,{}", &encoded[..encoded.len() - 4]),
+            body.clone().into_bytes(),
+        ),
+        (
+            "an over-long signature",
+            "msg_a",
+            format!("{good}AAAA"),
+            body.clone().into_bytes(),
+        ),
+        (
+            "altered line endings",
+            "msg_b",
+            sign(SECRET, "msg_b", b"{\n\"a\":1\n}"),
+            b"{\r\n\"a\":1\r\n}".to_vec(),
+        ),
+        (
+            "an unknown secret",
+            "msg_c",
+            sign("someone-else", "msg_c", body.as_bytes()),
+            body.clone().into_bytes(),
+        ),
+    ] {
+        let response = send(id, signature, sent).await.unwrap();
+        assert_eq!(response.status(), 401, "{what} is refused");
+    }
+    let non_utf8 = [b"\xff\xfe".as_slice(), body.as_bytes()].concat();
+    for (what, id, signature, sent) in [
+        (
+            "the new secret",
+            "msg_d",
+            sign(SECRET, "msg_d", body.as_bytes()),
+            body.clone().into_bytes(),
+        ),
+        (
+            "the old secret",
+            "msg_e",
+            sign(OLD, "msg_e", body.as_bytes()),
+            body.clone().into_bytes(),
+        ),
+        (
+            "one valid signature among several",
+            "msg_f",
+            format!("v1,{} {}", encoded, sign(SECRET, "msg_f", body.as_bytes())),
+            body.clone().into_bytes(),
+        ),
+        (
+            "a body that is not UTF-8",
+            "msg_g",
+            sign(SECRET, "msg_g", &non_utf8),
+            non_utf8.clone(),
+        ),
+    ] {
+        let response = send(id, signature, sent).await.unwrap();
+        assert_eq!(response.status(), 200, "{what} is accepted");
+    }
+    assert_eq!(inbox_rows(&ws), 4);
+
+    // A subscription handshake is answered and never stored as data.
+    let handshake = reqwest::Client::new()
+        .post(format!("{url}?validationToken=hello%20acme"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(handshake.status(), 200);
+    assert_eq!(handshake.text().await.unwrap(), "hello acme");
+    assert_eq!(inbox_rows(&ws), 4, "a handshake is not a delivery");
+    let (_, report) = weir.admin("GET", "/webhooks", None).await;
+    assert_eq!(report["endpoints"][0]["handshakes"], 1);
+    assert!(weir.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn standard_webhooks_secrets_in_their_whsec_form_verify() {
+    // The Standard Webhooks convention: `whsec_<base64>` means the decoded
+    // bytes are the key. The simulator signs with those bytes.
+    const SECRET_TEXT: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let key = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(&SECRET_TEXT[6..])
+            .unwrap()
+    };
+    let sim = simulator(50, 0).await;
+    let ws = workspace();
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&config(&sim.base_url(), ""));
+    let weir = ws
+        .start_daemon_with(&[("ACME_WEBHOOK_SECRET", SECRET_TEXT)])
+        .await;
+    let (status, _) = weir
+        .admin("POST", "/tenants", Some(json!({ "id": "t1" })))
+        .await;
+    assert_eq!(status, 201);
+    sync_now(&weir, &ws, "t1").await;
+    sim.set_webhook(Some(WebhookTarget {
+        url: weir.webhook_url("t1", "acme").await,
+        secret: key,
+        drop_rate: 0.0,
+    }));
+    sim.mutate("contacts", 5);
+    sim.wait_for_webhooks(Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(sim.counters().webhooks.delivered, 5);
+    assert!(wait_until(Duration::from_secs(30), || stored_versions(
+        &ws, "t1.acme"
+    )
+        == partner_versions(&sim)));
+    assert!(weir.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_inbox_answers_503_with_retry_after_and_never_a_2xx() {
+    let (sim, ws, weir, url) = one_tenant(10).await;
+    let body = event(&sim.records("contacts")[0]);
+    let now = now_secs();
+    assert_eq!(
+        signed(&url, "msg_warm", now, &body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // Another process holds the inbox database: nothing can be committed.
+    let blocker = rusqlite::Connection::open(ws.path().join("weir.inbox.db")).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let refused = signed(&url, "msg_busy", now, &body).send().await.unwrap();
+    assert_eq!(refused.status(), 503, "not stored, so not acknowledged");
+    assert!(refused.headers().contains_key("retry-after"));
+    blocker.execute_batch("COMMIT").unwrap();
+    drop(blocker);
+
+    // The partner's retry goes through (as new, or as the duplicate of a
+    // commit that finished after the answer).
+    let retried = signed(&url, "msg_busy", now, &body).send().await.unwrap();
+    assert_eq!(retried.status(), 200);
+    let rows: i64 = rusqlite::Connection::open(ws.path().join("weir.inbox.db"))
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM deliveries WHERE delivery_key = 'msg_busy'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 1);
+    assert!(weir.terminate().await.success());
+}
