@@ -11,6 +11,7 @@ mod map;
 mod output;
 mod plugins;
 mod state;
+mod status;
 mod sync;
 mod tenants;
 
@@ -132,7 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Explain { code } => explain::run(code.as_deref(), json),
         Command::Sync(args) => sync::run(&cli.config, args, json).await,
         Command::Run => daemon::run(&cli.config).await,
-        Command::Status => tenants::status(&cli.config, json),
+        Command::Status => status::run(&cli.config, json),
         Command::Tenants(command) => tenants::tenants(&cli.config, command, json),
         Command::Flows(command) => tenants::flows(&cli.config, command, json),
         Command::Map(command) => map::run(&cli.config, command, json).await,

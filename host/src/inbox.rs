@@ -298,6 +298,43 @@ pub enum InboxError {
     },
 }
 
+/// What waits in an inbox database, read without opening the inbox (for
+/// `weir status`, beside a running daemon that owns the writer).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Backlog {
+    /// Deliveries pending or being processed.
+    pub waiting: u64,
+    /// When the oldest of them was received, ms since the Unix epoch.
+    pub oldest_received_at_ms: Option<i64>,
+    /// Deliveries given up after their last attempt.
+    pub failed: u64,
+}
+
+/// Reads the backlog of the inbox at `path`; none if there is no inbox
+/// there yet (no webhook has been received).
+pub fn backlog(path: &Path) -> Result<Option<Backlog>, InboxError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let err = |source| InboxError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = schema::open_reader(path).map_err(err)?;
+    let failed = conn
+        .query_row(
+            "SELECT count(*) FROM deliveries WHERE state = 'failed'",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(err)?;
+    Ok(Some(Backlog {
+        waiting: schema::depth(&conn).map_err(err)?,
+        oldest_received_at_ms: schema::oldest_open(&conn).map_err(err)?,
+        failed,
+    }))
+}
+
 impl InboxError {
     /// The user-facing form, with code and hint.
     pub fn diagnostic(&self) -> Diagnostic {

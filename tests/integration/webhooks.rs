@@ -376,6 +376,27 @@ async fn with_ten_percent_of_webhooks_dropped_polls_fill_the_gap_and_coverage_re
         "coverage {coverage} reads 90% ± 2 points"
     );
     assert!(weir.terminate().await.success());
+
+    // `weir status` reads the same from the store, with the daemon stopped.
+    let status = status_json(&ws).await;
+    let endpoint = &status["webhooks"]["endpoints"][0];
+    assert_eq!(endpoint["tenant"], "t1");
+    assert_eq!(endpoint["coverage"]["coverage"].as_f64(), Some(coverage));
+    assert_eq!(endpoint["coverage"]["poll_only"], dropped);
+    assert_eq!(status["webhooks"]["inbox"]["waiting"], 0, "{status}");
+    let text = ws.weir_async(&["status"]).await;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!("{:.0}%", coverage * 100.0)) && text.contains("inbox: 0 waiting"),
+        "{text}"
+    );
+}
+
+/// `weir status --json`.
+async fn status_json(ws: &Workspace) -> Value {
+    let out = ws.weir_async(&["status", "--json"]).await;
+    assert!(out.status.success(), "{}", weir_tests::output_text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -389,6 +410,12 @@ async fn silent_webhooks_raise_an_alert() {
     sync_now(&weir, &ws, "t1").await;
     let (_, report) = weir.admin("GET", "/webhooks", None).await;
     assert_eq!(report["endpoints"][0]["silent"], true, "{report}");
+    let text = ws.weir_async(&["status"]).await;
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("silent: polls find changes"),
+        "{}",
+        weir_tests::output_text(&text)
+    );
     assert!(weir.terminate().await.success());
 }
 

@@ -1,4 +1,4 @@
-//! `weir tenants ...`, `weir flows ...` and `weir status`: the admin API's
+//! `weir tenants ...` and `weir flows ...`: the admin API's
 //! operations from the command line, on the same store. A running daemon
 //! picks the changes up without a restart.
 
@@ -246,59 +246,4 @@ pub fn flows(config_path: &Path, command: FlowsCommand, json: bool) -> anyhow::R
             )
         }
     }
-}
-
-/// `weir status`.
-pub fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let config = app::config(config_path)?;
-    let store = app::store(&config)?;
-    let statuses =
-        crate::status::flow_statuses(store.as_ref()).map_err(|e| output::fail(e.diagnostic()))?;
-    if json {
-        output::print_json(&statuses)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    if statuses.is_empty() {
-        println!("nothing scheduled yet: add tenants (`weir tenants add`) and start `weir run`");
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut table = output::table([
-        "tenant", "flow", "enabled", "schedule", "last run", "records", "next run", "health",
-    ]);
-    for s in statuses {
-        let last = s.last_run.as_ref();
-        table.add_row([
-            s.state.tenant.clone(),
-            s.state.template.clone(),
-            if s.state.enabled { "yes" } else { "no" }.to_string(),
-            s.state
-                .schedule
-                .clone()
-                .unwrap_or_else(|| "on demand".into()),
-            last.map(|r| {
-                format!(
-                    "{} {}",
-                    r.status.as_str(),
-                    output::timestamp(r.started_at_ms)
-                )
-            })
-            .unwrap_or_else(|| "never".into()),
-            last.map(|r| output::count(r.records_read))
-                .unwrap_or_default(),
-            s.state
-                .next_run_at_ms
-                .map(output::timestamp)
-                .unwrap_or_else(|| "-".into()),
-            if s.state.healthy {
-                "ok".to_string()
-            } else {
-                format!(
-                    "unhealthy: {}",
-                    s.state.last_error.clone().unwrap_or_default()
-                )
-            },
-        ]);
-    }
-    println!("{table}");
-    Ok(ExitCode::SUCCESS)
 }

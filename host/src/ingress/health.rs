@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, Trigger};
 use crate::connector::RejectionReason;
 use crate::ids::TenantId;
 use crate::inbox::InboxMetrics;
@@ -198,7 +198,9 @@ pub fn webhook_health(
     for tenant in store.tenants()? {
         let mut seen = std::collections::BTreeSet::new();
         for flow in config.flows.values() {
-            if !seen.insert((flow.source.to_string(), flow.stream.clone())) {
+            if flow.trigger == Some(Trigger::Poll)
+                || !seen.insert((flow.source.to_string(), flow.stream.clone()))
+            {
                 continue;
             }
             let scoped = tenant.id.scoped_connection(&flow.source);
