@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-pub use changes::{ChangeSource, ChangeStore, Coverage, MergeOutcome};
+pub use changes::{ChangeSource, ChangeStore, Coverage, Handshake, MergeOutcome};
 pub use journal::Journal;
 pub use sqlite::SqliteStore;
 

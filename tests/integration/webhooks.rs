@@ -609,6 +609,14 @@ async fn signatures_hold_at_their_edges_and_rotated_secrets_both_work() {
     assert_eq!(inbox_rows(&ws), 4, "a handshake is not a delivery");
     let (_, report) = weir.admin("GET", "/webhooks", None).await;
     assert_eq!(report["endpoints"][0]["handshakes"], 1);
+    assert!(report["endpoints"][0]["last_handshake_at_ms"].is_i64());
+    assert_eq!(
+        ws.query_one::<String>(
+            "SELECT tenant || ' ' || connection || ' ' || method FROM webhook_handshakes"
+        ),
+        "t1 acme POST",
+        "kept as an audit row"
+    );
     assert!(weir.terminate().await.success());
 }
 

@@ -27,7 +27,6 @@ pub struct Counts {
     throttled: AtomicU64,
     unavailable: AtomicU64,
     too_large: AtomicU64,
-    handshakes: AtomicU64,
     last_received_ms: AtomicI64,
 }
 
@@ -61,10 +60,6 @@ impl Counts {
 
     pub(crate) fn count_too_large(&self) {
         self.too_large.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn count_handshake(&self) {
-        self.handshakes.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -160,8 +155,10 @@ pub struct WebhookHealth {
     pub unavailable: u64,
     /// Answered 413.
     pub too_large: u64,
-    /// Handshakes answered.
+    /// Handshakes answered over the window (audit rows in the store).
     pub handshakes: u64,
+    /// When the latest handshake was answered, ms since the Unix epoch.
+    pub last_handshake_at_ms: Option<i64>,
     /// Polls keep finding changes while no webhook has come for `silence_after`.
     pub silent: bool,
 }
@@ -206,6 +203,8 @@ pub fn webhook_health(
             let scoped = tenant.id.scoped_connection(&flow.source);
             let coverage = store.coverage(&scoped, &flow.stream, since, grace, now)?;
             let token = store.endpoint_token(&tenant.id, flow.source.as_str())?;
+            let (handshakes, last_handshake_at_ms) =
+                store.handshakes(&tenant.id, flow.source.as_str(), since)?;
             let counts = counters.map(|c| c.of(&tenant.id, flow.source.as_str()));
             let get = |f: fn(&Counts) -> &AtomicU64| {
                 counts.as_ref().map_or(0, |c| f(c).load(Ordering::Relaxed))
@@ -237,7 +236,8 @@ pub fn webhook_health(
                 throttled: get(|c| &c.throttled),
                 unavailable: get(|c| &c.unavailable),
                 too_large: get(|c| &c.too_large),
-                handshakes: get(|c| &c.handshakes),
+                handshakes,
+                last_handshake_at_ms,
                 silent,
                 coverage,
             });

@@ -16,7 +16,7 @@ use crate::connector::{IncomingRequest, RejectionReason, Reply, WebhookVerdict};
 use crate::daemon::Daemon;
 use crate::ids::TenantId;
 use crate::inbox::{DeliveryKey, Headers, Inbox, NewDelivery};
-use crate::store::{ChangeStore, TenantStore};
+use crate::store::{ChangeStore, Handshake, TenantStore};
 use crate::tenant::resolve_connection;
 
 /// Below the shortest partner deadline we know of (a few seconds): past it
@@ -63,6 +63,18 @@ impl Ingress {
     /// The daemon it serves.
     pub(crate) fn daemon(&self) -> &Arc<Daemon> {
         &self.daemon
+    }
+
+    /// Keeps an audit row of a handshake. A failure to note it is logged,
+    /// not answered: the partner's check is answered either way.
+    async fn record_handshake(&self, handshake: Handshake) {
+        let store = self.daemon.store.clone();
+        let noted = tokio::task::spawn_blocking(move || store.record_handshake(&handshake))
+            .await
+            .expect("store calls do not panic");
+        if let Err(error) = noted {
+            tracing::warn!("a webhook handshake was answered but not noted: {error}");
+        }
     }
 
     /// The store changes are merged into.
@@ -294,8 +306,16 @@ async fn receive(
         };
         match verdict {
             WebhookVerdict::Handshake(answer) => {
-                counters.count_handshake();
                 tracing::info!(tenant = %tenant, connection = %connection_name, "answered a webhook handshake");
+                ingress
+                    .record_handshake(Handshake {
+                        tenant: tenant.clone(),
+                        connection: connection_name.clone(),
+                        method: request.method,
+                        path: request.path,
+                        at_ms: received_at_ms as i64,
+                    })
+                    .await;
                 reply(answer)
             }
             WebhookVerdict::Reject(rejection) => {

@@ -85,4 +85,29 @@ pub trait ChangeStore: Send + Sync {
     fn endpoint_token(&self, tenant: &TenantId, connection: &str) -> Result<String, StoreError>;
     /// Every endpoint: token, tenant, connection.
     fn endpoints(&self) -> Result<Vec<(String, String, String)>, StoreError>;
+    /// Notes a handshake answered on a tenant's connection.
+    fn record_handshake(&self, handshake: &Handshake) -> Result<(), StoreError>;
+    /// How many handshakes a tenant's connection answered since `since_ms`,
+    /// and when the latest was.
+    fn handshakes(
+        &self,
+        tenant: &TenantId,
+        connection: &str,
+        since_ms: i64,
+    ) -> Result<(u64, Option<i64>), StoreError>;
+}
+
+/// A webhook handshake answered (a subscription check or challenge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handshake {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The connection of weir.toml.
+    pub connection: String,
+    /// The request's method.
+    pub method: String,
+    /// The request's path below the endpoint.
+    pub path: String,
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
 }

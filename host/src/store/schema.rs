@@ -178,4 +178,17 @@ CREATE TABLE merge_conflicts (
     seen_at     INTEGER NOT NULL
 );
 "#,
+    r#"
+-- Webhook handshakes answered (subscription checks, challenges): audit
+-- rows, never data.
+CREATE TABLE webhook_handshakes (
+    id          INTEGER PRIMARY KEY,
+    tenant      TEXT NOT NULL,
+    connection  TEXT NOT NULL,
+    method      TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    at_ms       INTEGER NOT NULL
+);
+CREATE INDEX webhook_handshakes_by_endpoint ON webhook_handshakes (tenant, connection, at_ms);
+"#,
 ];

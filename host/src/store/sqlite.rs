@@ -8,9 +8,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::schema::MIGRATIONS;
 use super::{
     ChangeSource, ChangeStore, CheckpointRecord, Coverage, DeadLetter, DeadLetterRecord, Delivered,
-    Deliveries, DeliveryFailure, EgressLog, FlowState, IdLink, IdLinks, MergeOutcome, PageCommit,
-    PageOutcome, RecordReader, RunEnd, RunLog, RunRecord, RunStatus, StoreError, SyncStore,
-    TenantStore,
+    Deliveries, DeliveryFailure, EgressLog, FlowState, Handshake, IdLink, IdLinks, MergeOutcome,
+    PageCommit, PageOutcome, RecordReader, RunEnd, RunLog, RunRecord, RunStatus, StoreError,
+    SyncStore, TenantStore,
 };
 use crate::capability::{AuditEntry, BudgetLeft, BudgetState};
 use crate::connector::{ChangeKind, Checkpoint, ConnectorError, Record};
@@ -1066,6 +1066,39 @@ impl ChangeStore for SqliteStore {
                 conn.prepare("SELECT token, tenant, connection FROM webhook_endpoints")?;
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect()
+        })
+    }
+
+    fn record_handshake(&self, handshake: &Handshake) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO webhook_handshakes (tenant, connection, method, path, at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    handshake.tenant.as_str(),
+                    handshake.connection,
+                    handshake.method,
+                    handshake.path,
+                    handshake.at_ms
+                ],
+            )
+            .map(drop)
+        })
+    }
+
+    fn handshakes(
+        &self,
+        tenant: &TenantId,
+        connection: &str,
+        since_ms: i64,
+    ) -> Result<(u64, Option<i64>), StoreError> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT count(*), max(at_ms) FROM webhook_handshakes
+                 WHERE tenant = ?1 AND connection = ?2 AND at_ms >= ?3",
+                params![tenant.as_str(), connection, since_ms],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
         })
     }
 }
