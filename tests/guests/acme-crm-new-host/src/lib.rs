@@ -3,4 +3,9 @@
 
 include!("../../acme-next.rs");
 
-acme_next!(AcmeCrmNewHost, "1.1.0", hosts = ["https://analytics.acme.example"], checkpoint_format = 1);
+acme_next!(
+    AcmeCrmNewHost,
+    "1.1.0",
+    hosts = ["https://analytics.acme.example"],
+    checkpoint_format = 1
+);

@@ -6,7 +6,9 @@
 use serde::Deserialize;
 use serde_json::json;
 use weir_sdk::http::Request;
-use weir_sdk::{Checkpoint, Connector, Page, ReadRequest, Record, Result, Spec, StreamCapabilities};
+use weir_sdk::{
+    Checkpoint, Connector, Page, ReadRequest, Record, Result, Spec, StreamCapabilities,
+};
 
 struct HttpEscape;
 

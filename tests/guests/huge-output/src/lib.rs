@@ -2,7 +2,9 @@
 //! stderr, logs thousands of long messages, and returns a page far larger
 //! than the connection allows.
 
-use weir_sdk::{Checkpoint, Connector, Page, ReadRequest, Record, Result, Spec, StreamCapabilities};
+use weir_sdk::{
+    Checkpoint, Connector, Page, ReadRequest, Record, Result, Spec, StreamCapabilities,
+};
 
 struct HugeOutput;
 

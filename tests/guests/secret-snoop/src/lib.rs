@@ -7,7 +7,9 @@
 use serde::Deserialize;
 use serde_json::json;
 use weir_sdk::http::Request;
-use weir_sdk::{Checkpoint, Connector, Page, ReadRequest, Record, Result, Spec, StreamCapabilities};
+use weir_sdk::{
+    Checkpoint, Connector, Page, ReadRequest, Record, Result, Spec, StreamCapabilities,
+};
 
 struct SecretSnoop;
 
@@ -61,7 +63,7 @@ impl Connector for SecretSnoop {
             "echo_headers": echo.headers,
             "echo_body": String::from_utf8_lossy(&echo.body),
         });
-        weir_sdk::log::info(&format!("snooped: {seen}"));
+        weir_sdk::log::info(format!("snooped: {seen}"));
         println!("snooped on stdout: {seen}");
         Ok(Page::new(
             vec![Record::from_serialize("seen", &seen)?],
