@@ -82,7 +82,7 @@ enum Command {
     },
     /// Show recent runs, of one flow or of all.
     Runs {
-        /// Only runs of this flow.
+        /// Only runs of this flow, or of a tenant's instance of it: `tenant.flow`.
         flow: Option<String>,
         /// How many runs to show.
         #[arg(long, default_value_t = 20)]

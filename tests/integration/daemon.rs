@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use weir_tests::{RunningWeir, Workspace, guests, output_text, wait_until};
 
 use crate::{simulator, workspace};
@@ -190,6 +190,25 @@ async fn fifty_tenants_run_on_their_schedules_and_changes_apply_without_restart(
     let out = ws.weir_async(&["status"]).await;
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("every 1h"),
+        "{}",
+        output_text(&out)
+    );
+
+    // A tenant's instance of a flow has its own runs and checkpoints.
+    let out = ws.weir_async(&["runs", "t3.contacts", "--json"]).await;
+    let runs: Value = serde_json::from_slice(&out.stdout).expect("runs as JSON");
+    let runs = runs.as_array().unwrap();
+    assert!(runs.len() >= 2, "{}", output_text(&out));
+    assert!(runs.iter().all(|r| r["flow"] == "t3.contacts"));
+    let out = ws.weir_async(&["state", "show", "t3.contacts"]).await;
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("contacts"),
+        "{}",
+        output_text(&out)
+    );
+    let out = ws.weir_async(&["runs", "nobody.contacts"]).await;
+    assert!(
+        !out.status.success() && output_text(&out).contains("nobody"),
         "{}",
         output_text(&out)
     );

@@ -7,19 +7,21 @@ use std::time::Duration;
 use clap::Subcommand;
 
 use super::{app, output};
-use crate::store::{RunLog, SyncStore};
+use crate::config::Config;
+use crate::ids::FlowId;
+use crate::store::{RunLog, SyncStore, TenantStore};
 
 /// `weir state ...`.
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// Show the checkpoint a flow resumes from.
     Show {
-        /// The flow.
+        /// The flow, or a tenant's instance of it: `tenant.flow`.
         flow: String,
     },
     /// Forget a flow's checkpoint: its next run reads everything again.
     Reset {
-        /// The flow.
+        /// The flow, or a tenant's instance of it: `tenant.flow`.
         flow: String,
     },
 }
@@ -30,7 +32,7 @@ pub fn run(config_path: &Path, command: StateCommand, json: bool) -> anyhow::Res
     let store = app::store(&config)?;
     match command {
         StateCommand::Show { flow } => {
-            let flow = &config.flow(&flow).map_err(app::diagnostic)?.id;
+            let flow = &flow_named(&config, store.as_ref(), &flow)?;
             let checkpoints = store
                 .checkpoints(flow)
                 .map_err(|e| output::fail(e.diagnostic()))?;
@@ -53,7 +55,7 @@ pub fn run(config_path: &Path, command: StateCommand, json: bool) -> anyhow::Res
             }
         }
         StateCommand::Reset { flow } => {
-            let flow = &config.flow(&flow).map_err(app::diagnostic)?.id;
+            let flow = &flow_named(&config, store.as_ref(), &flow)?;
             let removed = store
                 .reset(flow)
                 .map_err(|e| output::fail(e.diagnostic()))?;
@@ -71,7 +73,20 @@ pub fn run(config_path: &Path, command: StateCommand, json: bool) -> anyhow::Res
     Ok(ExitCode::SUCCESS)
 }
 
-/// `weir runs [flow]`.
+/// The flow `name` stands for: a flow of weir.toml, or a tenant's instance
+/// of one, `tenant.flow` (each has its own runs and checkpoints).
+fn flow_named(config: &Config, store: &dyn TenantStore, name: &str) -> anyhow::Result<FlowId> {
+    match name.split_once('.') {
+        None => Ok(config.flow(name).map_err(app::diagnostic)?.id.clone()),
+        Some((tenant, flow)) => {
+            let tenant = app::tenant(store, tenant)?;
+            let flow = config.flow(flow).map_err(app::diagnostic)?;
+            Ok(tenant.id.scoped_flow(&flow.id))
+        }
+    }
+}
+
+/// `weir runs [flow | tenant.flow]`.
 pub fn runs(
     config_path: &Path,
     flow: Option<&str>,
@@ -79,11 +94,10 @@ pub fn runs(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let config = app::config(config_path)?;
-    let flow = flow
-        .map(|f| config.flow(f).map(|f| f.id.clone()))
-        .transpose()
-        .map_err(app::diagnostic)?;
     let store = app::store(&config)?;
+    let flow = flow
+        .map(|name| flow_named(&config, store.as_ref(), name))
+        .transpose()?;
     let runs = store
         .runs(flow.as_ref(), limit)
         .map_err(|e| output::fail(e.diagnostic()))?;
