@@ -49,7 +49,7 @@ use tokio::sync::oneshot;
 
 pub use clock::Clock;
 pub use headers::Headers;
-pub use lease::{ClaimedDelivery, FailOutcome};
+pub use lease::{Claim, ClaimedDelivery, FailOutcome};
 pub use metrics::{AckLatency, BatchSizes, InboxMetrics, Refusals};
 pub use retention::Purged;
 
@@ -485,17 +485,18 @@ impl Inbox {
             .await
     }
 
-    /// Extends the lease of a delivery being processed. False if it is not
-    /// processing any more (its lease ran out and it was settled or handed
-    /// to another worker).
-    pub async fn renew(&self, id: DeliveryId, lease: Duration) -> Result<bool, InboxError> {
-        self.run(move |conn, env| lease::renew(conn, env, id, lease))
+    /// Extends a claim's lease. False if the claim is no longer current
+    /// (its lease ran out and the delivery was settled or handed to another
+    /// worker).
+    pub async fn renew(&self, claim: Claim, lease: Duration) -> Result<bool, InboxError> {
+        self.run(move |conn, env| lease::renew(conn, env, claim, lease))
             .await
     }
 
-    /// Marks a processed delivery done. False if it was not processing.
-    pub async fn complete(&self, id: DeliveryId) -> Result<bool, InboxError> {
-        self.run(move |conn, env| lease::complete(conn, env, id))
+    /// Marks a processed delivery done. False if the claim is no longer
+    /// current: another worker holds the delivery, or it was settled.
+    pub async fn complete(&self, claim: Claim) -> Result<bool, InboxError> {
+        self.run(move |conn, env| lease::complete(conn, env, claim))
             .await
     }
 
@@ -503,12 +504,12 @@ impl Inbox {
     /// `retry_after`, or is given up (`failed`) after `max_attempts`.
     pub async fn fail(
         &self,
-        id: DeliveryId,
+        claim: Claim,
         error: &str,
         retry_after: Duration,
     ) -> Result<FailOutcome, InboxError> {
         let error = error.to_string();
-        self.run(move |conn, env| lease::fail(conn, env, id, &error, retry_after))
+        self.run(move |conn, env| lease::fail(conn, env, claim, &error, retry_after))
             .await
     }
 

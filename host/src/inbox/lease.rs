@@ -45,6 +45,27 @@ pub struct ClaimedDelivery {
     pub lease_until_ms: i64,
 }
 
+impl ClaimedDelivery {
+    /// The token that renews or settles this claim.
+    pub fn claim(&self) -> Claim {
+        Claim {
+            id: self.id,
+            attempt: self.attempt,
+        }
+    }
+}
+
+/// One claim on a delivery, as a fencing token: renewing or settling with
+/// it works only while it is the delivery's latest claim, so a worker whose
+/// lease ran out cannot settle a delivery another worker has claimed since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    /// The delivery.
+    pub id: DeliveryId,
+    /// Which claim: the delivery's attempt count when it was handed out.
+    pub attempt: u32,
+}
+
 /// What [`super::Inbox::fail`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailOutcome {
@@ -148,36 +169,37 @@ fn claimed_delivery(row: &Row<'_>) -> rusqlite::Result<ClaimedDelivery> {
 pub(super) fn renew(
     conn: &Connection,
     cx: &OpContext,
-    id: DeliveryId,
+    claim: Claim,
     lease: Duration,
 ) -> rusqlite::Result<(bool, i64)> {
     let changed = conn
         .prepare_cached(
-            "UPDATE deliveries SET lease_until_ms = ?2 WHERE id = ?1 AND state = 'processing'",
+            "UPDATE deliveries SET lease_until_ms = ?3
+             WHERE id = ?1 AND attempts = ?2 AND state = 'processing'",
         )?
-        .execute(params![id.0, cx.after(lease)])?;
+        .execute(params![claim.id.0, claim.attempt, cx.after(lease)])?;
     Ok((changed == 1, 0))
 }
 
 pub(super) fn complete(
     conn: &Connection,
     cx: &OpContext,
-    id: DeliveryId,
+    claim: Claim,
 ) -> rusqlite::Result<(bool, i64)> {
     let changed = conn
         .prepare_cached(
             "UPDATE deliveries
-             SET state = 'done', finished_at_ms = ?2, lease_until_ms = NULL, error = NULL
-             WHERE id = ?1 AND state = 'processing'",
+             SET state = 'done', finished_at_ms = ?3, lease_until_ms = NULL, error = NULL
+             WHERE id = ?1 AND attempts = ?2 AND state = 'processing'",
         )?
-        .execute(params![id.0, cx.now_ms])?;
+        .execute(params![claim.id.0, claim.attempt, cx.now_ms])?;
     Ok((changed == 1, -(changed as i64)))
 }
 
 pub(super) fn fail(
     conn: &Connection,
     cx: &OpContext,
-    id: DeliveryId,
+    claim: Claim,
     error: &str,
     retry_after: Duration,
 ) -> rusqlite::Result<(FailOutcome, i64)> {
@@ -188,11 +210,18 @@ pub(super) fn fail(
              SET state = CASE WHEN attempts >= ?2 THEN 'failed' ELSE 'pending' END,
                  finished_at_ms = CASE WHEN attempts >= ?2 THEN ?3 END,
                  available_at_ms = ?4, lease_until_ms = NULL, error = ?5
-             WHERE id = ?1 AND state = 'processing'
+             WHERE id = ?1 AND attempts = ?6 AND state = 'processing'
              RETURNING state",
         )?
         .query_row(
-            params![id.0, cx.env.max_attempts, cx.now_ms, at_ms, error],
+            params![
+                claim.id.0,
+                cx.env.max_attempts,
+                cx.now_ms,
+                at_ms,
+                error,
+                claim.attempt
+            ],
             |row| row.get(0),
         )
         .optional()?;

@@ -442,7 +442,7 @@ async fn a_claimed_delivery_is_not_claimed_again_until_its_lease_expires() {
     assert!(t.inbox.claim(10, lease).await.unwrap().is_empty());
 
     clock.advance(Duration::from_secs(29));
-    assert!(t.inbox.renew(second[0].id, lease).await.unwrap());
+    assert!(t.inbox.renew(second[0].claim(), lease).await.unwrap());
     assert!(t.inbox.claim(10, lease).await.unwrap().is_empty());
 
     // The worker holding a and b died: their leases run out and they are
@@ -461,10 +461,10 @@ async fn a_completed_delivery_leaves_the_queue() {
     let t = open(options);
     t.inbox.submit(delivery("a")).await.unwrap();
     let claimed = t.inbox.claim(10, Duration::from_secs(30)).await.unwrap();
-    assert!(t.inbox.complete(claimed[0].id).await.unwrap());
+    assert!(t.inbox.complete(claimed[0].claim()).await.unwrap());
     assert_eq!(t.inbox.depth(), 0);
     assert!(
-        !t.inbox.complete(claimed[0].id).await.unwrap(),
+        !t.inbox.complete(claimed[0].claim()).await.unwrap(),
         "already done"
     );
     clock.advance(Duration::from_secs(60));
@@ -475,7 +475,7 @@ async fn a_completed_delivery_leaves_the_queue() {
             .unwrap()
             .is_empty()
     );
-    assert!(!t.inbox.renew(claimed[0].id, HOUR).await.unwrap());
+    assert!(!t.inbox.renew(claimed[0].claim(), HOUR).await.unwrap());
     assert_eq!(rows(&t.path)[0].2, "done");
     // A retry of a processed delivery is still a duplicate.
     assert!(t.inbox.submit(delivery("a")).await.unwrap().is_duplicate());
@@ -488,11 +488,11 @@ async fn a_failed_delivery_is_retried_later_then_given_up() {
     let t = open(options);
     t.inbox.submit(delivery("flaky")).await.unwrap();
     let lease = Duration::from_secs(30);
-    let id = t.inbox.claim(1, lease).await.unwrap()[0].id;
+    let first = t.inbox.claim(1, lease).await.unwrap()[0].claim();
     let retry_after = Duration::from_secs(10);
     assert_eq!(
         t.inbox
-            .fail(id, "partner said 500", retry_after)
+            .fail(first, "partner said 500", retry_after)
             .await
             .unwrap(),
         FailOutcome::Retry { at_ms: T0 + 10_000 }
@@ -503,16 +503,19 @@ async fn a_failed_delivery_is_retried_later_then_given_up() {
     );
     clock.advance(retry_after);
     let again = t.inbox.claim(1, lease).await.unwrap();
-    assert_eq!((again[0].id, again[0].attempt), (id, 2));
+    assert_eq!((again[0].id, again[0].attempt), (first.id, 2));
     assert_eq!(
         t.inbox
-            .fail(id, "partner said 500 again", retry_after)
+            .fail(again[0].claim(), "partner said 500 again", retry_after)
             .await
             .unwrap(),
         FailOutcome::GaveUp
     );
     assert_eq!(
-        t.inbox.fail(id, "late", retry_after).await.unwrap(),
+        t.inbox
+            .fail(again[0].claim(), "late", retry_after)
+            .await
+            .unwrap(),
         FailOutcome::NotClaimed
     );
     clock.advance(DAY);
@@ -528,6 +531,31 @@ async fn a_failed_delivery_is_retried_later_then_given_up() {
         (state.as_str(), error.as_str()),
         ("failed", "partner said 500 again")
     );
+}
+
+#[tokio::test]
+async fn a_worker_whose_lease_ran_out_cannot_settle_the_next_claim() {
+    let (clock, options) = manual();
+    let t = open(options);
+    t.inbox.submit(delivery("slow")).await.unwrap();
+    let lease = Duration::from_secs(30);
+    let stale = t.inbox.claim(1, lease).await.unwrap()[0].claim();
+    clock.advance(Duration::from_secs(31));
+    let current = t.inbox.claim(1, lease).await.unwrap()[0].claim();
+    assert_eq!((current.id, current.attempt), (stale.id, 2));
+
+    assert!(!t.inbox.renew(stale, lease).await.unwrap());
+    assert_eq!(
+        t.inbox.fail(stale, "late", lease).await.unwrap(),
+        FailOutcome::NotClaimed
+    );
+    assert!(!t.inbox.complete(stale).await.unwrap());
+    assert_eq!(rows(&t.path)[0].2, "processing", "the new claim holds");
+    assert_eq!(t.inbox.depth(), 1);
+
+    assert!(t.inbox.complete(current).await.unwrap());
+    assert_eq!(rows(&t.path)[0].2, "done");
+    assert_eq!(t.inbox.depth(), 0);
 }
 
 #[tokio::test]
@@ -564,7 +592,7 @@ async fn purge_drops_payloads_after_a_day_and_keys_after_seven() {
         panic!()
     };
     let claimed = t.inbox.claim(1, HOUR).await.unwrap();
-    t.inbox.complete(claimed[0].id).await.unwrap();
+    t.inbox.complete(claimed[0].claim()).await.unwrap();
 
     clock.advance(23 * HOUR);
     assert_eq!(t.inbox.purge().await.unwrap(), Purged::default());
@@ -625,7 +653,7 @@ async fn purge_works_through_many_rows_in_chunks() {
             break;
         }
         for delivery in claimed {
-            t.inbox.complete(delivery.id).await.unwrap();
+            t.inbox.complete(delivery.claim()).await.unwrap();
         }
     }
     clock.advance(8 * DAY);
@@ -660,7 +688,7 @@ async fn depth_and_oldest_pending_age_follow_the_queue() {
         Some(Duration::from_secs(5)),
         "processing counts until done"
     );
-    t.inbox.complete(claimed[0].id).await.unwrap();
+    t.inbox.complete(claimed[0].claim()).await.unwrap();
     assert_eq!(t.inbox.depth(), 1);
     assert_eq!(
         t.inbox.oldest_pending_age().await.unwrap(),

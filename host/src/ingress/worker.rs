@@ -62,15 +62,20 @@ pub async fn process_deliveries(ingress: Arc<Ingress>, shutdown: CancellationTok
 }
 
 async fn settle(ingress: &Ingress, delivery: ClaimedDelivery) {
-    let (id, received_at_ms) = (delivery.id, delivery.received_at_ms);
+    let (claim, received_at_ms) = (delivery.claim(), delivery.received_at_ms);
+    let id = claim.id;
     let settled = match process(ingress, delivery).await {
         Ok(()) => {
             ingress.counters.record_applied(received_at_ms);
-            ingress.inbox().complete(id).await.map(drop)
+            ingress.inbox().complete(claim).await.map(drop)
         }
         Err(why) => {
             tracing::warn!("webhook delivery {id:?} not processed yet: {why}");
-            ingress.inbox().fail(id, &why, RETRY_AFTER).await.map(drop)
+            ingress
+                .inbox()
+                .fail(claim, &why, RETRY_AFTER)
+                .await
+                .map(drop)
         }
     };
     if let Err(err) = settled {
