@@ -14,6 +14,7 @@ mod state;
 mod status;
 mod sync;
 mod tenants;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +65,10 @@ enum Command {
     /// Records a tenant's flow could not deliver: list them, retry them.
     #[command(subcommand, name = "deadletters")]
     DeadLetters(deadletters::DeadLettersCommand),
+    /// Webhook deliveries given up on after their last attempt: list them,
+    /// retry them.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
     /// Check a connection's configuration and credentials with the partner.
     Check {
         /// The connection's name in weir.toml.
@@ -138,6 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Flows(command) => tenants::flows(&cli.config, command, json),
         Command::Map(command) => map::run(&cli.config, command, json).await,
         Command::DeadLetters(command) => deadletters::run(&cli.config, command, json).await,
+        Command::Webhooks(command) => webhooks::run(&cli.config, command, json),
         Command::Check { connection } => connection::check(&cli.config, &connection, json).await,
         Command::Discover { connection } => {
             connection::discover(&cli.config, &connection, json).await

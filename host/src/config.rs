@@ -59,6 +59,11 @@ pub struct IngressConfig {
     pub coverage_grace: Duration,
     /// Polls finding changes with no webhook for this long raise an alert.
     pub silence_after: Duration,
+    /// Times a stored delivery is processed before it is given up (kept
+    /// as failed, for `weir webhooks retry`).
+    pub delivery_attempts: u32,
+    /// How long after a failed attempt a delivery is processed again.
+    pub retry_delay: Duration,
 }
 
 /// How `weir run` schedules runs.

@@ -20,10 +20,13 @@
 //!   through the same writer, in the same commits as ingress rows;
 //! - [`Inbox::purge`] drops payloads of done deliveries after a retention
 //!   while their keys stay longer, so late retries are still recognized
-//!   (`retention`).
+//!   (`retention`);
+//! - deliveries given up on are listed and made pending again by
+//!   [`failed`] and [`retry_failed`], from another process if need be.
 
 mod checkpoint;
 mod clock;
+mod failed;
 mod headers;
 mod lease;
 mod metrics;
@@ -48,6 +51,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 pub use clock::Clock;
+pub use failed::{FailedDelivery, FailedFilter, failed, retry_failed};
 pub use headers::Headers;
 pub use lease::{Claim, ClaimedDelivery, FailOutcome};
 pub use metrics::{AckLatency, BatchSizes, InboxMetrics, Refusals};
@@ -56,7 +60,7 @@ pub use retention::Purged;
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, TenantId};
 use checkpoint::Checkpointer;
-use metrics::Metrics;
+use metrics::{DepthChange, Metrics};
 use queue::{Admission, Queue};
 use writer::{OpEnv, Submit};
 
@@ -516,6 +520,8 @@ impl Inbox {
     /// Drops payloads of deliveries done for longer than the retention and
     /// keys older than the key retention (never the key of a delivery still
     /// stored). Works in small transactions, so ingress is never held up.
+    /// Then recounts the depth, which another process may have changed
+    /// (see [`retry_failed`]).
     pub async fn purge(&self) -> Result<Purged, InboxError> {
         let mut total = Purged::default();
         loop {
@@ -523,9 +529,18 @@ impl Inbox {
             total.payloads += chunk.payloads;
             total.keys += chunk.keys;
             if !chunk.more {
-                return Ok(total);
+                break;
             }
         }
+        self.run(|conn, _| {
+            let depth = schema::depth(conn)?;
+            Ok((
+                (),
+                DepthChange::To(i64::try_from(depth).unwrap_or(i64::MAX)),
+            ))
+        })
+        .await?;
+        Ok(total)
     }
 
     /// Deliveries pending or processing.
@@ -575,11 +590,9 @@ impl Inbox {
 
     /// Runs a processing operation inside the writer's next commit and
     /// returns its result once that commit is durable.
-    async fn run<T: Send + 'static>(
+    async fn run<T: Send + 'static, D: Into<DepthChange> + 'static>(
         &self,
-        work: impl FnOnce(&Connection, &writer::OpContext) -> rusqlite::Result<(T, i64)>
-        + Send
-        + 'static,
+        work: impl FnOnce(&Connection, &writer::OpContext) -> rusqlite::Result<(T, D)> + Send + 'static,
     ) -> Result<T, InboxError> {
         let (reply, answer) = oneshot::channel();
         let op = writer::Op::new(work, reply);

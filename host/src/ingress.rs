@@ -6,8 +6,10 @@
 
 mod health;
 mod server;
+mod upkeep;
 mod worker;
 
 pub use health::{HealthReport, IngressCounters, WebhookHealth, webhook_health};
 pub use server::{Ingress, router};
+pub use upkeep::keep_inbox_tidy;
 pub use worker::process_deliveries;

@@ -104,7 +104,11 @@ async fn start_ingress(
     let Some(listen) = daemon.config.ingress.listen else {
         return Ok(None);
     };
-    let inbox = Inbox::open(&daemon.config.ingress.inbox_path, InboxOptions::default())
+    let options = InboxOptions {
+        max_attempts: daemon.config.ingress.delivery_attempts,
+        ..InboxOptions::default()
+    };
+    let inbox = Inbox::open(&daemon.config.ingress.inbox_path, options)
         .map_err(|e| super::output::fail(e.diagnostic()))?;
     let ingress = Ingress::new(daemon.clone(), Arc::new(inbox));
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
@@ -120,7 +124,7 @@ async fn start_ingress(
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await
     });
-    let workers = (0..WEBHOOK_WORKERS)
+    let mut workers: Vec<_> = (0..WEBHOOK_WORKERS)
         .map(|_| {
             tokio::spawn(crate::ingress::process_deliveries(
                 ingress.clone(),
@@ -128,6 +132,10 @@ async fn start_ingress(
             ))
         })
         .collect();
+    workers.push(tokio::spawn(crate::ingress::keep_inbox_tidy(
+        ingress.clone(),
+        shutdown.clone(),
+    )));
     Ok(Some((ingress, workers)))
 }
 

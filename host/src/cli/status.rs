@@ -166,6 +166,11 @@ fn print_webhooks(webhooks: &Webhooks) {
                 output::count(backlog.waiting),
                 output::count(backlog.failed)
             );
+            if backlog.failed > 0 {
+                println!(
+                    "  `weir webhooks failed` lists those, `weir webhooks retry` retries them"
+                );
+            }
         }
     }
 }

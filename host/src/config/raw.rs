@@ -31,6 +31,8 @@ pub struct RawIngress {
     pub per_tenant_burst: Option<u32>,
     pub coverage_grace: Option<String>,
     pub silence_after: Option<String>,
+    pub delivery_attempts: Option<u32>,
+    pub retry_delay: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

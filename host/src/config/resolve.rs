@@ -191,6 +191,8 @@ fn resolve_ingress(
         per_tenant_burst: None,
         coverage_grace: None,
         silence_after: None,
+        delivery_attempts: None,
+        retry_delay: None,
     });
     let listen = raw
         .listen
@@ -226,6 +228,8 @@ fn resolve_ingress(
         per_tenant_burst: raw.per_tenant_burst.unwrap_or(200).max(1),
         coverage_grace: duration("coverage_grace", raw.coverage_grace, 600)?,
         silence_after: duration("silence_after", raw.silence_after, 1800)?,
+        delivery_attempts: raw.delivery_attempts.unwrap_or(10).max(1),
+        retry_delay: duration("retry_delay", raw.retry_delay, 10)?,
     })
 }
 

@@ -97,7 +97,8 @@ pub(super) fn claim(
             "UPDATE deliveries
              SET state = 'failed', finished_at_ms = ?1, lease_until_ms = NULL,
                  error = 'the lease ran out on the last attempt'
-             WHERE state = 'processing' AND lease_until_ms <= ?1 AND attempts >= ?2",
+             WHERE state = 'processing' AND lease_until_ms <= ?1
+               AND attempts - retried_after_attempts >= ?2",
         )?
         .execute(params![cx.now_ms, cx.env.max_attempts])?;
     // Expired leases first: they have waited longest.
@@ -207,8 +208,10 @@ pub(super) fn fail(
     let state: Option<String> = conn
         .prepare_cached(
             "UPDATE deliveries
-             SET state = CASE WHEN attempts >= ?2 THEN 'failed' ELSE 'pending' END,
-                 finished_at_ms = CASE WHEN attempts >= ?2 THEN ?3 END,
+             SET state = CASE WHEN attempts - retried_after_attempts >= ?2
+                              THEN 'failed' ELSE 'pending' END,
+                 finished_at_ms = CASE WHEN attempts - retried_after_attempts >= ?2
+                                  THEN ?3 END,
                  available_at_ms = ?4, lease_until_ms = NULL, error = ?5
              WHERE id = ?1 AND attempts = ?6 AND state = 'processing'
              RETURNING state",

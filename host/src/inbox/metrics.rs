@@ -8,6 +8,34 @@ use serde::Serialize;
 
 use super::{Ack, Refusal};
 
+/// How an operation changed the number of deliveries pending or
+/// processing: by a delta, or to a count taken inside the commit (which
+/// also corrects any drift, e.g. after another process retried deliveries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DepthChange {
+    /// Changed by this many.
+    By(i64),
+    /// Is now this many.
+    To(i64),
+}
+
+impl DepthChange {
+    /// This change followed by `next`, in commit order.
+    pub fn then(self, next: DepthChange) -> DepthChange {
+        match (self, next) {
+            (DepthChange::By(a), DepthChange::By(b)) => DepthChange::By(a + b),
+            (DepthChange::To(a), DepthChange::By(b)) => DepthChange::To(a + b),
+            (_, to @ DepthChange::To(_)) => to,
+        }
+    }
+}
+
+impl From<i64> for DepthChange {
+    fn from(delta: i64) -> Self {
+        DepthChange::By(delta)
+    }
+}
+
 /// A snapshot of the inbox's counters since it was opened.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InboxMetrics {
@@ -110,15 +138,19 @@ impl Metrics {
         }
     }
 
-    /// Counts a successful commit of `deliveries` that changed the depth by
-    /// `depth_delta`.
-    pub fn record_commit(&self, deliveries: usize, depth_delta: i64) {
+    /// Counts a successful commit of `deliveries` that changed the depth.
+    pub fn record_commit(&self, deliveries: usize, depth: DepthChange) {
         if deliveries > 0 {
             self.commits.fetch_add(1, Relaxed);
             self.committed.fetch_add(deliveries as u64, Relaxed);
             self.max_batch.fetch_max(deliveries as u64, Relaxed);
         }
-        self.depth.fetch_add(depth_delta, Relaxed);
+        match depth {
+            DepthChange::By(delta) => {
+                self.depth.fetch_add(delta, Relaxed);
+            }
+            DepthChange::To(depth) => self.depth.store(depth, Relaxed),
+        }
     }
 
     pub fn depth(&self) -> u64 {

@@ -12,7 +12,8 @@ use super::{InboxError, InboxOptions};
 const WRITER_AUTOCHECKPOINT: u32 = 16_384;
 
 /// Each entry upgrades the schema from its index to the next version.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 -- One row per delivery, payload byte for byte. AUTOINCREMENT: ids are
 -- never reused after a purge, so a kept key never points at another row.
 CREATE TABLE deliveries (
@@ -57,7 +58,15 @@ CREATE TABLE delivery_keys (
     PRIMARY KEY (tenant, connection, delivery_key)
 );
 CREATE INDEX delivery_keys_age ON delivery_keys (first_seen_ms);
-"#];
+"#,
+    r#"
+-- Attempts made before an operator retried a failed delivery: it gets a
+-- fresh set of attempts while `attempts` keeps counting, so claim numbers
+-- (the fencing tokens of settlements) are never reused.
+ALTER TABLE deliveries ADD COLUMN retried_after_attempts INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX deliveries_failed ON deliveries (received_at_ms) WHERE state = 'failed';
+"#,
+];
 
 /// Opens the writer's connection and brings the schema up to date.
 pub(super) fn open_writer(path: &Path, options: &InboxOptions) -> Result<Connection, InboxError> {

@@ -559,6 +559,79 @@ async fn a_worker_whose_lease_ran_out_cannot_settle_the_next_claim() {
 }
 
 #[tokio::test]
+async fn a_retried_failed_delivery_gets_fresh_attempts_and_new_claim_numbers() {
+    let (clock, mut options) = manual();
+    options.max_attempts = 2;
+    let t = open(options);
+    t.inbox.submit(delivery("doomed")).await.unwrap();
+    t.inbox.submit(delivery("fine")).await.unwrap();
+    let mut other = delivery("elsewhere");
+    other.tenant = TenantId::new("globex").unwrap();
+    t.inbox.submit(other).await.unwrap();
+    let lease = Duration::from_secs(30);
+    for _ in 0..2 {
+        for claimed in t.inbox.claim(10, lease).await.unwrap() {
+            if claimed.key.as_str() == "fine" {
+                t.inbox.complete(claimed.claim()).await.unwrap();
+            } else {
+                t.inbox
+                    .fail(claimed.claim(), "the partner is down", Duration::ZERO)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    let all = FailedFilter::default();
+    let failed_now = failed(&t.path, &all, 10).unwrap();
+    assert_eq!(
+        failed_now
+            .iter()
+            .map(|d| (d.key.as_str(), d.attempts, d.error.as_deref()))
+            .collect::<Vec<_>>(),
+        [
+            ("doomed", 2, Some("the partner is down")),
+            ("elsewhere", 2, Some("the partner is down"))
+        ]
+    );
+    assert_eq!(t.inbox.depth(), 0);
+
+    let acme = FailedFilter {
+        tenant: Some(TenantId::new("acme").unwrap()),
+        ids: Vec::new(),
+    };
+    assert_eq!(retry_failed(&t.path, &acme).unwrap(), 1);
+    assert_eq!(retry_failed(&t.path, &acme).unwrap(), 0, "only failed ones");
+    assert_eq!(failed(&t.path, &all, 10).unwrap().len(), 1);
+    assert_eq!(t.inbox.depth(), 0, "another process changed the file");
+    t.inbox.purge().await.unwrap();
+    assert_eq!(t.inbox.depth(), 1, "the upkeep recounts");
+
+    let again = t.inbox.claim(10, lease).await.unwrap();
+    assert_eq!(
+        (again.len(), again[0].key.as_str(), again[0].attempt),
+        (1, "doomed", 3),
+        "claim numbers keep counting"
+    );
+    assert_eq!(
+        t.inbox
+            .fail(again[0].claim(), "still down", Duration::ZERO)
+            .await
+            .unwrap(),
+        FailOutcome::Retry { at_ms: T0 },
+        "a fresh set of attempts"
+    );
+    clock.advance(Duration::from_secs(1));
+    let last = t.inbox.claim(10, lease).await.unwrap();
+    assert!(t.inbox.complete(last[0].claim()).await.unwrap());
+    assert_eq!(t.inbox.depth(), 0);
+
+    let missing = t.path.with_file_name("none.db");
+    assert!(failed(&missing, &all, 10).unwrap().is_empty());
+    assert_eq!(retry_failed(&missing, &all).unwrap(), 0);
+    assert!(!missing.exists(), "looking does not create an inbox");
+}
+
+#[tokio::test]
 async fn a_lease_that_runs_out_on_the_last_attempt_gives_up() {
     let (clock, mut options) = manual();
     options.max_attempts = 1;

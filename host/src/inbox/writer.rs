@@ -9,6 +9,7 @@
 //! A failed commit answers everyone of the batch with the error: nobody is
 //! acknowledged for a batch that is not durable.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::clock::Clock;
-use super::metrics::Metrics;
+use super::metrics::{DepthChange, Metrics};
 use super::queue::{Batch, Queue};
 use super::{Ack, DeliveryId, NewDelivery, Refusal};
 
@@ -64,22 +65,24 @@ trait Operation: Send {
     fn refuse(self: Box<Self>, error: Arc<rusqlite::Error>);
 }
 
-struct Work<F, T> {
+struct Work<F, T, D> {
     work: F,
     reply: oneshot::Sender<Result<T, Arc<rusqlite::Error>>>,
+    depth: PhantomData<fn() -> D>,
 }
 
-impl<F, T> Operation for Work<F, T>
+impl<F, T, D> Operation for Work<F, T, D>
 where
-    F: FnOnce(&Connection, &OpContext) -> rusqlite::Result<(T, i64)> + Send + 'static,
+    F: FnOnce(&Connection, &OpContext) -> rusqlite::Result<(T, D)> + Send + 'static,
     T: Send + 'static,
+    D: Into<DepthChange>,
 {
     fn run(self: Box<Self>, conn: &Connection, cx: &OpContext) -> Settle {
-        let Work { work, reply } = *self;
+        let Work { work, reply, .. } = *self;
         match work(conn, cx) {
-            Ok((value, depth_delta)) => Settle {
+            Ok((value, depth)) => Settle {
                 ok: true,
-                depth_delta,
+                depth: depth.into(),
                 answer: Box::new(move |commit| {
                     let _ = reply.send(commit.map(|()| value));
                 }),
@@ -88,7 +91,7 @@ where
                 let error = Arc::new(error);
                 Settle {
                     ok: false,
-                    depth_delta: 0,
+                    depth: DepthChange::By(0),
                     answer: Box::new(move |_commit| {
                         let _ = reply.send(Err(error));
                     }),
@@ -106,17 +109,21 @@ where
 struct Settle {
     ok: bool,
     /// Change of the number of pending and processing deliveries.
-    depth_delta: i64,
+    depth: DepthChange,
     answer: Answer,
 }
 
 impl Op {
     /// `work` returns its value and how it changed the depth.
-    pub fn new<T: Send + 'static>(
-        work: impl FnOnce(&Connection, &OpContext) -> rusqlite::Result<(T, i64)> + Send + 'static,
+    pub fn new<T: Send + 'static, D: Into<DepthChange> + 'static>(
+        work: impl FnOnce(&Connection, &OpContext) -> rusqlite::Result<(T, D)> + Send + 'static,
         reply: oneshot::Sender<Result<T, Arc<rusqlite::Error>>>,
     ) -> Self {
-        Self(Box::new(Work { work, reply }))
+        Self(Box::new(Work {
+            work,
+            reply,
+            depth: PhantomData,
+        }))
     }
 }
 
@@ -188,13 +195,13 @@ impl Writer {
                     .iter()
                     .filter(|ack| matches!(ack, Ack::Stored { .. }))
                     .count() as i64;
-                let ops_delta: i64 = settles
+                let depth = settles
                     .iter()
                     .filter(|settle| settle.ok)
-                    .map(|settle| settle.depth_delta)
-                    .sum();
-                self.metrics
-                    .record_commit(batch.submits.len(), stored + ops_delta);
+                    .fold(DepthChange::By(stored), |depth, settle| {
+                        depth.then(settle.depth)
+                    });
+                self.metrics.record_commit(batch.submits.len(), depth);
                 for (submit, ack) in batch.submits.drain(..).zip(acks) {
                     let _ = submit.reply.send(Ok(ack));
                 }

@@ -24,8 +24,6 @@ use crate::tenant::resolve_flow;
 const BATCH: usize = 50;
 /// How long a claim lasts before another worker may take the delivery.
 const LEASE: Duration = Duration::from_secs(60);
-/// When a delivery failed, how long until it is tried again.
-const RETRY_AFTER: Duration = Duration::from_secs(10);
 /// Deliveries one worker handles at once.
 const CONCURRENCY: usize = 16;
 /// How long a worker waits when the inbox is empty.
@@ -71,9 +69,10 @@ async fn settle(ingress: &Ingress, delivery: ClaimedDelivery) {
         }
         Err(why) => {
             tracing::warn!("webhook delivery {id:?} not processed yet: {why}");
+            let retry_delay = ingress.daemon().config.ingress.retry_delay;
             ingress
                 .inbox()
-                .fail(claim, &why, RETRY_AFTER)
+                .fail(claim, &why, retry_delay)
                 .await
                 .map(drop)
         }
