@@ -40,8 +40,12 @@ async fn start(
     ingress_extra: &str,
     tenants: &[&str],
 ) -> RunningWeir {
+    start_with(ws, &config(&sim.base_url(), ingress_extra), tenants).await
+}
+
+async fn start_with(ws: &Workspace, config: &str, tenants: &[&str]) -> RunningWeir {
     ws.install(guests::ACME_CRM, "acme_crm.wasm")
-        .write_config(&config(&sim.base_url(), ingress_extra));
+        .write_config(config);
     let weir = ws
         .start_daemon_with(&[("ACME_WEBHOOK_SECRET", SECRET)])
         .await;
@@ -791,5 +795,40 @@ async fn a_delivery_that_keeps_failing_is_kept_and_processed_again_once_retried(
     assert!(failed(&ws).is_empty());
     let again = ws.weir(&["webhooks", "retry"]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("no failed webhook deliveries"));
+    assert!(weir.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_only_flow_polls_once_after_start_then_only_takes_webhooks() {
+    let sim = simulator(50, 0).await;
+    let ws = workspace();
+    let config = config(&sim.base_url(), "").replace(
+        "stream = \"contacts\"\n",
+        "stream = \"contacts\"\nschedule = \"every 1s\"\ntrigger = \"webhook\"\n",
+    );
+    let weir = start_with(&ws, &config, &["t1"]).await;
+    assert!(
+        wait_until(Duration::from_secs(30), || finished_runs(&ws) == 1),
+        "the poll after start-up covers the time Weir was down"
+    );
+    assert_eq!(stored_versions(&ws, "t1.acme"), partner_versions(&sim));
+
+    sim.set_webhook(Some(WebhookTarget {
+        url: weir.webhook_url("t1", "acme").await,
+        secret: SECRET.as_bytes().to_vec(),
+        drop_rate: 0.0,
+    }));
+    sim.reset_counters();
+    sim.mutate("contacts", 10);
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            stored_versions(&ws, "t1.acme") == partner_versions(&sim)
+        }),
+        "webhooks brought the changes"
+    );
+    // Three schedule intervals: a `webhook` flow never polls on schedule.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(sim.counters().list_calls.is_empty(), "no scheduled poll");
+    assert_eq!(finished_runs(&ws), 1);
     assert!(weir.terminate().await.success());
 }
