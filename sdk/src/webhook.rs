@@ -368,6 +368,10 @@ impl ChangeNotice {
 /// The host computes the HMAC with the secret's value as the key: store the
 /// partner's key material in the secret as the partner uses it.
 ///
+/// Partners that sign with a key pair send `v1a,<base64 Ed25519 signature>`
+/// instead: [`ed25519`](StandardWebhooks::ed25519) verifies those under the
+/// partner's public key (`whpk_...`), which is not a secret.
+///
 /// # Example
 ///
 /// ```no_run
@@ -382,8 +386,34 @@ impl ChangeNotice {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StandardWebhooks {
-    secret: String,
+    key: SigningKey,
     tolerance: Duration,
+}
+
+/// What the partner signs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SigningKey {
+    /// `v1`: HMAC-SHA256 under the connection's secret of this name.
+    Secret(String),
+    /// `v1a`: Ed25519 under this public key.
+    PublicKey([u8; 32]),
+}
+
+impl SigningKey {
+    /// The signature scheme's prefix and the length of its signatures.
+    fn scheme(&self) -> (&'static [u8], usize) {
+        match self {
+            SigningKey::Secret(_) => (b"v1,", 32),
+            SigningKey::PublicKey(_) => (b"v1a,", 64),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            SigningKey::Secret(name) => format!("`v1` signatures matches secret `{name}`"),
+            SigningKey::PublicKey(_) => "`v1a` signatures matches the Ed25519 public key".into(),
+        }
+    }
 }
 
 impl StandardWebhooks {
@@ -399,9 +429,42 @@ impl StandardWebhooks {
     /// ```
     pub fn new(secret: impl Into<String>) -> Self {
         Self {
-            secret: secret.into(),
+            key: SigningKey::Secret(secret.into()),
             tolerance: Self::DEFAULT_TOLERANCE,
         }
+    }
+
+    /// A verifier of `v1a` (Ed25519) signatures under the partner's public
+    /// key: `whpk_` then the base64 of its 32 bytes (the bare base64 also
+    /// works).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`](crate::Error::Config) when `public_key` is not the
+    /// base64 of 32 bytes.
+    ///
+    /// ```
+    /// use weir_sdk::webhook::StandardWebhooks;
+    ///
+    /// let key = "whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+    /// assert!(StandardWebhooks::ed25519(key).is_ok());
+    /// assert!(StandardWebhooks::ed25519("whpk_c2hvcnQ=").is_err());
+    /// ```
+    pub fn ed25519(public_key: &str) -> Result<Self> {
+        let encoded = public_key.strip_prefix("whpk_").unwrap_or(public_key);
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .ok_or_else(|| {
+                crate::Error::config(format!(
+                    "the webhook public key must be `whpk_` and the base64 of 32 bytes, got `{public_key}`"
+                ))
+            })?;
+        Ok(Self {
+            key: SigningKey::PublicKey(key),
+            tolerance: Self::DEFAULT_TOLERANCE,
+        })
     }
 
     /// Sets the tolerance for the signed timestamp, either side of the time
@@ -433,17 +496,22 @@ impl StandardWebhooks {
     /// # Ok::<(), weir_sdk::Error>(())
     /// ```
     pub fn verify(&self, request: &IncomingRequest) -> Result<WebhookVerdict> {
-        self.verify_with(request, |message, signature| {
-            crate::crypto::verify_hmac_sha256(&self.secret, message, signature)
-        })
+        match &self.key {
+            SigningKey::Secret(secret) => self.verify_with(request, |message, signature| {
+                crate::crypto::verify_hmac_sha256(secret, message, signature)
+            }),
+            SigningKey::PublicKey(key) => self.verify_with(request, |message, signature| {
+                Ok(crate::crypto::verify_ed25519(key, message, signature))
+            }),
+        }
     }
 
-    /// The checks of `verify`, with the HMAC check given (the seam for unit
-    /// tests).
+    /// The checks of `verify`, with the signature check given (the seam for
+    /// unit tests).
     fn verify_with(
         &self,
         request: &IncomingRequest,
-        mut verify_hmac: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+        mut verify_signature: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<WebhookVerdict> {
         use RejectionReason::*;
         let reject = |reason, detail: &str| Ok(WebhookVerdict::reject(reason, detail));
@@ -485,28 +553,26 @@ impl StandardWebhooks {
         message.push(b'.');
         message.extend_from_slice(&request.body);
 
+        let (scheme, length) = self.key.scheme();
         let mut candidates = 0;
         for entry in signatures
             .split(|byte| *byte == b' ')
             .filter(|entry| !entry.is_empty())
         {
-            let Some(encoded) = entry.strip_prefix(b"v1,") else {
-                continue; // other schemes, e.g. `v1a` (asymmetric)
+            let Some(encoded) = entry.strip_prefix(scheme) else {
+                continue; // another scheme (`v1` or `v1a`)
             };
             candidates += 1;
             let Ok(signature) = base64::engine::general_purpose::STANDARD.decode(encoded) else {
                 continue;
             };
-            if signature.len() == 32 && verify_hmac(&message, &signature)? {
+            if signature.len() == length && verify_signature(&message, &signature)? {
                 return Ok(WebhookVerdict::accept(id));
             }
         }
         reject(
             BadSignature,
-            &format!(
-                "none of {candidates} `v1` signatures matches secret `{}`",
-                self.secret
-            ),
+            &format!("none of {candidates} {}", self.key.describe()),
         )
     }
 }
@@ -698,6 +764,32 @@ mod tests {
             reason(StandardWebhooks::new("s").verify_with(&request, host(SIGNED))),
             Some(RejectionReason::BadSignature)
         );
+    }
+
+    #[test]
+    fn standard_ed25519_accepts_only_v1a_signatures_under_its_key() {
+        use ed25519_dalek::{Signer, SigningKey};
+        let partner = SigningKey::from_bytes(&[9; 32]);
+        let public_key = format!("whpk_{}", b64(partner.verifying_key().as_bytes()));
+        let verifier = StandardWebhooks::ed25519(&public_key).unwrap();
+        let good = b64(&partner.sign(SIGNED).to_bytes());
+        let other = b64(&SigningKey::from_bytes(&[8; 32]).sign(SIGNED).to_bytes());
+        let over_another_body = b64(&partner.sign(b"msg_1.1700000000.{}").to_bytes());
+
+        let accepted = |header: &str| verifier.verify(&delivery(header)).unwrap().is_accepted();
+        assert!(accepted(&format!("v1a,{good}")));
+        assert!(accepted(&format!("v1a,{other} v1a,{good}")), "rotation");
+        for header in [
+            format!("v1,{good}"),
+            format!("v1a,{other}"),
+            format!("v1a,{over_another_body}"),
+            format!("v1a,{}", &good[..good.len() - 4]),
+            "v1a,".to_string(),
+        ] {
+            assert!(!accepted(&header), "{header}");
+        }
+        assert!(StandardWebhooks::ed25519(&b64(&[1; 31])).is_err());
+        assert!(StandardWebhooks::ed25519("whpk_!!").is_err());
     }
 
     #[test]

@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use partner_sim::{Fault, PartnerSim, WebhookTarget, sign_standard_webhook};
+use partner_sim::{
+    Fault, PartnerSim, WebhookSigning, WebhookTarget, ed25519_public_key, sign_standard_webhook,
+    sign_standard_webhook_ed25519,
+};
 use serde_json::{Value, json};
 use weir_tests::{RunningWeir, Workspace, acme_connection, guests, wait_until};
 
@@ -141,6 +144,28 @@ async fn sync_now(weir: &RunningWeir, ws: &Workspace, tenant: &str) {
     );
 }
 
+/// Points the simulator's webhooks at t1's endpoint, signed with
+/// `signing`, changes `count` contacts, and waits until the store holds
+/// every change.
+async fn webhooks_bring(
+    sim: &PartnerSim,
+    ws: &Workspace,
+    weir: &RunningWeir,
+    signing: WebhookSigning,
+    count: usize,
+) -> bool {
+    sim.set_webhook(Some(WebhookTarget {
+        url: weir.webhook_url("t1", "acme").await,
+        signing,
+        drop_rate: 0.0,
+    }));
+    sim.reset_counters();
+    assert_eq!(sim.mutate("contacts", count).len(), count);
+    wait_until(Duration::from_secs(30), || {
+        stored_versions(ws, "t1.acme") == partner_versions(sim)
+    })
+}
+
 fn finished_runs(ws: &Workspace) -> i64 {
     rusqlite::Connection::open(ws.store_path())
         .and_then(|c| {
@@ -162,7 +187,7 @@ async fn signed_webhooks_update_the_store_without_a_poll() {
     let url = weir.webhook_url("t1", "acme").await;
     sim.set_webhook(Some(WebhookTarget {
         url,
-        secret: SECRET.as_bytes().to_vec(),
+        signing: WebhookSigning::Secret(SECRET.as_bytes().to_vec()),
         drop_rate: 0.0,
     }));
     sim.reset_counters();
@@ -343,7 +368,7 @@ async fn with_ten_percent_of_webhooks_dropped_polls_fill_the_gap_and_coverage_re
     sync_now(&weir, &ws, "t1").await;
     sim.set_webhook(Some(WebhookTarget {
         url: weir.webhook_url("t1", "acme").await,
-        secret: SECRET.as_bytes().to_vec(),
+        signing: WebhookSigning::Secret(SECRET.as_bytes().to_vec()),
         drop_rate: 0.1,
     }));
     sim.mutate("contacts", 1_000);
@@ -654,7 +679,7 @@ async fn standard_webhooks_secrets_in_their_whsec_form_verify() {
     sync_now(&weir, &ws, "t1").await;
     sim.set_webhook(Some(WebhookTarget {
         url: weir.webhook_url("t1", "acme").await,
-        secret: key,
+        signing: WebhookSigning::Secret(key),
         drop_rate: 0.0,
     }));
     sim.mutate("contacts", 5);
@@ -813,22 +838,82 @@ async fn a_webhook_only_flow_polls_once_after_start_then_only_takes_webhooks() {
     );
     assert_eq!(stored_versions(&ws, "t1.acme"), partner_versions(&sim));
 
-    sim.set_webhook(Some(WebhookTarget {
-        url: weir.webhook_url("t1", "acme").await,
-        secret: SECRET.as_bytes().to_vec(),
-        drop_rate: 0.0,
-    }));
-    sim.reset_counters();
-    sim.mutate("contacts", 10);
+    let signing = WebhookSigning::Secret(SECRET.as_bytes().to_vec());
     assert!(
-        wait_until(Duration::from_secs(30), || {
-            stored_versions(&ws, "t1.acme") == partner_versions(&sim)
-        }),
+        webhooks_bring(&sim, &ws, &weir, signing, 10).await,
         "webhooks brought the changes"
     );
     // Three schedule intervals: a `webhook` flow never polls on schedule.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(sim.counters().list_calls.is_empty(), "no scheduled poll");
     assert_eq!(finished_runs(&ws), 1);
+    assert!(weir.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partner_signing_with_ed25519_is_verified_under_its_public_key() {
+    let sim = simulator(100, 0).await;
+    let ws = workspace();
+    let partner_key = [42; 32];
+    let base_url = sim.base_url();
+    let config = config(&base_url, "").replace(
+        &format!("base_url = \"{base_url}\" }}"),
+        &format!(
+            "base_url = \"{base_url}\", webhook_public_key = \"{}\" }}",
+            ed25519_public_key(&partner_key)
+        ),
+    );
+    let weir = start_with(&ws, &config, &["t1"]).await;
+    sync_now(&weir, &ws, "t1").await;
+    assert!(
+        webhooks_bring(&sim, &ws, &weir, WebhookSigning::Ed25519(partner_key), 10).await,
+        "every change arrived by a v1a-signed webhook"
+    );
+    let url = weir.webhook_url("t1", "acme").await;
+    assert!(sim.counters().list_calls.is_empty(), "no poll was needed");
+
+    let body = event(&sim.records("contacts")[0]);
+    let now = now_secs();
+    let signed_with = |id: &str, signature: String| {
+        reqwest::Client::new()
+            .post(&url)
+            .header("webhook-id", id)
+            .header("webhook-timestamp", now.to_string())
+            .header("webhook-signature", signature)
+            .body(body.clone())
+    };
+    let refused = [
+        (
+            "another key",
+            signed_with(
+                "msg_x1",
+                sign_standard_webhook_ed25519(&[7; 32], "msg_x1", now, body.as_bytes()),
+            ),
+        ),
+        (
+            "an HMAC signature",
+            signed_with(
+                "msg_x2",
+                sign_standard_webhook(SECRET.as_bytes(), "msg_x2", now, body.as_bytes()),
+            ),
+        ),
+        (
+            "a signature of another delivery id",
+            signed_with(
+                "msg_x3",
+                sign_standard_webhook_ed25519(&partner_key, "msg_x4", now, body.as_bytes()),
+            ),
+        ),
+    ];
+    for (what, request) in refused {
+        assert_eq!(request.send().await.unwrap().status(), 401, "{what}");
+    }
+    let good = signed_with(
+        "msg_x5",
+        sign_standard_webhook_ed25519(&partner_key, "msg_x5", now, body.as_bytes()),
+    );
+    assert_eq!(good.send().await.unwrap().status(), 200);
+    let (_, report) = weir.admin("GET", "/webhooks", None).await;
+    assert_eq!(report["endpoints"][0]["rejected"]["bad_signature"], 3);
     assert!(weir.terminate().await.success());
 }

@@ -105,6 +105,14 @@ fn test() -> anyhow::Result<()> {
                 .env("CARGO_TARGET_DIR", root().join(target_dir)),
         )?;
     }
+    // The connectors' own unit tests, natively: without the `export`
+    // feature, whose component entry points link only for wasm.
+    run_cmd(
+        cargo()
+            .args(["test", "--workspace", "--no-default-features"])
+            .args(["--manifest-path", "plugins/Cargo.toml"])
+            .env("CARGO_TARGET_DIR", root().join("target/plugins-native")),
+    )?;
     run_cmd(cargo().args(["test", "--workspace", "--no-fail-fast"]))
 }
 

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 use weir_sdk::http::Request;
+use weir_sdk::webhook::StandardWebhooks;
 
 /// The secret holding the API key, sent as `X-Api-Key`.
 pub const API_KEY: &str = "api_key";
@@ -22,6 +23,9 @@ pub struct AcmeConfig {
     base_url: String,
     pub page_size: u32,
     pub start_date: Option<String>,
+    /// How deliveries are signed: with the `webhook_secret` secret, or
+    /// with a key pair whose public key the config holds.
+    pub webhooks: StandardWebhooks,
 }
 
 /// The config as the operator wrote it.
@@ -33,6 +37,8 @@ struct RawConfig {
     page_size: u32,
     #[serde(default)]
     start_date: Option<String>,
+    #[serde(default)]
+    webhook_public_key: Option<String>,
 }
 
 fn default_page_size() -> u32 {
@@ -61,10 +67,17 @@ impl TryFrom<RawConfig> for AcmeConfig {
                 format!("start_date must be an RFC 3339 timestamp like 2024-01-01T00:00:00Z, got `{start_date}`")
             })?;
         }
+        let webhooks = match &raw.webhook_public_key {
+            None => StandardWebhooks::new(WEBHOOK_SECRET),
+            Some(key) => StandardWebhooks::ed25519(key).map_err(|_| {
+                format!("webhook_public_key must be `whpk_` and the base64 of a 32-byte Ed25519 public key, got `{key}`")
+            })?,
+        };
         Ok(Self {
             base_url: base_url.to_owned(),
             page_size: raw.page_size,
             start_date: raw.start_date,
+            webhooks,
         })
     }
 }
@@ -106,6 +119,11 @@ pub fn schema() -> Value {
                 "type": "string",
                 "format": "date-time",
                 "description": "Only sync records updated at or after this time (RFC 3339)"
+            },
+            "webhook_public_key": {
+                "type": "string",
+                "pattern": "^whpk_",
+                "description": "When the webhook subscription signs with a key pair (Standard Webhooks v1a): its public key, whpk_...; otherwise deliveries are checked with the webhook_secret secret"
             }
         }
     })
@@ -141,6 +159,10 @@ mod tests {
             (
                 r#"{"base_url":"http://x","start_date":"2024"}"#,
                 "start_date must be an RFC 3339",
+            ),
+            (
+                r#"{"base_url":"http://x","webhook_public_key":"whpk_c2hvcnQ="}"#,
+                "webhook_public_key must be `whpk_` and the base64 of a 32-byte",
             ),
             (
                 r#"{"base_url":"http://x","base":"y"}"#,

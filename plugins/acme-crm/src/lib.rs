@@ -9,7 +9,8 @@
 //! Configuration: `{"base_url": "https://api.acme.example", "page_size": 1000,
 //! "start_date": "2024-01-01T00:00:00Z"}` (only `base_url` is required).
 //! Secrets: `api_key` (sent as `X-Api-Key`) and `webhook_secret` (Standard
-//! Webhooks signatures).
+//! Webhooks signatures); a subscription that signs with a key pair instead
+//! gives its public key as `"webhook_public_key": "whpk_..."`.
 //!
 //! Checkpoint format 1 is `{"cursor": "<next_cursor>" | null}`: Acme CRM's
 //! `next_cursor` is the position of the last record returned, so storing it
@@ -23,7 +24,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use weir_sdk::http::{Request, encode_component};
-use weir_sdk::webhook::StandardWebhooks;
 use weir_sdk::{
     ChangeFeed, ChangeKind, ChangeNotice, Checkpoint, Connector, DeleteFeed, Error,
     IdempotencyStyle, IncomingRequest, Page, ReadRequest, Record, RecordFields, Result, ResultExt,
@@ -267,7 +267,7 @@ impl Connector for AcmeCrm {
     /// it calls the endpoint with `?validationToken=...` and expects the
     /// token back as plain text within seconds. Everything else is a
     /// delivery signed per Standard Webhooks.
-    fn verify_webhook(_config: &AcmeConfig, request: &IncomingRequest) -> Result<WebhookVerdict> {
+    fn verify_webhook(config: &AcmeConfig, request: &IncomingRequest) -> Result<WebhookVerdict> {
         if let Some(token) = validation_token(&request.query) {
             return Ok(WebhookVerdict::Handshake(
                 weir_sdk::Reply::new(200)
@@ -275,7 +275,7 @@ impl Connector for AcmeCrm {
                     .with_body(token),
             ));
         }
-        StandardWebhooks::new(WEBHOOK_SECRET).verify(request)
+        config.webhooks.verify(request)
     }
 
     /// `{"type": "contact.updated", "timestamp": "...", "data": {...}}`: the

@@ -45,4 +45,7 @@ pub use counters::{Counters, ListCall, WebhookCounters, WriteCounts};
 pub use faults::{Fault, FaultKind};
 pub use rate_limit::RateLimit;
 pub use sim::PartnerSim;
-pub use webhooks::{DeliveryOutcome, WebhookDelivery, WebhookTarget, sign_standard_webhook};
+pub use webhooks::{
+    DeliveryOutcome, WebhookDelivery, WebhookSigning, WebhookTarget, ed25519_public_key,
+    sign_standard_webhook, sign_standard_webhook_ed25519,
+};

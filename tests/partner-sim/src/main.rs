@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use partner_sim::{PartnerSim, RateLimit, SimConfig, WebhookTarget};
+use partner_sim::{PartnerSim, RateLimit, SimConfig, WebhookSigning, WebhookTarget};
 
 /// Acme CRM, a simulated partner API. Prints `partner-sim listening on URL`
 /// as its first line, then serves until Ctrl-C or SIGTERM.
@@ -110,7 +110,7 @@ fn resolve(args: Args) -> anyhow::Result<SimConfig> {
     let webhook = match (args.webhook_url, args.webhook_secret) {
         (Some(url), Some(secret)) => Some(WebhookTarget {
             url,
-            secret: secret.into_bytes(),
+            signing: WebhookSigning::Secret(secret.into_bytes()),
             drop_rate: args.webhook_drop_rate,
         }),
         _ => None,

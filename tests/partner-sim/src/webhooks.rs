@@ -13,6 +13,7 @@ use anyhow::bail;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
+use ed25519_dalek::{Signer as _, SigningKey};
 use fastrand::Rng;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -28,8 +29,8 @@ use crate::time::format_micros;
 pub struct WebhookTarget {
     /// Receiver URL, e.g. `http://127.0.0.1:4000/hooks/acme`.
     pub url: String,
-    /// HMAC-SHA256 key for `webhook-signature`.
-    pub secret: Vec<u8>,
+    /// How `webhook-signature` is made.
+    pub signing: WebhookSigning,
     /// Share of events silently discarded, 0.0..=1.0, like a lossy network.
     pub drop_rate: f64,
 }
@@ -66,6 +67,50 @@ pub enum DeliveryOutcome {
         /// The transport error, if it did not.
         error: Option<String>,
     },
+}
+
+/// How events are signed (Standard Webhooks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WebhookSigning {
+    /// `v1,`: HMAC-SHA256 under this shared secret.
+    Secret(Vec<u8>),
+    /// `v1a,`: Ed25519 with the key pair of this 32-byte seed; receivers
+    /// verify with [`ed25519_public_key`] of it.
+    Ed25519([u8; 32]),
+}
+
+impl WebhookSigning {
+    /// The `webhook-signature` header value for a message.
+    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+        match self {
+            WebhookSigning::Secret(secret) => sign_standard_webhook(secret, id, timestamp, body),
+            WebhookSigning::Ed25519(seed) => {
+                sign_standard_webhook_ed25519(seed, id, timestamp, body)
+            }
+        }
+    }
+}
+
+/// The `webhook-signature` header value for a message: `v1a,` then the
+/// base64 of the Ed25519 signature of `"{id}.{timestamp}.{body}"` by the
+/// key pair of `seed`.
+pub fn sign_standard_webhook_ed25519(
+    seed: &[u8; 32],
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> String {
+    let mut message = format!("{id}.{timestamp}.").into_bytes();
+    message.extend_from_slice(body);
+    let signature = SigningKey::from_bytes(seed).sign(&message);
+    format!("v1a,{}", STANDARD.encode(signature.to_bytes()))
+}
+
+/// The public key of the key pair of `seed`, as Standard Webhooks writes
+/// it: `whpk_` then base64.
+pub fn ed25519_public_key(seed: &[u8; 32]) -> String {
+    let key = SigningKey::from_bytes(seed).verifying_key();
+    format!("whpk_{}", STANDARD.encode(key.as_bytes()))
 }
 
 /// The `webhook-signature` header value for a message: `v1,` then the
@@ -285,7 +330,7 @@ async fn deliver(client: &reqwest::Client, job: &Job) -> DeliveryOutcome {
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let signature = sign_standard_webhook(&job.target.secret, &job.id, timestamp, &job.body);
+    let signature = job.target.signing.sign(&job.id, timestamp, &job.body);
     let sent = client
         .post(&job.target.url)
         .header("content-type", "application/json")

@@ -4,7 +4,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use partner_sim::{DeliveryOutcome, PartnerSim, SimConfig, WebhookTarget, sign_standard_webhook};
+use partner_sim::{
+    DeliveryOutcome, PartnerSim, SimConfig, WebhookSigning, WebhookTarget, sign_standard_webhook,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -52,7 +54,7 @@ impl Receiver {
     fn target(&self, drop_rate: f64) -> WebhookTarget {
         WebhookTarget {
             url: format!("http://{}/hooks", self.addr),
-            secret: SECRET.to_vec(),
+            signing: WebhookSigning::Secret(SECRET.to_vec()),
             drop_rate,
         }
     }
@@ -185,7 +187,7 @@ async fn failed_deliveries_are_counted_with_their_status() {
     sim.mutate("contacts", 2);
     sim.set_webhook(Some(WebhookTarget {
         url: "http://127.0.0.1:9/unreachable".into(),
-        secret: SECRET.to_vec(),
+        signing: WebhookSigning::Secret(SECRET.to_vec()),
         drop_rate: 0.0,
     }));
     sim.mutate("contacts", 1);
