@@ -65,6 +65,25 @@ pub enum Delivered<'a> {
     Written(&'a [IdLink]),
 }
 
+/// Finding the deletes of a stream that does not report them (its delete
+/// feed is `none`): a read from scratch notes every record it sees, and
+/// when its last page commits, the stored records it did not see (and that
+/// nothing stored since it began) are deleted. A read interrupted by a
+/// crash or shutdown carries on where it stopped, sweep included.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sweep {
+    /// The stream reports its deletes: nothing to find.
+    #[default]
+    Off,
+    /// The stream does not report deletes; this page is one of a read.
+    Track {
+        /// The read starts from scratch with this page.
+        from_scratch: bool,
+        /// The source has no more pages after this one.
+        last_page: bool,
+    },
+}
+
 /// One page made durable: raw records, what was delivered, what failed and
 /// the checkpoint after it, in one transaction, with the run's progress.
 pub struct PageCommit<'a> {
@@ -84,6 +103,8 @@ pub struct PageCommit<'a> {
     pub dead_letters: &'a [DeadLetter],
     /// Whether to note the records as seen by a poll (webhook coverage).
     pub log_changes: bool,
+    /// Whether the page is part of a read that finds deletes by absence.
+    pub sweep: Sweep,
 }
 
 /// What a page commit changed.
@@ -93,6 +114,8 @@ pub struct PageOutcome {
     pub changed: u64,
     /// Records already stored at the same or a newer version.
     pub unchanged: u64,
+    /// Records deleted because a read from scratch did not see them.
+    pub swept: u64,
 }
 
 /// A source record's counterpart at a destination partner.

@@ -27,7 +27,7 @@ use weir_host::flow::{Destination, FlowRunner, Legs, Reshaper, RunOptions};
 use weir_host::ids::FlowId;
 use weir_host::plugin::PluginRegistry;
 use weir_host::runtime::{Runtime, RuntimeOptions};
-use weir_host::store::{Delivered, PageCommit, RunLog, SourcePage, SqliteStore, SyncStore};
+use weir_host::store::{Delivered, PageCommit, RunLog, SourcePage, SqliteStore, Sweep, SyncStore};
 use weir_tests::{API_KEY, acme_config, guests};
 
 const PAGE: usize = 1_000;
@@ -204,6 +204,7 @@ async fn native_round(dir: &Path, base_url: &str, round: usize) -> anyhow::Resul
                 delivered: Delivered::Raw,
                 dead_letters: &[],
                 log_changes: false,
+                sweep: Sweep::Off,
             })?;
             Ok(records.len() as u64)
         }));

@@ -249,3 +249,65 @@ async fn state_reset_makes_the_next_run_read_everything_again() {
     let rows: i64 = ws.query_one("SELECT count(*) FROM records");
     assert_eq!(rows, 1_500, "re-reading upserts, never duplicates");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_refresh_deletes_companies_the_partner_deleted_without_telling() {
+    let sim = simulator(0, 2_500).await;
+    let ws = workspace();
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&acme_config(&sim.base_url()));
+    let sync = |args: &'static [&'static str]| {
+        let ws = &ws;
+        async move {
+            let out = ws.weir_async(args).await;
+            assert!(out.status.success(), "{}", output_text(&out));
+        }
+    };
+    sync(&["sync", "companies"]).await;
+    let mut gone: Vec<String> = sim
+        .records("companies")
+        .iter()
+        .step_by(900)
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    gone.sort();
+    for id in &gone {
+        sim.delete("companies", id).unwrap();
+    }
+    let live = || {
+        by_id(
+            ws.records("acme", "companies")
+                .into_iter()
+                .map(|(_, r)| r)
+                .collect(),
+        )
+    };
+
+    // Acme CRM reports no company deletes: an incremental sync keeps them.
+    sync(&["sync", "companies"]).await;
+    assert_eq!(live().len(), 2_500);
+
+    // A full refresh over three pages finds them by their absence.
+    sim.reset_counters();
+    sync(&["sync", "companies", "--full-refresh"]).await;
+    assert_eq!(
+        sim.counters().served("companies"),
+        2_500 - gone.len() as u64
+    );
+    assert!(
+        live() == by_id(sim.records("companies")),
+        "the store equals the partner"
+    );
+    let deleted: Vec<String> = ws
+        .store()
+        .prepare("SELECT key FROM records WHERE deleted = 1 ORDER BY key")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(deleted, gone);
+    let written: i64 =
+        ws.query_one("SELECT records_written FROM runs WHERE full_refresh = 1 ORDER BY id DESC");
+    assert_eq!(written, gone.len() as i64, "the run reports the deletes");
+}

@@ -440,7 +440,7 @@ mod tests {
     use crate::mapping::Mapping;
     use crate::store::{
         DeadLetter, Delivered, Deliveries, DeliveryFailure, PageCommit, RunLog, SourcePage,
-        SqliteStore, SyncStore,
+        SqliteStore, Sweep, SyncStore,
     };
     use crate::tenant::{Tenant, resolve_flow};
 
@@ -520,6 +520,7 @@ mod tests {
                     failure: DeliveryFailure::Mapping("an old reason".into()),
                 }],
                 log_changes: false,
+                sweep: Sweep::Off,
             })
             .unwrap();
         (dir, store)
@@ -658,6 +659,7 @@ mod tests {
                 delivered: Delivered::Raw,
                 dead_letters: &[],
                 log_changes: false,
+                sweep: Sweep::Off,
             })
             .unwrap();
         let copy = reshaper(json!({ "fields": [{ "to": "/mail", "from": "/email" }] }));

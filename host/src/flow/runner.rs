@@ -11,13 +11,13 @@ use super::reshape::{Reshaped, Reshaper};
 use super::retry::{Attempts, Next, RetryPolicy};
 use crate::config::FlowConfig;
 use crate::connection::Connection;
-use crate::connector::{Checkpoint, ConnectorError, Page, Record};
+use crate::connector::{Checkpoint, ConnectorError, DeleteFeed, Page, Record};
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::{FlowId, RunId};
 use crate::runtime::CallError;
 use crate::store::{
     DeadLetter, Delivered, FlowStore, IdLink, PageCommit, PageOutcome, RunEnd, RunStatus,
-    SourcePage, StoreError,
+    SourcePage, StoreError, Sweep,
 };
 
 /// How to run a flow.
@@ -210,6 +210,8 @@ impl FlowRunner {
         // Webhook coverage counts changes polls find; a first full read
         // (a backfill) finds records, not changes webhooks would report.
         let log_changes = checkpoint.is_some() && options.log_changes;
+        let finds_deletes = finds_deletes_by_absence(flow, source);
+        let mut from_scratch = checkpoint.is_none();
         // The commit of page k runs while page k+1 is read: the read only
         // needs page k's checkpoint, which is known before it is durable. A
         // crash meanwhile resumes from page k-1 and reads page k again.
@@ -233,8 +235,17 @@ impl FlowRunner {
                 progress.add(join(previous).await?, observer);
             }
             let has_more = page.has_more;
+            let sweep = if finds_deletes {
+                Sweep::Track {
+                    from_scratch: std::mem::take(&mut from_scratch),
+                    last_page: !has_more,
+                }
+            } else {
+                Sweep::Off
+            };
             checkpoint = Some(page.checkpoint.clone());
-            pending = Some(self.commit(flow, run, source, page, parts, log_changes));
+            let notes = PageNotes { log_changes, sweep };
+            pending = Some(self.commit(flow, run, source, page, parts, notes));
             if !has_more {
                 break Ok(());
             }
@@ -379,7 +390,7 @@ impl FlowRunner {
         source: &Connection,
         page: Page,
         parts: PageParts,
-        log_changes: bool,
+        notes: PageNotes,
     ) -> JoinHandle<Result<Committed, StoreError>> {
         let store = self.store.clone();
         let (flow_id, stream, connection) =
@@ -403,7 +414,8 @@ impl FlowRunner {
                 },
                 delivered,
                 dead_letters: &parts.dead_letters,
-                log_changes,
+                log_changes: notes.log_changes,
+                sweep: notes.sweep,
             })?;
             Ok(Committed {
                 outcome,
@@ -481,6 +493,26 @@ async fn read_with_retry(
             },
         }
     }
+}
+
+/// What a page's commit notes besides its records.
+#[derive(Debug, Clone, Copy)]
+struct PageNotes {
+    /// The records as changes a poll saw (webhook coverage).
+    log_changes: bool,
+    /// The page's part in finding deletes by absence.
+    sweep: Sweep,
+}
+
+/// Whether a read from scratch deletes the stored records it does not see:
+/// for streams that report no deletes, into the store. Flows writing to a
+/// partner do not: a record gone from the source is not deleted there.
+fn finds_deletes_by_absence(flow: &FlowConfig, source: &Connection) -> bool {
+    flow.destination == crate::config::Destination::Store
+        && source
+            .spec()
+            .stream(&flow.stream)
+            .is_some_and(|stream| stream.deletes == DeleteFeed::None)
 }
 
 fn check_streams(

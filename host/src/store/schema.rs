@@ -191,4 +191,10 @@ CREATE TABLE webhook_handshakes (
 );
 CREATE INDEX webhook_handshakes_by_endpoint ON webhook_handshakes (tenant, connection, at_ms);
 "#,
+    r#"
+-- Streams that do not report deletes: when a read from scratch last saw
+-- each record, and since when the read in progress runs (see `Sweep`).
+ALTER TABLE records ADD COLUMN seen_at INTEGER;
+ALTER TABLE checkpoints ADD COLUMN sweep_from INTEGER;
+"#,
 ];

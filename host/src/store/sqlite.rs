@@ -15,6 +15,7 @@ use super::{
 use crate::capability::{AuditEntry, BudgetLeft, BudgetState};
 use crate::connector::{ChangeKind, Checkpoint, ConnectorError, Record};
 use crate::ids::{ConnectionId, FlowId, RunId, TenantId};
+use crate::store::Sweep;
 use crate::tenant::Tenant;
 
 /// The embedded store: one SQLite file in WAL mode.
@@ -214,6 +215,26 @@ impl SyncStore for SqliteStore {
                 Some(commit.run),
                 now,
             )?;
+            let swept = match commit.sweep {
+                Sweep::Off => 0,
+                Sweep::Track {
+                    from_scratch,
+                    last_page,
+                } => {
+                    let stream_id =
+                        self.stream_id(&tx, source.connection.as_str(), source.stream)?;
+                    let sweep = SweepStep {
+                        flow: commit.flow,
+                        stream: commit.stream,
+                        stream_id,
+                        from_scratch,
+                        last_page,
+                        mapped: matches!(commit.delivered, Delivered::Mapped(_)),
+                    };
+                    sweep.commit(&tx, source.records, now)?
+                }
+            };
+            let written = written + swept;
             tx.prepare_cached(
                 "UPDATE runs SET pages = pages + 1, records_read = records_read + ?2,
                    records_written = records_written + ?3, records_failed = records_failed + ?4
@@ -229,6 +250,7 @@ impl SyncStore for SqliteStore {
             Ok(PageOutcome {
                 changed: written,
                 unchanged: raw.unchanged,
+                swept,
             })
         })
     }
@@ -281,6 +303,78 @@ impl SqliteStore {
             }
         }
         Ok(outcome)
+    }
+}
+
+/// One page's part of a sweep (see [`Sweep`]).
+struct SweepStep<'a> {
+    flow: &'a FlowId,
+    stream: &'a str,
+    stream_id: i64,
+    from_scratch: bool,
+    last_page: bool,
+    /// The flow keeps reshaped copies, deleted along with the records.
+    mapped: bool,
+}
+
+impl SweepStep<'_> {
+    /// Notes the page's records as seen by the read in progress, if one is;
+    /// on its last page, deletes what it did not see. Returns how many.
+    fn commit(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        records: &[Record],
+        now: i64,
+    ) -> rusqlite::Result<u64> {
+        if self.from_scratch {
+            tx.prepare_cached(
+                "UPDATE checkpoints SET sweep_from = ?3 WHERE flow = ?1 AND stream = ?2",
+            )?
+            .execute(params![self.flow.as_str(), self.stream, now])?;
+        }
+        let sweep_from: Option<i64> = tx
+            .prepare_cached("SELECT sweep_from FROM checkpoints WHERE flow = ?1 AND stream = ?2")?
+            .query_row(params![self.flow.as_str(), self.stream], |row| row.get(0))
+            .optional()?
+            .flatten();
+        // An incremental read (no read from scratch under way) finds nothing.
+        let Some(sweep_from) = sweep_from else {
+            return Ok(0);
+        };
+        let mut seen =
+            tx.prepare_cached("UPDATE records SET seen_at = ?3 WHERE stream_id = ?1 AND key = ?2")?;
+        for record in records {
+            seen.execute(params![self.stream_id, record.key, now])?;
+        }
+        if !self.last_page {
+            return Ok(0);
+        }
+        // Not seen by this read, and not stored since it began (a webhook
+        // may have brought a record after the read passed its place). The
+        // version goes: whatever the partner sends next is newer.
+        let swept: Vec<String> = tx
+            .prepare_cached(
+                "UPDATE records SET deleted = 1, version = NULL, stored_at = ?3
+                 WHERE stream_id = ?1 AND deleted = 0 AND stored_at < ?2
+                   AND (seen_at IS NULL OR seen_at < ?2)
+                 RETURNING key",
+            )?
+            .query_map(params![self.stream_id, sweep_from, now], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        if self.mapped {
+            let mut delete = tx.prepare_cached(
+                "UPDATE mapped_records SET deleted = 1, version = NULL, mapped_at = ?3
+                 WHERE flow = ?1 AND key = ?2",
+            )?;
+            for key in &swept {
+                delete.execute(params![self.flow.as_str(), key, now])?;
+            }
+        }
+        tx.prepare_cached(
+            "UPDATE checkpoints SET sweep_from = NULL WHERE flow = ?1 AND stream = ?2",
+        )?
+        .execute(params![self.flow.as_str(), self.stream])?;
+        Ok(swept.len() as u64)
     }
 }
 
@@ -1132,6 +1226,123 @@ mod tests {
         (dir, store)
     }
 
+    /// Commits `records` as one page of flow `f` over connection `c`'s
+    /// stream `s`, in a run of its own, delivered raw or mapped as they are.
+    pub(super) fn commit_page_of_f(
+        store: &SqliteStore,
+        records: &[Record],
+        mapped: bool,
+        log_changes: bool,
+        sweep: Sweep,
+    ) -> PageOutcome {
+        // Distinct milliseconds: the sweep compares store times.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let flow = FlowId::new("f").unwrap();
+        let run = store
+            .start_run(&flow, "x 1.0.0", sweep != Sweep::Off)
+            .unwrap();
+        store
+            .commit_page(&PageCommit {
+                flow: &flow,
+                stream: "s",
+                run,
+                checkpoint: &Checkpoint {
+                    format: 1,
+                    state: "{}".into(),
+                },
+                source: SourcePage {
+                    connection: &ConnectionId::new("c").unwrap(),
+                    stream: "s",
+                    records,
+                },
+                delivered: if mapped {
+                    Delivered::Mapped(records)
+                } else {
+                    Delivered::Raw
+                },
+                dead_letters: &[],
+                log_changes,
+                sweep,
+            })
+            .unwrap()
+    }
+
+    fn commit_sweeping(
+        store: &SqliteStore,
+        records: &[Record],
+        mapped: bool,
+        sweep: Sweep,
+    ) -> PageOutcome {
+        commit_page_of_f(store, records, mapped, false, sweep)
+    }
+
+    fn live_keys(store: &SqliteStore, table: &str) -> Vec<String> {
+        store
+            .with(|c| {
+                c.prepare(&format!(
+                    "SELECT key FROM {table} WHERE deleted = 0 ORDER BY key"
+                ))?
+                .query_map([], |r| r.get(0))?
+                .collect()
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_read_from_scratch_deletes_what_it_did_not_see_and_nothing_newer() {
+        let (_dir, store) = open();
+        let [a, b, c, d, e] = ["a", "b", "c", "d", "e"].map(|k| record(k, 1, "{}"));
+        let track = |from_scratch, last_page| Sweep::Track {
+            from_scratch,
+            last_page,
+        };
+        commit_sweeping(
+            &store,
+            &[a.clone(), b.clone(), c.clone(), d],
+            false,
+            Sweep::Off,
+        );
+
+        // Two pages; the second in another run, as after a restart.
+        let first = commit_sweeping(&store, std::slice::from_ref(&a), false, track(true, false));
+        assert_eq!(first.swept, 0, "not before the last page");
+        // A webhook stores `e` while the read runs: newer than the read.
+        commit_sweeping(&store, &[e], false, Sweep::Off);
+        let last = commit_sweeping(&store, std::slice::from_ref(&c), false, track(false, true));
+        assert_eq!(last.swept, 2);
+        assert_eq!(last.changed, 2, "the run's written count includes deletes");
+        assert_eq!(live_keys(&store, "records"), ["a", "c", "e"]);
+        let versions: Vec<Option<i64>> = store
+            .with(|c| {
+                c.prepare("SELECT version FROM records WHERE deleted = 1")?
+                    .query_map([], |r| r.get(0))?
+                    .collect()
+            })
+            .unwrap();
+        assert_eq!(versions, [None, None], "whatever comes next wins");
+
+        // The sweep is over: an incremental read deletes nothing.
+        let incremental = commit_sweeping(&store, &[], false, track(false, true));
+        assert_eq!(incremental.swept, 0);
+        // A swept record the partner lists again is live again.
+        commit_sweeping(&store, &[b], false, Sweep::Off);
+        assert_eq!(live_keys(&store, "records"), ["a", "b", "c", "e"]);
+    }
+
+    #[test]
+    fn a_sweep_deletes_the_flows_reshaped_copies_too() {
+        let (_dir, store) = open();
+        let [a, b] = ["a", "b"].map(|k| record(k, 1, "{}"));
+        commit_sweeping(&store, &[a.clone(), b], true, Sweep::Off);
+        let sweep = Sweep::Track {
+            from_scratch: true,
+            last_page: true,
+        };
+        assert_eq!(commit_sweeping(&store, &[a], true, sweep).swept, 1);
+        assert_eq!(live_keys(&store, "records"), ["a"]);
+        assert_eq!(live_keys(&store, "mapped_records"), ["a"]);
+    }
+
     #[test]
     fn a_page_and_its_checkpoint_commit_together_and_old_versions_never_win() {
         let (_dir, store) = open();
@@ -1156,12 +1367,14 @@ mod tests {
             delivered: Delivered::Raw,
             dead_letters: &[],
             log_changes: false,
+            sweep: Sweep::Off,
         };
         assert_eq!(
             store.commit_page(&commit).unwrap(),
             PageOutcome {
                 changed: 2,
-                unchanged: 0
+                unchanged: 0,
+                swept: 0,
             }
         );
         assert_eq!(
@@ -1182,7 +1395,8 @@ mod tests {
             store.commit_page(&commit).unwrap(),
             PageOutcome {
                 changed: 0,
-                unchanged: 1
+                unchanged: 1,
+                swept: 0,
             }
         );
         let data: String = store
@@ -1235,7 +1449,6 @@ mod tests {
 #[cfg(test)]
 mod merge_tests {
     use super::*;
-    use crate::store::SourcePage;
 
     fn open() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -1266,28 +1479,7 @@ mod merge_tests {
 
     /// A poll: a page committed through the run path.
     fn poll(store: &SqliteStore, records: &[Record]) {
-        let flow = FlowId::new("f").unwrap();
-        let connection = ConnectionId::new("c").unwrap();
-        let run = store.start_run(&flow, "x 1.0.0", false).unwrap();
-        store
-            .commit_page(&PageCommit {
-                flow: &flow,
-                stream: "s",
-                run,
-                checkpoint: &Checkpoint {
-                    format: 1,
-                    state: "{}".into(),
-                },
-                source: SourcePage {
-                    connection: &connection,
-                    stream: "s",
-                    records,
-                },
-                delivered: Delivered::Raw,
-                dead_letters: &[],
-                log_changes: true,
-            })
-            .unwrap();
+        super::tests::commit_page_of_f(store, records, false, true, Sweep::Off);
     }
 
     fn webhook(store: &SqliteStore, records: &[Record]) -> MergeOutcome {

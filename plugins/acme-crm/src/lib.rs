@@ -4,7 +4,10 @@
 //! - `contacts`: read incrementally by cursor (deletes included, as
 //!   tombstones), written (create, update, delete) with idempotency keys,
 //!   kept fresh by webhooks.
-//! - `companies`: read incrementally by cursor; read-only.
+//! - `companies`: read incrementally by cursor; read-only. Acme CRM deletes
+//!   companies outright and never reports it: the stream says so
+//!   (`DeleteFeed::None`), and Weir finds deleted companies by their absence
+//!   from a full refresh.
 //!
 //! Configuration: `{"base_url": "https://api.acme.example", "page_size": 1000,
 //! "start_date": "2024-01-01T00:00:00Z"}` (only `base_url` is required).
@@ -145,7 +148,7 @@ impl Connector for AcmeCrm {
             .stream(
                 StreamCapabilities::new("companies")
                     .change_feed(ChangeFeed::Cursor)
-                    .deletes(DeleteFeed::Tombstones)
+                    .deletes(DeleteFeed::None)
                     .versioned(true),
             )
             .checkpoint_format(CHECKPOINT_FORMAT)
@@ -181,15 +184,17 @@ impl Connector for AcmeCrm {
         ])
     }
 
-    /// One partner page per call, deletes included.
+    /// One partner page per call, deleted contacts included (deleted
+    /// companies are not listed).
     fn read(config: &AcmeConfig, request: ReadRequest) -> Result<Page> {
         let resource = resource(&request.stream)?;
         let position: Position = request.state(CHECKPOINT_FORMAT)?.unwrap_or_default();
         let limit = request.max_records.clamp(1, config.page_size);
 
-        let mut call = authenticated(Request::get(config.url(resource)))
-            .query("limit", limit)
-            .query("include_deleted", true);
+        let mut call = authenticated(Request::get(config.url(resource))).query("limit", limit);
+        if resource == "contacts" {
+            call = call.query("include_deleted", true);
+        }
         call = match &position.cursor {
             Some(cursor) => call.query("cursor", cursor),
             None => call.query_opt("updated_since", config.start_date.as_deref()),

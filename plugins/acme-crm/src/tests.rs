@@ -81,7 +81,7 @@ fn a_later_read_resumes_from_the_cursor_and_keeps_it_when_nothing_changed() {
 
     assert_eq!(
         host.requests()[0].url(),
-        "http://127.0.0.1:4010/v1/companies?limit=1000&include_deleted=true&cursor=MTcw"
+        "http://127.0.0.1:4010/v1/companies?limit=1000&cursor=MTcw"
     );
     assert!(page.records.is_empty());
     assert_eq!(page.checkpoint.state, r#"{"cursor":"MTcw"}"#);

@@ -85,7 +85,13 @@ impl PageRequest {
         };
         let include_deleted = match present(params.include_deleted).as_deref() {
             None | Some("false" | "0") => false,
-            Some("true" | "1") => true,
+            Some("true" | "1") if schema.lists_deleted => true,
+            Some("true" | "1") => {
+                return Err(format!(
+                    "{} are deleted outright: include_deleted is not supported for them",
+                    schema.name
+                ));
+            }
             Some(other) => {
                 return Err(format!(
                     "include_deleted must be true or false, got `{other}`"

@@ -19,6 +19,10 @@ pub(crate) struct Schema {
     id_width: usize,
     /// The writable fields, in serialization order.
     pub(crate) fields: &'static [Field],
+    /// Whether lists can include tombstones (`include_deleted=true`); if
+    /// not, a deleted record just stops being listed, as with partners
+    /// that delete some objects outright.
+    pub(crate) lists_deleted: bool,
 }
 
 /// A writable field of a resource.
@@ -62,6 +66,7 @@ pub(crate) static CONTACTS: Schema = Schema {
     slot: 0,
     id_prefix: "c_",
     id_width: 6,
+    lists_deleted: true,
     fields: &[
         Field {
             name: "first_name",
@@ -108,6 +113,7 @@ pub(crate) static COMPANIES: Schema = Schema {
     slot: 1,
     id_prefix: "co_",
     id_width: 5,
+    lists_deleted: false,
     fields: &[
         Field {
             name: "name",

@@ -133,6 +133,31 @@ async fn tombstones_are_listed_only_with_include_deleted() {
 }
 
 #[tokio::test]
+async fn deleted_companies_just_stop_being_listed() {
+    let sim = sim(10, 5).await;
+    let (status, _) = send(request(&sim, Method::DELETE, "/v1/companies/co_00002")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, listed) = get(&sim, "/v1/companies?limit=1000").await;
+    let ids: Vec<_> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 4);
+    assert!(!ids.contains(&"co_00002".to_string()));
+    let (status, body) = get(&sim, "/v1/companies?include_deleted=true").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("companies are deleted outright"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn bad_list_parameters_are_refused_with_a_message() {
     let sim = sim(10, 2).await;
     for (query, mentions) in [
