@@ -917,3 +917,48 @@ async fn a_partner_signing_with_ed25519_is_verified_under_its_public_key() {
     assert_eq!(report["endpoints"][0]["rejected"]["bad_signature"], 3);
     assert!(weir.terminate().await.success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn polls_come_four_times_as_often_while_webhooks_miss_changes() {
+    let sim = simulator(200, 0).await;
+    let ws = workspace();
+    let config = config(&sim.base_url(), "").replace(
+        "stream = \"contacts\"\n",
+        "stream = \"contacts\"\nschedule = \"every 8s\"\n",
+    );
+    let weir = start_with(&ws, &config, &["t1"]).await;
+    sync_now(&weir, &ws, "t1").await;
+    // No webhook comes: the next poll finds every change alone.
+    sim.mutate("contacts", 5);
+    sync_now(&weir, &ws, "t1").await;
+    let after = finished_runs(&ws);
+    // On schedule, three more polls take 24 s; tightened, about 6.
+    let started = std::time::Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(12), || finished_runs(&ws) >= after + 3),
+        "polls tightened after webhooks missed changes: {} more in {:?}",
+        finished_runs(&ws) - after,
+        started.elapsed()
+    );
+
+    // Webhooks come back and bring the next changes: polls relax.
+    assert!(
+        webhooks_bring(
+            &sim,
+            &ws,
+            &weir,
+            WebhookSigning::Secret(SECRET.as_bytes().to_vec()),
+            40
+        )
+        .await
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let relaxed = finished_runs(&ws);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(
+        finished_runs(&ws) <= relaxed + 1,
+        "polls back on their 8 s schedule: {} in 6 s",
+        finished_runs(&ws) - relaxed
+    );
+    assert!(weir.terminate().await.success());
+}

@@ -28,7 +28,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 const TIGHTENING: u32 = 4;
 /// Coverage below which webhooks count as poor.
 const POOR_COVERAGE: f64 = 0.8;
-/// How often webhook health is looked at.
+/// How often webhook health is looked at, at most: a change is judged
+/// once its grace has passed, so a shorter `coverage_grace` looks sooner.
 const HEALTH_EVERY: Duration = Duration::from_secs(30);
 /// Unfinished runs resume after a restart within this spread.
 const RESUME_SPREAD: Duration = Duration::from_secs(5);
@@ -237,7 +238,8 @@ impl Scheduler {
     /// Judges, in the background, whether each webhook flow's webhooks are
     /// poor (low coverage) or silent.
     fn check_health(&mut self) {
-        if self.last_health.elapsed() < HEALTH_EVERY {
+        let every = HEALTH_EVERY.min(self.daemon.config.ingress.coverage_grace);
+        if self.last_health.elapsed() < every {
             return;
         }
         self.last_health = Instant::now();
