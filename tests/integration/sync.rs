@@ -311,3 +311,61 @@ async fn a_full_refresh_deletes_companies_the_partner_deleted_without_telling() 
         ws.query_one("SELECT records_written FROM runs WHERE full_refresh = 1 ORDER BY id DESC");
     assert_eq!(written, gone.len() as i64, "the run reports the deletes");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_a_sync_after_its_page_in_flight_and_the_next_resumes() {
+    let sim = simulator(6_000, 0).await;
+    let ws = workspace();
+    // 60 pages at 15 requests a second: a run long enough to interrupt.
+    let config = acme_config(&sim.base_url()).replace(
+        "secrets.api_key = { env = \"ACME_API_KEY\" }\n",
+        "secrets.api_key = { env = \"ACME_API_KEY\" }\npage_size = 100\nrate_limit = { requests_per_second = 15 }\n",
+    );
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&config);
+    let child = tokio::process::Command::from(ws.command(&["sync", "contacts"]))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("weir starts");
+    let pages = || -> i64 {
+        rusqlite::Connection::open(ws.store_path())
+            .and_then(|c| c.query_row("SELECT coalesce(max(pages), 0) FROM runs", [], |r| r.get(0)))
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || pages() >= 5),
+        "under way"
+    );
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().unwrap().to_string()])
+        .status()
+        .expect("kill runs");
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("weir stops within its page")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", output_text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stopping"));
+    let (status, committed): (String, i64) = ws
+        .store()
+        .query_row("SELECT status, pages FROM runs", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(status, "interrupted");
+    assert!(committed < 60, "stopped mid-way");
+    assert_eq!(
+        served_cursors(&sim, "contacts").len() as i64,
+        committed,
+        "every page read was committed before exit"
+    );
+
+    let out = ws.weir_async(&["sync", "contacts"]).await;
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(
+        sim.counters().served("contacts"),
+        6_000,
+        "no page read twice"
+    );
+    assert_store_equals_partner(&ws, &sim, "contacts");
+}

@@ -87,3 +87,33 @@ pub fn tenant(
         .map_err(|e| fail(e.diagnostic()))?
         .ok_or_else(unknown)
 }
+
+/// Cancels `stop` at the first SIGINT or SIGTERM, saying `what` happens
+/// now on stderr. A second signal exits at once with 130: every page
+/// commits in a transaction, so nothing is lost and the next run reads the
+/// page in flight again.
+pub fn stop_on_signal(stop: tokio_util::sync::CancellationToken, what: &'static str) {
+    tokio::spawn(async move {
+        signalled().await;
+        tracing::info!("{what}");
+        eprintln!("weir: {what} (again to stop at once)");
+        stop.cancel();
+        signalled().await;
+        eprintln!("weir: stopped at once; the next run resumes from the last committed page");
+        std::process::exit(130);
+    });
+}
+
+async fn signalled() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM can be handled");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -24,7 +24,10 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let (scheduler, handle) = Scheduler::new(daemon.clone());
     let _watcher = watch_plugins(&daemon);
     let shutdown = CancellationToken::new();
-    spawn_signal_listener(shutdown.clone());
+    super::app::stop_on_signal(
+        shutdown.clone(),
+        "shutting down: runs finish their page, then weir exits",
+    );
 
     // The admin API's address comes first on stdout: scripts wait for it.
     let admin_listener = match admin_token(&admin_config) {
@@ -169,23 +172,4 @@ fn watch_plugins(daemon: &Arc<Daemon>) -> Option<crate::plugin::PluginWatcher> {
             None
         }
     }
-}
-
-fn spawn_signal_listener(shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let mut term = signal(SignalKind::terminate()).expect("SIGTERM can be handled");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down: runs finish their page, then weir exits");
-        eprintln!("weir: shutting down");
-        shutdown.cancel();
-    });
 }

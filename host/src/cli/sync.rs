@@ -66,8 +66,14 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
         .collect::<anyhow::Result<_>>()?;
     let services = ConnectionServices::new(store.clone());
     let runner = FlowRunner::new(store);
+    let stop = tokio_util::sync::CancellationToken::new();
+    app::stop_on_signal(
+        stop.clone(),
+        "stopping: each run commits its page in flight, then weir exits",
+    );
     let options = RunOptions {
         full_refresh: args.full_refresh,
+        cancel: Some(stop.clone()),
         ..RunOptions::default()
     };
     let bars = if json {
@@ -104,6 +110,10 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
         output::print_json(&summaries)?;
     } else {
         print_summary(&summaries);
+    }
+    if stop.is_cancelled() {
+        // The conventional status of a command stopped by SIGINT.
+        return Ok(ExitCode::from(130));
     }
     Ok(exit)
 }
