@@ -323,10 +323,16 @@ async fn ctrl_c_stops_a_sync_after_its_page_in_flight_and_the_next_resumes() {
     );
     ws.install(guests::ACME_CRM, "acme_crm.wasm")
         .write_config(&config);
-    let child = tokio::process::Command::from(ws.command(&["sync", "contacts"]))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("weir starts");
+    let child = tokio::process::Command::from(ws.command(&[
+        "sync",
+        "contacts",
+        "companies",
+        "--jobs",
+        "1",
+    ]))
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("weir starts");
     let pages = || -> i64 {
         rusqlite::Connection::open(ws.store_path())
             .and_then(|c| c.query_row("SELECT coalesce(max(pages), 0) FROM runs", [], |r| r.get(0)))
@@ -354,6 +360,8 @@ async fn ctrl_c_stops_a_sync_after_its_page_in_flight_and_the_next_resumes() {
         .unwrap();
     assert_eq!(status, "interrupted");
     assert!(committed < 60, "stopped mid-way");
+    let runs: i64 = ws.query_one("SELECT count(*) FROM runs");
+    assert_eq!(runs, 1, "`companies`, next in line, never started");
     assert_eq!(
         served_cursors(&sim, "contacts").len() as i64,
         committed,

@@ -88,7 +88,7 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
         options,
         bars: &bars,
     };
-    let results: Vec<anyhow::Result<RunSummary>> = futures_util::stream::iter(&flows)
+    let results: Vec<anyhow::Result<Option<RunSummary>>> = futures_util::stream::iter(&flows)
         .map(|flow| context.run_flow(flow))
         .buffered(args.jobs.max(1))
         .collect()
@@ -96,8 +96,9 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
     services.flush().await;
     let mut summaries = Vec::new();
     let mut exit = ExitCode::SUCCESS;
+    // Flows a stop came before never started: nothing to report.
     for result in results {
-        let summary = result?;
+        let Some(summary) = result? else { continue };
         if let Some(error) = &summary.error {
             output::print_problem(&format!("flow `{}`: error", summary.flow), error);
             if exit == ExitCode::SUCCESS {
@@ -127,7 +128,15 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
-    async fn run_flow(&self, resolved: &ResolvedFlow) -> anyhow::Result<RunSummary> {
+    async fn run_flow(&self, resolved: &ResolvedFlow) -> anyhow::Result<Option<RunSummary>> {
+        if self
+            .options
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.is_cancelled())
+        {
+            return Ok(None);
+        }
         let flow = &resolved.flow;
         let open = |config| {
             Connection::open(
@@ -167,7 +176,7 @@ impl Context<'_> {
             .run(flow, &legs, &self.options, &progress)
             .await?;
         progress.bar.finish_and_clear();
-        Ok(summary)
+        Ok(Some(summary))
     }
 }
 
