@@ -77,8 +77,9 @@ pub enum Sweep {
     Off,
     /// The stream does not report deletes; this page is one of a read.
     Track {
-        /// The read starts from scratch with this page.
-        from_scratch: bool,
+        /// When this page starts a read from scratch: when that read began,
+        /// ms since the Unix epoch.
+        began_at_ms: Option<i64>,
         /// The source has no more pages after this one.
         last_page: bool,
     },
@@ -306,6 +307,18 @@ pub trait SyncStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Commits a page and its checkpoint atomically.
     fn commit_page(&self, commit: &PageCommit<'_>) -> Result<PageOutcome, StoreError>;
+    /// The records of a connection's stream that the read from scratch of
+    /// `flow` under way has not seen (see [`Sweep`]), as deletes; none when
+    /// no such read is under way. `began_at_ms` is that read's start when
+    /// no page of it is committed yet. Its last page will delete them: a
+    /// flow writing to a partner delivers these deletes first.
+    fn unseen(
+        &self,
+        flow: &FlowId,
+        connection: &ConnectionId,
+        stream: &str,
+        began_at_ms: Option<i64>,
+    ) -> Result<Vec<Record>, StoreError>;
     /// Forgets a flow's checkpoints (its next run is a full sync). Returns
     /// how many were removed.
     fn reset(&self, flow: &FlowId) -> Result<usize, StoreError>;

@@ -256,14 +256,7 @@ async fn a_full_refresh_deletes_companies_the_partner_deleted_without_telling() 
     let ws = workspace();
     ws.install(guests::ACME_CRM, "acme_crm.wasm")
         .write_config(&acme_config(&sim.base_url()));
-    let sync = |args: &'static [&'static str]| {
-        let ws = &ws;
-        async move {
-            let out = ws.weir_async(args).await;
-            assert!(out.status.success(), "{}", output_text(&out));
-        }
-    };
-    sync(&["sync", "companies"]).await;
+    ws.weir_ok(&["sync", "companies"]).await;
     let mut gone: Vec<String> = sim
         .records("companies")
         .iter()
@@ -284,12 +277,12 @@ async fn a_full_refresh_deletes_companies_the_partner_deleted_without_telling() 
     };
 
     // Acme CRM reports no company deletes: an incremental sync keeps them.
-    sync(&["sync", "companies"]).await;
+    ws.weir_ok(&["sync", "companies"]).await;
     assert_eq!(live().len(), 2_500);
 
     // A full refresh over three pages finds them by their absence.
     sim.reset_counters();
-    sync(&["sync", "companies", "--full-refresh"]).await;
+    ws.weir_ok(&["sync", "companies", "--full-refresh"]).await;
     assert_eq!(
         sim.counters().served("companies"),
         2_500 - gone.len() as u64

@@ -106,3 +106,51 @@ async fn records_the_partner_refuses_go_to_dead_letters_and_the_run_goes_on() {
         "the summary shows the failures"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_refresh_deletes_at_the_partner_what_the_source_deleted_without_telling() {
+    let source = simulator(0, 30).await;
+    let destination = simulator(0, 0).await;
+    let ws = workspace();
+    // Companies become contacts at the destination, `<id>@<domain>`.
+    let config = two_accounts(&source.base_url(), &destination.base_url(), "companies")
+        + r#"mapping = { fields = [{ to = "/email", concat = ["/id", "/domain"], separator = "@" }] }
+"#;
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&config);
+    ws.weir_ok(&["sync", "mirror"]).await;
+    assert_eq!(destination.records("contacts").len(), 30);
+
+    let gone = ["co_00004", "co_00017", "co_00029"];
+    for id in gone {
+        source.delete("companies", id).unwrap();
+    }
+    let external = |key: &str| -> String {
+        ws.query_one(&format!(
+            "SELECT external_id FROM id_links WHERE source_key = '{key}'"
+        ))
+    };
+    let targets: Vec<String> = gone.iter().map(|key| external(key)).collect();
+    // Acme CRM reports no company deletes: an incremental sync keeps them.
+    ws.weir_ok(&["sync", "mirror"]).await;
+    assert_eq!(destination.records("contacts").len(), 30);
+
+    destination.reset_counters();
+    ws.weir_ok(&["sync", "mirror", "--full-refresh"]).await;
+    assert_eq!(destination.counters().route("DELETE /v1/contacts/{id}"), 3);
+    let left: Vec<String> = destination
+        .records("contacts")
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left.len(), 27, "the three are deleted at the destination");
+    assert!(targets.iter().all(|t| !left.contains(t)));
+    let deleted: i64 = ws.query_one("SELECT count(*) FROM records WHERE deleted = 1");
+    assert_eq!(deleted, 3, "and in the local copy");
+
+    // Nothing left to find: another full refresh deletes nothing more.
+    destination.reset_counters();
+    ws.weir_ok(&["sync", "mirror", "--full-refresh"]).await;
+    assert_eq!(destination.counters().route("DELETE /v1/contacts/{id}"), 0);
+    assert_eq!(destination.records("contacts").len(), 27);
+}

@@ -94,6 +94,13 @@ impl Workspace {
             .expect("run weir")
     }
 
+    /// Runs `weir` like [`Self::weir_async`] and asserts it succeeded.
+    pub async fn weir_ok(&self, args: &[&str]) -> Output {
+        let out = self.weir_async(args).await;
+        assert!(out.status.success(), "{}", output_text(&out));
+        out
+    }
+
     /// Opens the store for assertions.
     pub fn store(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.store_path()).expect("open the store")

@@ -22,6 +22,13 @@ pub enum Destination {
     },
 }
 
+impl Destination {
+    /// Whether records go to a partner rather than the store.
+    pub fn is_partner(&self) -> bool {
+        matches!(self, Destination::Connection { .. })
+    }
+}
+
 /// The result of writing one page to a partner.
 pub struct Delivered {
     pub links: Vec<IdLink>,

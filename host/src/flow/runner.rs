@@ -211,7 +211,9 @@ impl FlowRunner {
         // (a backfill) finds records, not changes webhooks would report.
         let log_changes = checkpoint.is_some() && options.log_changes;
         let finds_deletes = finds_deletes_by_absence(flow, source);
-        let mut from_scratch = checkpoint.is_none();
+        // Until the first page of a read from scratch is committed: when
+        // that read began (the sweep counts what it sees from then on).
+        let mut began_at_ms = checkpoint.is_none().then(wall_clock_ms);
         // The commit of page k runs while page k+1 is read: the read only
         // needs page k's checkpoint, which is known before it is durable. A
         // crash meanwhile resumes from page k-1 and reads page k again.
@@ -227,17 +229,33 @@ impl FlowRunner {
                     Ok(page) => page,
                     Err(stop) => break Err(stop),
                 };
-            let parts = match self.deliver(flow, legs, &page, &options.retry).await {
+            let has_more = page.has_more;
+            // A partner destination must hear of the deletes the last page
+            // of a sweep finds before they are committed.
+            let absent = if finds_deletes && !has_more && legs.destination.is_partner() {
+                if let Some(previous) = pending.take() {
+                    progress.add(join(previous).await?, observer);
+                }
+                match self.unseen(flow, source, &page, began_at_ms).await {
+                    Ok(absent) => absent,
+                    Err(stop) => break Err(stop),
+                }
+            } else {
+                Vec::new()
+            };
+            let parts = match self
+                .deliver(flow, legs, &page, &absent, &options.retry)
+                .await
+            {
                 Ok(parts) => parts,
                 Err(stop) => break Err(stop),
             };
             if let Some(previous) = pending.take() {
                 progress.add(join(previous).await?, observer);
             }
-            let has_more = page.has_more;
             let sweep = if finds_deletes {
                 Sweep::Track {
-                    from_scratch: std::mem::take(&mut from_scratch),
+                    began_at_ms: began_at_ms.take(),
                     last_page: !has_more,
                 }
             } else {
@@ -256,12 +274,36 @@ impl FlowRunner {
         result
     }
 
-    /// Reshapes a page and hands it to its destination.
+    /// The stored records a sweep's last page finds gone from the source,
+    /// as deletes (see [`Sweep`]).
+    async fn unseen(
+        &self,
+        flow: &FlowConfig,
+        source: &Connection,
+        last_page: &Page,
+        began_at_ms: Option<i64>,
+    ) -> Result<Vec<Record>, Stop> {
+        let (id, connection, stream) = (flow.id.clone(), source.id().clone(), flow.stream.clone());
+        let unseen = self
+            .blocking(move |store| store.unseen(&id, &connection, &stream, began_at_ms))
+            .await?;
+        // The last page's own records are seen once it commits.
+        let on_page: std::collections::HashSet<&str> =
+            last_page.records.iter().map(|r| r.key.as_str()).collect();
+        Ok(unseen
+            .into_iter()
+            .filter(|record| !on_page.contains(record.key.as_str()))
+            .collect())
+    }
+
+    /// Reshapes a page and hands it to its destination, with `absent`: the
+    /// deletes a sweep found, for a partner destination.
     async fn deliver(
         &self,
         flow: &FlowConfig,
         legs: &Legs<'_>,
         page: &Page,
+        absent: &[Record],
         retry: &RetryPolicy,
     ) -> Result<PageParts, Stop> {
         let reshaped = if legs.reshaper.is_identity() {
@@ -284,19 +326,19 @@ impl FlowRunner {
                 },
             }),
             Destination::Connection { connection, stream } => {
-                let (records, mut dead_letters) = match reshaped {
+                let (mut records, mut dead_letters) = match reshaped {
                     None => (page.records.clone(), Vec::new()),
                     Some(Reshaped { records, failed }) => (records, failed),
                 };
+                // Deletes need no reshaping: only their link is used.
+                records.extend_from_slice(absent);
+                let raw = if absent.is_empty() {
+                    std::borrow::Cow::Borrowed(&page.records[..])
+                } else {
+                    std::borrow::Cow::Owned([&page.records[..], absent].concat())
+                };
                 let delivered = self
-                    .deliver_with_retry(
-                        &flow.id,
-                        &records,
-                        &page.records,
-                        connection,
-                        stream,
-                        retry,
-                    )
+                    .deliver_with_retry(&flow.id, &records, &raw, connection, stream, retry)
                     .await?;
                 dead_letters.extend(delivered.dead_letters);
                 Ok(PageParts {
@@ -505,14 +547,18 @@ struct PageNotes {
 }
 
 /// Whether a read from scratch deletes the stored records it does not see:
-/// for streams that report no deletes, into the store. Flows writing to a
-/// partner do not: a record gone from the source is not deleted there.
+/// for streams that report no deletes.
 fn finds_deletes_by_absence(flow: &FlowConfig, source: &Connection) -> bool {
-    flow.destination == crate::config::Destination::Store
-        && source
-            .spec()
-            .stream(&flow.stream)
-            .is_some_and(|stream| stream.deletes == DeleteFeed::None)
+    source
+        .spec()
+        .stream(&flow.stream)
+        .is_some_and(|stream| stream.deletes == DeleteFeed::None)
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn check_streams(

@@ -18,6 +18,15 @@ use crate::ids::{ConnectionId, FlowId, RunId, TenantId};
 use crate::store::Sweep;
 use crate::tenant::Tenant;
 
+/// The records of stream `?1` that a read from scratch begun at `?2` has
+/// not seen and that nothing stored since it began (a webhook may have
+/// brought a record after the read passed its place): gone at the partner.
+macro_rules! unseen {
+    () => {
+        "stream_id = ?1 AND deleted = 0 AND stored_at < ?2 AND (seen_at IS NULL OR seen_at < ?2)"
+    };
+}
+
 /// The embedded store: one SQLite file in WAL mode.
 ///
 /// Writes go through one connection (SQLite has one writer anyway); callers
@@ -218,7 +227,7 @@ impl SyncStore for SqliteStore {
             let swept = match commit.sweep {
                 Sweep::Off => 0,
                 Sweep::Track {
-                    from_scratch,
+                    began_at_ms,
                     last_page,
                 } => {
                     let stream_id =
@@ -227,7 +236,7 @@ impl SyncStore for SqliteStore {
                         flow: commit.flow,
                         stream: commit.stream,
                         stream_id,
-                        from_scratch,
+                        began_at_ms,
                         last_page,
                         mapped: matches!(commit.delivered, Delivered::Mapped(_)),
                     };
@@ -252,6 +261,45 @@ impl SyncStore for SqliteStore {
                 unchanged: raw.unchanged,
                 swept,
             })
+        })
+    }
+
+    fn unseen(
+        &self,
+        flow: &FlowId,
+        connection: &ConnectionId,
+        stream: &str,
+        began_at_ms: Option<i64>,
+    ) -> Result<Vec<Record>, StoreError> {
+        self.with(|conn| {
+            let since = match began_at_ms {
+                Some(began) => began,
+                None => match sweep_from(conn, flow, stream)? {
+                    Some(since) => since,
+                    None => return Ok(Vec::new()),
+                },
+            };
+            let stream_id: Option<i64> = conn
+                .prepare_cached("SELECT id FROM streams WHERE connection = ?1 AND name = ?2")?
+                .query_row(params![connection.as_str(), stream], |row| row.get(0))
+                .optional()?;
+            let Some(stream_id) = stream_id else {
+                return Ok(Vec::new());
+            };
+            conn.prepare_cached(concat!(
+                "SELECT key, data FROM records WHERE ",
+                unseen!(),
+                " ORDER BY key"
+            ))?
+            .query_map(params![stream_id, since], |row| {
+                Ok(Record {
+                    key: row.get(0)?,
+                    version: None,
+                    kind: ChangeKind::Delete,
+                    data: row.get(1)?,
+                })
+            })?
+            .collect()
         })
     }
 
@@ -306,12 +354,21 @@ impl SqliteStore {
     }
 }
 
+/// When the read from scratch of a flow's stream under way began, if one is.
+fn sweep_from(conn: &Connection, flow: &FlowId, stream: &str) -> rusqlite::Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT sweep_from FROM checkpoints WHERE flow = ?1 AND stream = ?2")?
+        .query_row(params![flow.as_str(), stream], |row| row.get(0))
+        .optional()?
+        .flatten())
+}
+
 /// One page's part of a sweep (see [`Sweep`]).
 struct SweepStep<'a> {
     flow: &'a FlowId,
     stream: &'a str,
     stream_id: i64,
-    from_scratch: bool,
+    began_at_ms: Option<i64>,
     last_page: bool,
     /// The flow keeps reshaped copies, deleted along with the records.
     mapped: bool,
@@ -326,19 +383,14 @@ impl SweepStep<'_> {
         records: &[Record],
         now: i64,
     ) -> rusqlite::Result<u64> {
-        if self.from_scratch {
+        if let Some(began) = self.began_at_ms {
             tx.prepare_cached(
                 "UPDATE checkpoints SET sweep_from = ?3 WHERE flow = ?1 AND stream = ?2",
             )?
-            .execute(params![self.flow.as_str(), self.stream, now])?;
+            .execute(params![self.flow.as_str(), self.stream, began])?;
         }
-        let sweep_from: Option<i64> = tx
-            .prepare_cached("SELECT sweep_from FROM checkpoints WHERE flow = ?1 AND stream = ?2")?
-            .query_row(params![self.flow.as_str(), self.stream], |row| row.get(0))
-            .optional()?
-            .flatten();
         // An incremental read (no read from scratch under way) finds nothing.
-        let Some(sweep_from) = sweep_from else {
+        let Some(sweep_from) = sweep_from(tx, self.flow, self.stream)? else {
             return Ok(0);
         };
         let mut seen =
@@ -349,16 +401,13 @@ impl SweepStep<'_> {
         if !self.last_page {
             return Ok(0);
         }
-        // Not seen by this read, and not stored since it began (a webhook
-        // may have brought a record after the read passed its place). The
-        // version goes: whatever the partner sends next is newer.
+        // The version goes: whatever the partner sends next is newer.
         let swept: Vec<String> = tx
-            .prepare_cached(
-                "UPDATE records SET deleted = 1, version = NULL, stored_at = ?3
-                 WHERE stream_id = ?1 AND deleted = 0 AND stored_at < ?2
-                   AND (seen_at IS NULL OR seen_at < ?2)
-                 RETURNING key",
-            )?
+            .prepare_cached(concat!(
+                "UPDATE records SET deleted = 1, version = NULL, stored_at = ?3 WHERE ",
+                unseen!(),
+                " RETURNING key"
+            ))?
             .query_map(params![self.stream_id, sweep_from, now], |row| row.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         if self.mapped {
@@ -1292,9 +1341,13 @@ mod tests {
     fn a_read_from_scratch_deletes_what_it_did_not_see_and_nothing_newer() {
         let (_dir, store) = open();
         let [a, b, c, d, e] = ["a", "b", "c", "d", "e"].map(|k| record(k, 1, "{}"));
-        let track = |from_scratch, last_page| Sweep::Track {
-            from_scratch,
-            last_page,
+        let track = |begins: bool, last_page| {
+            // After what was stored before the read, by the clock.
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            Sweep::Track {
+                began_at_ms: begins.then(now_ms),
+                last_page,
+            }
         };
         commit_sweeping(
             &store,
@@ -1308,6 +1361,21 @@ mod tests {
         assert_eq!(first.swept, 0, "not before the last page");
         // A webhook stores `e` while the read runs: newer than the read.
         commit_sweeping(&store, &[e], false, Sweep::Off);
+        let unseen = |began| -> Vec<String> {
+            store
+                .unseen(
+                    &FlowId::new("f").unwrap(),
+                    &ConnectionId::new("c").unwrap(),
+                    "s",
+                    began,
+                )
+                .unwrap()
+                .into_iter()
+                .inspect(|r| assert_eq!((r.kind, r.version), (ChangeKind::Delete, None)))
+                .map(|r| r.key)
+                .collect()
+        };
+        assert_eq!(unseen(None), ["b", "c", "d"], "what a partner must hear of");
         let last = commit_sweeping(&store, std::slice::from_ref(&c), false, track(false, true));
         assert_eq!(last.swept, 2);
         assert_eq!(last.changed, 2, "the run's written count includes deletes");
@@ -1321,6 +1389,12 @@ mod tests {
             .unwrap();
         assert_eq!(versions, [None, None], "whatever comes next wins");
 
+        assert!(unseen(None).is_empty(), "no read from scratch under way");
+        assert_eq!(
+            unseen(Some(now_ms() + 1)),
+            ["a", "c", "e"],
+            "one starting now"
+        );
         // The sweep is over: an incremental read deletes nothing.
         let incremental = commit_sweeping(&store, &[], false, track(false, true));
         assert_eq!(incremental.swept, 0);
@@ -1334,8 +1408,9 @@ mod tests {
         let (_dir, store) = open();
         let [a, b] = ["a", "b"].map(|k| record(k, 1, "{}"));
         commit_sweeping(&store, &[a.clone(), b], true, Sweep::Off);
+        std::thread::sleep(std::time::Duration::from_millis(2));
         let sweep = Sweep::Track {
-            from_scratch: true,
+            began_at_ms: Some(now_ms()),
             last_page: true,
         };
         assert_eq!(commit_sweeping(&store, &[a], true, sweep).swept, 1);
