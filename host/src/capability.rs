@@ -10,6 +10,7 @@ mod crypto;
 mod egress;
 mod http_gate;
 mod origin;
+mod sealed;
 mod secrets;
 
 pub use address::{ForbiddenAddress, GuardedResolver, forbidden};
@@ -24,4 +25,5 @@ pub use http_gate::{
     GateSetup, HttpGate, HttpLimits, OutgoingRequest, PartnerResponse, RequestFailure, SecretHeader,
 };
 pub use origin::OriginPattern;
+pub use sealed::SealingKey;
 pub use secrets::{SecretSource, SecretValue, Secrets};

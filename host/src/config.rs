@@ -42,6 +42,9 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Webhook ingress of `weir run`.
     pub ingress: IngressConfig,
+    /// Where the key that seals tenants' secret values comes from; none:
+    /// tenants' secrets can only be references.
+    pub sealing_key: Option<SecretSource>,
 }
 
 /// Where and how `weir run` receives webhooks.

@@ -105,7 +105,7 @@ error_codes! {
     ConfigInvalid = "config-invalid", 2, "a configuration value is wrong",
         "A value in `weir.toml` is missing, of the wrong type, or refers to something that does not exist (a flow naming an unknown connection, an allowed host that is not `scheme://host[:port]`). The message names the key and the reason.";
     SecretMissing = "secret-missing", 2, "a secret is not defined or cannot be read",
-        "A connection's secret refers to an environment variable that is not set or a file that cannot be read, or a connector uses a secret the connection does not define. Define it under `[connections.<name>.secrets]` in `weir.toml` as `{ env = \"VAR\" }` or `{ file = \"path\" }`, and set the variable (or create the file) in the environment that runs `weir`; secret values are never written to `weir.toml` itself.";
+        "A connection's secret refers to an environment variable that is not set or a file that cannot be read, or a connector uses a secret the connection does not define. Define it under `[connections.<name>.secrets]` in `weir.toml` as `{ env = \"VAR\" }` or `{ file = \"path\" }`, and set the variable (or create the file) in the environment that runs `weir`; secret values are never written to `weir.toml` itself. A tenant's sealed secret that does not open needs the `[secrets] key` it was sealed with (or the value given again).";
     UnknownConnection = "unknown-connection", 2, "no connection has that name",
         "The command names a connection that `weir.toml` does not define. `weir.toml` lists connections under `[connections.<name>]`.";
     UnknownFlow = "unknown-flow", 2, "no flow has that name",
@@ -151,7 +151,7 @@ error_codes! {
     CheckpointMigration = "checkpoint-migration", 1, "a stored checkpoint cannot be used by the connector",
         "The stored checkpoint has an older format than the connector declares and the connector could not migrate it. Weir refuses to silently restart a full sync. Install a connector version that migrates the format, or run `weir state reset <flow>` to start over deliberately.";
     TenantInvalid = "tenant-invalid", 2, "a tenant's settings do not fit the integration",
-        "A tenant's settings name a connection or flow that `weir.toml` does not define, or hold a schedule, mapping or secret reference that does not parse. The message gives the exact path (for example `flows.contacts.mapping.fields[2].format`) and the reason; nothing was saved.";
+        "A tenant's settings name a connection or flow that `weir.toml` does not define, or hold a schedule, mapping or secret that does not parse (a secret value needs `[secrets] key` in `weir.toml`). The message gives the exact path (for example `flows.contacts.mapping.fields[2].format`) and the reason; nothing was saved.";
     UnknownTenant = "unknown-tenant", 2, "no tenant has that name",
         "The command names a tenant that does not exist. `weir tenants list` shows the tenants; `weir tenants add <name>` creates one.";
     MappingInvalid = "mapping-invalid", 2, "a mapping document is refused",

@@ -1,6 +1,6 @@
 //! Tenants: one generic integration (in `weir.toml`) installed for many
 //! customers. A tenant, kept in the store and changed at runtime, holds the
-//! customer's own settings: connection config and secret references, which
+//! customer's own settings: connection config and secrets, which
 //! flows are on, their schedules and their field mappings. Resolving a
 //! tenant's flow gives an ordinary flow whose names are scoped to the
 //! tenant (`tenant.flow`, `tenant.connection`), so checkpoints, records,
@@ -9,6 +9,7 @@
 mod edit;
 mod model;
 mod resolve;
+mod secrets;
 
 pub use edit::{EditError, TenantChange, apply};
 pub use model::{Tenant, TenantConnection, TenantFlow};

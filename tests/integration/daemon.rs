@@ -409,3 +409,70 @@ async fn the_admin_api_refuses_bad_changes_and_missing_tokens() {
     );
     assert!(weir.terminate().await.success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenants_api_key_given_as_a_value_is_kept_sealed_and_used() {
+    let sim = simulator(300, 0).await;
+    let ws = workspace();
+    // The integration's default key is unset: only the tenant's own works.
+    let config = daemon_config(&sim.base_url(), "")
+        .replace("{ env = \"ACME_API_KEY\" }", "{ env = \"NO_DEFAULT_KEY\" }")
+        + "\n[secrets]\nkey = { env = \"WEIR_SECRETS_KEY\" }\n";
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&config);
+    let sealing_key = "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=";
+    let weir = ws
+        .start_daemon_with(&[("WEIR_SECRETS_KEY", sealing_key)])
+        .await;
+    let api_key = weir_tests::API_KEY;
+    let (status, saved) = weir
+        .admin(
+            "POST",
+            "/tenants",
+            Some(json!({
+                "id": "t1",
+                "connections": { "acme": { "secrets": { "api_key": { "value": api_key } } } },
+                "flows": { "companies": { "enabled": false } }
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{saved}");
+    assert!(!saved.to_string().contains(api_key), "{saved}");
+    assert!(saved["connections"]["acme"]["secrets"]["api_key"]["sealed"].is_string());
+
+    let (status, _) = weir
+        .admin("POST", "/tenants/t1/flows/contacts/run", None)
+        .await;
+    assert_eq!(status, 202);
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            ws.records("t1.acme", "contacts").len() == 300
+        }),
+        "the sealed key opened and the partner accepted it"
+    );
+    let (_, shown) = weir.admin("GET", "/tenants/t1", None).await;
+    assert!(!shown.to_string().contains(api_key));
+    for file in ["weir.db", "weir.db-wal"] {
+        let bytes = std::fs::read(ws.path().join(file)).unwrap_or_default();
+        assert!(
+            !bytes
+                .windows(api_key.len())
+                .any(|w| w == api_key.as_bytes()),
+            "{file} holds the key in clear"
+        );
+    }
+
+    let (status, refused) = weir
+        .admin(
+            "POST",
+            "/tenants",
+            Some(json!({
+                "id": "t2",
+                "connections": { "acme": { "secrets": { "api_key": { "value": "" } } } }
+            })),
+        )
+        .await;
+    assert!(status >= 400, "{refused}");
+    assert!(refused.to_string().contains("non-empty"), "{refused}");
+    assert!(weir.terminate().await.success());
+}

@@ -2,6 +2,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use super::sealed::SealingKey;
+
 /// Where a secret's value comes from. Values never live in `weir.toml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
@@ -9,6 +11,16 @@ pub enum SecretSource {
     Env(String),
     /// A file (trailing newline ignored), e.g. a mounted secret.
     File(PathBuf),
+    /// A value kept sealed in a tenant's settings (see `sealed`), opened
+    /// with the key that `key` holds.
+    Sealed {
+        /// The sealed value.
+        sealed: String,
+        /// Where it belongs: `tenant/connection/secret`.
+        place: String,
+        /// Where the sealing key comes from.
+        key: Box<SecretSource>,
+    },
 }
 
 impl fmt::Display for SecretSource {
@@ -16,6 +28,7 @@ impl fmt::Display for SecretSource {
         match self {
             Self::Env(var) => write!(f, "environment variable `{var}`"),
             Self::File(path) => write!(f, "file `{}`", path.display()),
+            Self::Sealed { place, .. } => write!(f, "the sealed value of `{place}`"),
         }
     }
 }
@@ -34,11 +47,18 @@ impl SecretSource {
                 }
                 bytes
             }
+            Self::Sealed { sealed, place, key } => {
+                let key = key
+                    .read()
+                    .map_err(|why| format!("the sealing key (`[secrets] key`): {why}"))?;
+                let key = SealingKey::from_base64(key.expose())
+                    .map_err(|why| format!("the sealing key (`[secrets] key`) {why}"))?;
+                return key
+                    .open(place, sealed)
+                    .map_err(|why| format!("{self} {why}"));
+            }
         };
-        if bytes.is_empty() {
-            return Err(format!("{self} is empty"));
-        }
-        Ok(SecretValue(bytes.into_boxed_slice()))
+        SecretValue::new(bytes).map_err(|why| format!("{self} {why}"))
     }
 }
 
@@ -47,6 +67,15 @@ impl SecretSource {
 pub struct SecretValue(Box<[u8]>);
 
 impl SecretValue {
+    /// A value; an empty one is refused (a variable set to nothing is a
+    /// mistake, not a credential).
+    pub fn new(bytes: Vec<u8>) -> Result<Self, String> {
+        if bytes.is_empty() {
+            return Err("is empty".into());
+        }
+        Ok(Self(bytes.into_boxed_slice()))
+    }
+
     /// The raw bytes, for the host's own use (headers, HMAC keys).
     pub fn expose(&self) -> &[u8] {
         &self.0

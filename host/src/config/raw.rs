@@ -20,6 +20,14 @@ pub struct RawConfig {
     pub daemon: Option<RawDaemon>,
     pub admin: Option<RawAdmin>,
     pub ingress: Option<RawIngress>,
+    pub secrets: Option<RawSecrets>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecrets {
+    /// `{ env = "VAR" }` or `{ file = "path" }`.
+    pub key: toml::Value,
 }
 
 #[derive(Debug, Deserialize)]

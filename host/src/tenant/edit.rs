@@ -97,6 +97,7 @@ pub fn apply(
             ),
         }));
     }
+    super::secrets::seal_values(config, &mut tenant).map_err(EditError::Invalid)?;
     validate(config, &tenant).map_err(EditError::Invalid)?;
     store.save_tenant(&tenant)?;
     Ok(tenant)

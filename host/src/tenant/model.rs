@@ -34,8 +34,9 @@ pub struct TenantConnection {
     /// key by key; other values replace).
     #[serde(default)]
     pub config: serde_json::Map<String, serde_json::Value>,
-    /// Secret references, by the name the connector uses:
-    /// `{"env": "VAR"}`, `{"file": "path"}`, or a list of those.
+    /// Secrets, by the name the connector uses: `{"env": "VAR"}`,
+    /// `{"file": "path"}`, `{"sealed": "v1:..."}` (a value given as
+    /// `{"value": "..."}` and sealed when saved), or a list of those.
     #[serde(default)]
     pub secrets: BTreeMap<String, serde_json::Value>,
 }

@@ -2,8 +2,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::secrets::secret_sources;
 use super::{Tenant, TenantConnection};
-use crate::capability::SecretSource;
 use crate::config::{Config, ConnectionConfig, Destination, FlowConfig};
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, FlowId};
@@ -72,7 +72,7 @@ impl ResolvedFlow {
 pub fn validate(config: &Config, tenant: &Tenant) -> Result<(), TenantError> {
     for (name, connection) in &tenant.connections {
         let template = template_connection(config, name)?;
-        scope_connection(tenant, template, Some(connection))?;
+        scope_connection(config, tenant, template, Some(connection))?;
     }
     for name in tenant.flows.keys() {
         let id = FlowId::new(name)
@@ -110,7 +110,12 @@ pub fn resolve_flow(
     let at = |key: &str| format!("flows.{flow}.{key}");
     let connection = |id: &ConnectionId| {
         let template = &config.connections[id];
-        scope_connection(tenant, template, tenant.connections.get(id.as_str()))
+        scope_connection(
+            config,
+            tenant,
+            template,
+            tenant.connections.get(id.as_str()),
+        )
     };
     let source = connection(&template.source)?;
     let destination = match &template.destination {
@@ -153,7 +158,7 @@ pub fn resolve_connection(
     name: &str,
 ) -> Result<ConnectionConfig, TenantError> {
     let template = template_connection(config, name)?;
-    scope_connection(tenant, template, tenant.connections.get(name))
+    scope_connection(config, tenant, template, tenant.connections.get(name))
 }
 
 /// The integration's connection `name`, which a tenant's settings refer to.
@@ -178,6 +183,7 @@ fn template_connection<'c>(
 /// The integration's connection with the tenant's config merged in and its
 /// secrets, under the tenant-scoped name.
 fn scope_connection(
+    config: &Config,
     tenant: &Tenant,
     template: &ConnectionConfig,
     settings: Option<&TenantConnection>,
@@ -191,9 +197,10 @@ fn scope_connection(
         merge(&mut scoped.config, key, value.clone());
     }
     for (name, value) in &settings.secrets {
-        let sources = secret_sources(value).map_err(|why| {
-            TenantError::new(format!("connections.{}.secrets.{name}", template.id), why)
-        })?;
+        let sources =
+            secret_sources(config, tenant, template.id.as_str(), name, value).map_err(|why| {
+                TenantError::new(format!("connections.{}.secrets.{name}", template.id), why)
+            })?;
         scoped.secrets.insert(name.clone(), sources);
     }
     Ok(scoped)
@@ -216,26 +223,12 @@ fn merge(target: &mut serde_json::Value, key: &str, value: serde_json::Value) {
     }
 }
 
-fn secret_sources(value: &serde_json::Value) -> Result<Vec<SecretSource>, String> {
-    let one = |value: &serde_json::Value| -> Result<SecretSource, String> {
-        match value.as_object().map(|o| (o.get("env"), o.get("file"), o.len())) {
-            Some((Some(serde_json::Value::String(var)), None, 1)) => Ok(SecretSource::Env(var.clone())),
-            Some((None, Some(serde_json::Value::String(path)), 1)) => Ok(SecretSource::File(path.into())),
-            _ => Err("must be {\"env\": \"VARIABLE\"} or {\"file\": \"path\"}: secret values are never stored".into()),
-        }
-    };
-    match value {
-        serde_json::Value::Array(items) if !items.is_empty() => items.iter().map(one).collect(),
-        serde_json::Value::Array(_) => Err("lists at least one source".into()),
-        other => Ok(vec![one(other)?]),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::capability::SecretSource;
     use crate::ids::TenantId;
 
     fn config() -> Config {
