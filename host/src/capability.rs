@@ -25,5 +25,5 @@ pub use http_gate::{
     GateSetup, HttpGate, HttpLimits, OutgoingRequest, PartnerResponse, RequestFailure, SecretHeader,
 };
 pub use origin::OriginPattern;
-pub use sealed::SealingKey;
+pub use sealed::{SealingKey, open_sealed, sealing_keys};
 pub use secrets::{SecretSource, SecretValue, Secrets};

@@ -42,9 +42,9 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Webhook ingress of `weir run`.
     pub ingress: IngressConfig,
-    /// Where the key that seals tenants' secret values comes from; none:
-    /// tenants' secrets can only be references.
-    pub sealing_key: Option<SecretSource>,
+    /// Where the keys that seal tenants' secret values come from, newest
+    /// first; none: tenants' secrets can only be references.
+    pub sealing_keys: Vec<SecretSource>,
 }
 
 /// Where and how `weir run` receives webhooks.

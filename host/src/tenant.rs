@@ -11,6 +11,6 @@ mod model;
 mod resolve;
 mod secrets;
 
-pub use edit::{EditError, TenantChange, apply};
+pub use edit::{EditError, Resealed, TenantChange, apply, reseal_all};
 pub use model::{Tenant, TenantConnection, TenantFlow};
 pub use resolve::{ResolvedFlow, TenantError, resolve_connection, resolve_flow, validate};

@@ -475,4 +475,31 @@ async fn a_tenants_api_key_given_as_a_value_is_kept_sealed_and_used() {
     assert!(status >= 400, "{refused}");
     assert!(refused.to_string().contains("non-empty"), "{refused}");
     assert!(weir.terminate().await.success());
+
+    // Key rotation: a new key first, the old one after; reseal; the old
+    // one goes, and the tenant's key still opens.
+    let new_key = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+    ws.write_config(&config.replace(
+        "key = { env = \"WEIR_SECRETS_KEY\" }",
+        "key = [{ env = \"NEW_SECRETS_KEY\" }, { env = \"WEIR_SECRETS_KEY\" }]",
+    ));
+    let out = ws
+        .command(&["tenants", "reseal"])
+        .env("NEW_SECRETS_KEY", new_key)
+        .env("WEIR_SECRETS_KEY", sealing_key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 secret values of 1 tenants"),
+        "{}",
+        output_text(&out)
+    );
+    ws.write_config(&config.replace("WEIR_SECRETS_KEY", "NEW_SECRETS_KEY"));
+    let out = ws
+        .command(&["sync", "contacts", "--tenant", "t1", "--full-refresh"])
+        .env("NEW_SECRETS_KEY", new_key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
 }

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 
-use super::SecretValue;
+use super::{SecretSource, SecretValue, Secrets};
 
 /// What a sealed value starts with: the format, for later ones.
 const PREFIX: &str = "v1:";
@@ -20,6 +20,34 @@ const NONCE_LEN: usize = 12;
 
 /// The key values are sealed with: 32 bytes, given as base64.
 pub struct SealingKey(Key);
+
+/// Reads the sealing keys `[secrets] key` names, newest first: values are
+/// sealed with the first and opened with whichever fits, so a new key can
+/// be put first while values sealed with the old one still open.
+pub fn sealing_keys(sources: &[SecretSource]) -> Result<Vec<SealingKey>, String> {
+    let secrets = Secrets::resolve([("secrets.key", sources)])
+        .map_err(|(_, why)| format!("the sealing key (`[secrets] key`): {why}"))?;
+    secrets
+        .all("secrets.key")
+        .iter()
+        .map(|text| {
+            SealingKey::from_base64(text.expose())
+                .map_err(|why| format!("the sealing key (`[secrets] key`) {why}"))
+        })
+        .collect()
+}
+
+/// Opens a value sealed for `place` with the first of `keys` that fits.
+pub fn open_sealed(keys: &[SealingKey], place: &str, sealed: &str) -> Result<SecretValue, String> {
+    let mut last = Err("there is no `[secrets] key`".to_string());
+    for key in keys {
+        last = key.open(place, sealed);
+        if last.is_ok() {
+            break;
+        }
+    }
+    last
+}
 
 impl SealingKey {
     /// Reads a key from its base64 text (as `head -c 32 /dev/urandom |
@@ -74,7 +102,7 @@ impl SealingKey {
                 },
             )
             .map_err(|_| {
-                "does not open with `[secrets] key`: it was sealed under another key, or for another tenant, connection or secret".to_string()
+                "does not open with any `[secrets] key`: it was sealed under another key, or for another tenant, connection or secret".to_string()
             })?;
         SecretValue::new(value)
     }

@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use super::sealed::SealingKey;
+use super::sealed::{open_sealed, sealing_keys};
 
 /// Where a secret's value comes from. Values never live in `weir.toml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,14 +12,14 @@ pub enum SecretSource {
     /// A file (trailing newline ignored), e.g. a mounted secret.
     File(PathBuf),
     /// A value kept sealed in a tenant's settings (see `sealed`), opened
-    /// with the key that `key` holds.
+    /// with one of the keys `keys` hold.
     Sealed {
         /// The sealed value.
         sealed: String,
         /// Where it belongs: `tenant/connection/secret`.
         place: String,
-        /// Where the sealing key comes from.
-        key: Box<SecretSource>,
+        /// Where the sealing keys come from, newest first.
+        keys: Vec<SecretSource>,
     },
 }
 
@@ -47,15 +47,13 @@ impl SecretSource {
                 }
                 bytes
             }
-            Self::Sealed { sealed, place, key } => {
-                let key = key
-                    .read()
-                    .map_err(|why| format!("the sealing key (`[secrets] key`): {why}"))?;
-                let key = SealingKey::from_base64(key.expose())
-                    .map_err(|why| format!("the sealing key (`[secrets] key`) {why}"))?;
-                return key
-                    .open(place, sealed)
-                    .map_err(|why| format!("{self} {why}"));
+            Self::Sealed {
+                sealed,
+                place,
+                keys,
+            } => {
+                let keys = sealing_keys(keys)?;
+                return open_sealed(&keys, place, sealed).map_err(|why| format!("{self} {why}"));
             }
         };
         SecretValue::new(bytes).map_err(|why| format!("{self} {why}"))

@@ -37,7 +37,7 @@ pub enum TenantsCommand {
         /// The JSON file; `-` for standard input.
         file: PathBuf,
     },
-    /// Set a tenant's config and secret references for one connection.
+    /// Set a tenant's config and secrets for one connection.
     Connect {
         /// The tenant.
         tenant: String,
@@ -46,7 +46,8 @@ pub enum TenantsCommand {
         /// Config values merged over weir.toml's, as a JSON object.
         #[arg(long, default_value = "{}")]
         config: String,
-        /// Secret references, as a JSON object: `{"api_key": {"env": "VAR"}}`.
+        /// Secrets, as a JSON object: `{"api_key": {"env": "VAR"}}`, or
+        /// `{"api_key": {"value": "..."}}` to keep the value sealed.
         #[arg(long, default_value = "{}")]
         secrets: String,
     },
@@ -55,6 +56,9 @@ pub enum TenantsCommand {
         /// The tenant.
         tenant: String,
     },
+    /// Seal every tenant's secret values again with the first `[secrets]
+    /// key`, after a new key was put first; then the old ones can go.
+    Reseal,
 }
 
 /// `weir flows ...`.
@@ -218,6 +222,21 @@ pub fn tenants(
                 ));
             }
             println!("tenant `{tenant}` removed; its synced data stays in the store");
+            Ok(ExitCode::SUCCESS)
+        }
+        TenantsCommand::Reseal => {
+            let config = app::config(config_path)?;
+            let store = app::store(&config)?;
+            let done = crate::tenant::reseal_all(&config, store.as_ref())
+                .map_err(|(tenant, e)| output::fail(e.diagnostic(&tenant)))?;
+            if json {
+                output::print_json(&done)?;
+            } else {
+                println!(
+                    "{} secret values of {} tenants sealed again with the first `[secrets] key`; the other keys can go once every `weir` process has the new one",
+                    done.values, done.tenants
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

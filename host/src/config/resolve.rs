@@ -164,17 +164,11 @@ pub fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     let daemon = resolve_daemon(raw.daemon, &invalid)?;
     let admin = resolve_admin(raw.admin, &anchor, &invalid)?;
     let ingress = resolve_ingress(raw.ingress, &store_path, &anchor, &invalid)?;
-    let sealing_key = raw
-        .secrets
-        .map(|secrets| {
-            let mut sources = secret_sources(&secrets.key, &anchor)
-                .map_err(|why| invalid("secrets.key".into(), why))?;
-            if sources.len() != 1 {
-                return Err(invalid("secrets.key".into(), "takes one source".into()));
-            }
-            Ok(sources.pop().expect("one source"))
-        })
-        .transpose()?;
+    let sealing_keys = match raw.secrets {
+        None => Vec::new(),
+        Some(secrets) => secret_sources(&secrets.key, &anchor)
+            .map_err(|why| invalid("secrets.key".into(), why))?,
+    };
 
     Ok(Config {
         path: path.to_path_buf(),
@@ -186,7 +180,7 @@ pub fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         daemon,
         admin,
         ingress,
-        sealing_key,
+        sealing_keys,
     })
 }
 

@@ -56,6 +56,39 @@ impl EditError {
     }
 }
 
+/// What [`reseal_all`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Resealed {
+    /// Secret values sealed again.
+    pub values: u64,
+    /// Tenants saved.
+    pub tenants: u64,
+}
+
+/// Seals every tenant's secret values again with the first `[secrets]
+/// key`, after a new key was put first: then the old keys can go. A value
+/// that opens with none of the keys stops it, naming the tenant.
+pub fn reseal_all(
+    config: &Config,
+    store: &dyn TenantStore,
+) -> Result<Resealed, (String, EditError)> {
+    let mut done = Resealed::default();
+    let tenants = store.tenants().map_err(|e| (String::new(), e.into()))?;
+    for mut tenant in tenants {
+        let name = tenant.id.to_string();
+        let resealed = super::secrets::reseal(config, &mut tenant)
+            .map_err(|e| (name.clone(), EditError::Invalid(e)))?;
+        if resealed == 0 {
+            continue;
+        }
+        validate(config, &tenant).map_err(|e| (name.clone(), EditError::Invalid(e)))?;
+        store.save_tenant(&tenant).map_err(|e| (name, e.into()))?;
+        done.values += resealed;
+        done.tenants += 1;
+    }
+    Ok(done)
+}
+
 /// Applies a change and saves the tenant; returns it as saved.
 pub fn apply(
     config: &Config,

@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 
 use super::{Tenant, TenantError};
-use crate::capability::{SealingKey, SecretSource};
+use crate::capability::{SealingKey, SecretSource, open_sealed, sealing_keys};
 use crate::config::Config;
 
 /// Where a sealed value belongs, bound into its sealing.
@@ -16,73 +16,88 @@ fn place(tenant: &Tenant, connection: &str, secret: &str) -> String {
     format!("{}/{connection}/{secret}", tenant.id)
 }
 
-/// Seals every `{"value": ...}` of the tenant's connection secrets.
-pub(super) fn seal_values(config: &Config, tenant: &mut Tenant) -> Result<(), TenantError> {
-    let mut key = None;
-    let places: Vec<(String, String)> = tenant
-        .connections
-        .iter()
-        .flat_map(|(connection, settings)| {
-            settings
-                .secrets
-                .keys()
-                .map(move |secret| (connection.clone(), secret.clone()))
-        })
-        .collect();
-    for (connection, secret) in places {
-        let place = place(tenant, &connection, &secret);
-        let path = format!("connections.{connection}.secrets.{secret}");
-        let value = tenant
-            .connections
-            .get_mut(&connection)
-            .and_then(|settings| settings.secrets.get_mut(&secret))
-            .expect("listed above");
-        let items: Vec<&mut Value> = match value {
-            Value::Array(items) => items.iter_mut().collect(),
-            one => vec![one],
-        };
-        for item in items {
-            let Some(plain) = item.get("value") else {
-                continue;
+/// Calls `f` with every source of every connection secret of the tenant:
+/// its place, its path in the settings, and the source itself.
+fn each_source(
+    tenant: &mut Tenant,
+    mut f: impl FnMut(&str, &str, &mut Value) -> Result<(), TenantError>,
+) -> Result<(), TenantError> {
+    let id = tenant.id.clone();
+    for (connection, settings) in &mut tenant.connections {
+        for (secret, value) in &mut settings.secrets {
+            let place = format!("{id}/{connection}/{secret}");
+            let path = format!("connections.{connection}.secrets.{secret}");
+            let items: Vec<&mut Value> = match value {
+                Value::Array(items) => items.iter_mut().collect(),
+                one => vec![one],
             };
-            let plain = match plain {
-                Value::String(text)
-                    if !text.is_empty() && item.as_object().is_some_and(|o| o.len() == 1) =>
-                {
-                    text.clone()
-                }
-                _ => {
-                    return Err(TenantError::new(
-                        path,
-                        "a value is given as {\"value\": \"the secret\"}, a non-empty string and nothing else",
-                    ));
-                }
-            };
-            if key.is_none() {
-                key = Some(sealing_key(config).map_err(|why| TenantError::new(path.clone(), why))?);
+            for item in items {
+                f(&place, &path, item)?;
             }
-            let sealed = key
-                .as_ref()
-                .expect("read above")
-                .seal(&place, plain.as_bytes());
-            *item = json!({ "sealed": sealed });
         }
     }
     Ok(())
 }
 
-fn sealing_key(config: &Config) -> Result<SealingKey, String> {
-    let source = config.sealing_key.as_ref().ok_or_else(|| {
-        format!(
+/// Seals every `{"value": ...}` of the tenant's connection secrets.
+pub(super) fn seal_values(config: &Config, tenant: &mut Tenant) -> Result<(), TenantError> {
+    let mut keys = None;
+    each_source(tenant, |place, path, item| {
+        let Some(plain) = item.get("value") else {
+            return Ok(());
+        };
+        let plain = match plain {
+            Value::String(text)
+                if !text.is_empty() && item.as_object().is_some_and(|o| o.len() == 1) =>
+            {
+                text.clone()
+            }
+            _ => {
+                return Err(TenantError::new(
+                    path,
+                    "a value is given as {\"value\": \"the secret\"}, a non-empty string and nothing else",
+                ));
+            }
+        };
+        if keys.is_none() {
+            keys = Some(keys_of(config).map_err(|why| TenantError::new(path, why))?);
+        }
+        let sealed = keys.as_ref().expect("read above")[0].seal(place, plain.as_bytes());
+        *item = json!({ "sealed": sealed });
+        Ok(())
+    })
+}
+
+/// Seals every sealed value of the tenant again with the first
+/// `[secrets] key`, after a new key was put first; returns how many.
+pub(super) fn reseal(config: &Config, tenant: &mut Tenant) -> Result<u64, TenantError> {
+    let mut keys = None;
+    let mut resealed = 0;
+    each_source(tenant, |place, path, item| {
+        let Some(Value::String(sealed)) = item.get("sealed") else {
+            return Ok(());
+        };
+        if keys.is_none() {
+            keys = Some(keys_of(config).map_err(|why| TenantError::new(path, why))?);
+        }
+        let keys = keys.as_ref().expect("read above");
+        let value = open_sealed(keys, place, sealed).map_err(|why| TenantError::new(path, why))?;
+        *item = json!({ "sealed": keys[0].seal(place, value.expose()) });
+        resealed += 1;
+        Ok(())
+    })?;
+    Ok(resealed)
+}
+
+/// The sealing keys, newest first; at least one.
+fn keys_of(config: &Config) -> Result<Vec<SealingKey>, String> {
+    if config.sealing_keys.is_empty() {
+        return Err(format!(
             "a secret value is kept only sealed, and {} has no `[secrets] key`: add `[secrets] key = {{ env = \"WEIR_SECRETS_KEY\" }}` (32 random bytes in base64, from `head -c 32 /dev/urandom | base64`), or give a reference, {{\"env\": \"VAR\"}} or {{\"file\": \"path\"}}",
             config.path.display()
-        )
-    })?;
-    let text = crate::capability::Secrets::resolve([("secrets.key", std::slice::from_ref(source))])
-        .map_err(|(_, why)| format!("the sealing key (`[secrets] key`): {why}"))?;
-    let text = text.current("secrets.key").expect("resolved one");
-    SealingKey::from_base64(text.expose())
-        .map_err(|why| format!("the sealing key (`[secrets] key`) {why}"))
+        ));
+    }
+    sealing_keys(&config.sealing_keys)
 }
 
 /// The sources of one secret of a tenant's connection.
@@ -99,13 +114,16 @@ pub(super) fn secret_sources(
             Some((kind, Value::String(text))) if kind == "env" => Ok(SecretSource::Env(text.clone())),
             Some((kind, Value::String(text))) if kind == "file" => Ok(SecretSource::File(text.into())),
             Some((kind, Value::String(text))) if kind == "sealed" => {
-                let key = config.sealing_key.clone().ok_or_else(|| {
-                    format!("is sealed, and {} has no `[secrets] key` to open it with", config.path.display())
-                })?;
+                if config.sealing_keys.is_empty() {
+                    return Err(format!(
+                        "is sealed, and {} has no `[secrets] key` to open it with",
+                        config.path.display()
+                    ));
+                }
                 Ok(SecretSource::Sealed {
                     sealed: text.clone(),
                     place: place(tenant, connection, secret),
-                    key: Box::new(key),
+                    keys: config.sealing_keys.clone(),
                 })
             }
             _ => Err("must be {\"env\": \"VARIABLE\"}, {\"file\": \"path\"} or {\"value\": \"the secret\"} (kept sealed)".into()),
@@ -125,8 +143,8 @@ mod tests {
     use super::*;
     use crate::capability::Secrets;
 
-    /// A config whose sealing key is in a file of `dir` (none: no key).
-    fn config(dir: &std::path::Path, key: Option<[u8; 32]>) -> Config {
+    /// A config whose sealing keys, newest first, are in files of `dir`.
+    fn config(dir: &std::path::Path, keys: &[[u8; 32]]) -> Config {
         let mut toml = String::from(
             r#"
             [connections.acme]
@@ -136,10 +154,17 @@ mod tests {
             secrets.api_key = { env = "DEFAULT_KEY" }
             "#,
         );
-        if let Some(key) = key {
-            let path = dir.join("sealing.key");
-            std::fs::write(&path, base64::engine::general_purpose::STANDARD.encode(key)).unwrap();
-            toml.push_str(&format!("[secrets]\nkey = {{ file = {:?} }}\n", path));
+        let files: Vec<String> = keys
+            .iter()
+            .map(|key| {
+                let path = dir.join(format!("sealing-{}.key", key[0]));
+                std::fs::write(&path, base64::engine::general_purpose::STANDARD.encode(key))
+                    .unwrap();
+                format!("{{ file = {path:?} }}")
+            })
+            .collect();
+        if !files.is_empty() {
+            toml.push_str(&format!("[secrets]\nkey = [{}]\n", files.join(", ")));
         }
         Config::parse(&dir.join("weir.toml"), &toml).unwrap()
     }
@@ -161,7 +186,7 @@ mod tests {
     #[test]
     fn a_value_is_sealed_before_it_is_saved_and_opens_for_its_tenant_only() {
         let dir = tempfile::tempdir().unwrap();
-        let config = config(dir.path(), Some([7; 32]));
+        let config = config(dir.path(), &[[7; 32]]);
         let mut t1 = tenant("t1", json!([{ "value": "sk-new" }, { "env": "OLD_KEY" }]));
         seal_values(&config, &mut t1).unwrap();
         let stored = serde_json::to_string(&t1).unwrap();
@@ -183,14 +208,14 @@ mod tests {
         let copied = tenant("t2", sealed);
         let why = open(&config, &copied).unwrap_err();
         assert!(why.contains("`t2/acme/api_key`"), "{why}");
-        let other_key = self::config(dir.path(), Some([8; 32]));
+        let other_key = self::config(dir.path(), &[[8; 32]]);
         assert!(open(&other_key, &single).is_err());
     }
 
     #[test]
     fn without_a_sealing_key_a_value_is_refused_with_what_to_add() {
         let dir = tempfile::tempdir().unwrap();
-        let config = config(dir.path(), None);
+        let config = config(dir.path(), &[]);
         let err = seal_values(&config, &mut tenant("t1", json!({ "value": "sk" }))).unwrap_err();
         assert_eq!(err.path, "connections.acme.secrets.api_key");
         assert!(err.reason.contains("[secrets] key"), "{err}");
@@ -201,7 +226,7 @@ mod tests {
                 .contains("[secrets] key")
         );
 
-        let keyed = self::config(dir.path(), Some([7; 32]));
+        let keyed = self::config(dir.path(), &[[7; 32]]);
         for bad in [
             json!({ "value": "" }),
             json!({ "value": 5 }),
@@ -210,5 +235,35 @@ mod tests {
             let err = seal_values(&keyed, &mut tenant("t1", bad.clone())).unwrap_err();
             assert!(err.reason.contains("non-empty string"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_new_key_put_first_opens_old_values_and_reseal_moves_them_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = ([1; 32], [2; 32]);
+        let mut t1 = tenant("t1", json!({ "value": "sk-1" }));
+        seal_values(&config(dir.path(), &[old]), &mut t1).unwrap();
+
+        let rotating = config(dir.path(), &[new, old]);
+        assert_eq!(
+            open(&rotating, &t1).unwrap(),
+            b"sk-1",
+            "the old key still opens it"
+        );
+        let only_new = config(dir.path(), &[new]);
+        assert!(open(&only_new, &t1).is_err());
+
+        assert_eq!(reseal(&rotating, &mut t1).unwrap(), 1);
+        assert_eq!(
+            open(&only_new, &t1).unwrap(),
+            b"sk-1",
+            "sealed with the new key"
+        );
+        let mut references = tenant("t1", json!({ "env": "KEY" }));
+        assert_eq!(reseal(&only_new, &mut references).unwrap(), 0);
+
+        let err = reseal(&config(dir.path(), &[[3; 32]]), &mut t1).unwrap_err();
+        assert_eq!(err.path, "connections.acme.secrets.api_key");
+        assert!(err.reason.contains("does not open"), "{err}");
     }
 }
