@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use super::retry::{Attempts, Next, RetryPolicy};
 use crate::connection::Connection;
 use crate::connector::{ChangeKind, ConnectorError, Record, WriteRequest};
 use crate::ids::FlowId;
@@ -39,6 +40,40 @@ pub struct Delivered {
 pub enum DeliveryError {
     Call(CallError),
     Store(StoreError),
+}
+
+/// Why a page stayed undelivered after the retries a policy allows.
+pub enum Undelivered {
+    /// The store failed.
+    Store(StoreError),
+    /// The partner asks to wait longer than retries do: pause the run.
+    Pause(CallError),
+    /// Retrying will not help.
+    Fail(CallError),
+}
+
+/// [`deliver`], retrying what may pass as `retry` allows.
+pub async fn deliver_retrying(
+    flow: &FlowId,
+    records: &[Record],
+    raw: &[Record],
+    connection: &Connection,
+    stream: &str,
+    links: &(impl IdLinks + ?Sized),
+    retry: &RetryPolicy,
+) -> Result<Delivered, Undelivered> {
+    let mut attempts = Attempts::default();
+    loop {
+        match deliver(flow, records, raw, connection, stream, links).await {
+            Ok(delivered) => return Ok(delivered),
+            Err(DeliveryError::Store(error)) => return Err(Undelivered::Store(error)),
+            Err(DeliveryError::Call(error)) => match retry.next(&error, &mut attempts) {
+                Next::RetryAfter(delay) => tokio::time::sleep(delay).await,
+                Next::Pause => return Err(Undelivered::Pause(error)),
+                Next::Fail => return Err(Undelivered::Fail(error)),
+            },
+        }
+    }
 }
 
 /// Writes reshaped records to a partner. Each write carries an idempotency

@@ -16,11 +16,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::Destination;
-use super::destination::{self, DeliveryError};
+use super::destination::{self, Undelivered};
 use super::reshape::{Reshaped, Reshaper};
-use super::retry::{Attempts, Next, RetryPolicy};
+use super::retry::RetryPolicy;
 use crate::config::FlowConfig;
-use crate::connection::Connection;
 use crate::connector::{ChangeKind, ConnectorError, Record};
 use crate::diagnostic::Diagnostic;
 use crate::ids::{FlowId, RunId};
@@ -82,6 +81,16 @@ enum Stop {
 impl From<StoreError> for Stop {
     fn from(error: StoreError) -> Self {
         Stop::Store(error)
+    }
+}
+
+impl From<Undelivered> for Stop {
+    fn from(error: Undelivered) -> Self {
+        match error {
+            Undelivered::Store(error) => Stop::Store(error),
+            Undelivered::Pause(error) => Stop::Paused(error.diagnostic()),
+            Undelivered::Fail(error) => Stop::Failed(error.diagnostic()),
+        }
     }
 }
 
@@ -315,9 +324,16 @@ impl Redelivery {
         let (mapped, links) = match destination {
             Destination::Store => (reshaped, Vec::new()),
             Destination::Connection { connection, stream } => {
-                let delivered = self
-                    .deliver(&flow.id, &reshaped, &records, connection, stream)
-                    .await?;
+                let delivered = destination::deliver_retrying(
+                    &flow.id,
+                    &reshaped,
+                    &records,
+                    connection,
+                    stream,
+                    self.store.as_ref(),
+                    &self.retry,
+                )
+                .await?;
                 failed.extend(delivered.dead_letters);
                 (Vec::new(), delivered.links)
             }
@@ -341,31 +357,6 @@ impl Redelivery {
         self.blocking(move |store| store.redeliver(&id, run, &mapped, &links, &failed, &settled))
             .await?;
         Ok(())
-    }
-
-    /// Writes to the partner, retrying what may pass.
-    async fn deliver(
-        &self,
-        flow: &FlowId,
-        records: &[Record],
-        raw: &[Record],
-        connection: &Connection,
-        stream: &str,
-    ) -> Result<destination::Delivered, Stop> {
-        let mut attempts = Attempts::default();
-        loop {
-            match destination::deliver(flow, records, raw, connection, stream, self.store.as_ref())
-                .await
-            {
-                Ok(delivered) => return Ok(delivered),
-                Err(DeliveryError::Store(error)) => return Err(Stop::Store(error)),
-                Err(DeliveryError::Call(error)) => match self.retry.next(&error, &mut attempts) {
-                    Next::RetryAfter(delay) => tokio::time::sleep(delay).await,
-                    Next::Pause => return Err(Stop::Paused(error.diagnostic())),
-                    Next::Fail => return Err(Stop::Failed(error.diagnostic())),
-                },
-            }
-        }
     }
 
     async fn start(&self, flow: &FlowConfig, label: &'static str) -> Result<RunId, StoreError> {

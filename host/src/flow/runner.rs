@@ -6,7 +6,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::Destination;
-use super::destination::{self, DeliveryError};
+use super::destination::{self, Undelivered};
 use super::reshape::{Reshaped, Reshaper};
 use super::retry::{Attempts, Next, RetryPolicy};
 use crate::config::FlowConfig;
@@ -107,6 +107,16 @@ impl Stop {
 impl From<StoreError> for Stop {
     fn from(error: StoreError) -> Self {
         Stop::Store(error)
+    }
+}
+
+impl From<Undelivered> for Stop {
+    fn from(error: Undelivered) -> Self {
+        match error {
+            Undelivered::Store(error) => Stop::Store(error),
+            Undelivered::Pause(error) => Stop::paused(&error),
+            Undelivered::Fail(error) => Stop::Failed(error.diagnostic()),
+        }
     }
 }
 
@@ -337,9 +347,16 @@ impl FlowRunner {
                 } else {
                     std::borrow::Cow::Owned([&page.records[..], absent].concat())
                 };
-                let delivered = self
-                    .deliver_with_retry(&flow.id, &records, &raw, connection, stream, retry)
-                    .await?;
+                let delivered = destination::deliver_retrying(
+                    &flow.id,
+                    &records,
+                    &raw,
+                    connection,
+                    stream,
+                    self.store.as_ref(),
+                    retry,
+                )
+                .await?;
                 dead_letters.extend(delivered.dead_letters);
                 Ok(PageParts {
                     mapped: None,
@@ -398,31 +415,6 @@ impl FlowRunner {
         .await?;
         tracing::info!(flow = %flow.id, from, to = current, "migrated the stored checkpoint");
         Ok(Some(migrated))
-    }
-
-    async fn deliver_with_retry(
-        &self,
-        flow: &FlowId,
-        records: &[Record],
-        raw: &[Record],
-        connection: &Connection,
-        stream: &str,
-        retry: &RetryPolicy,
-    ) -> Result<destination::Delivered, Stop> {
-        let mut attempts = Attempts::default();
-        loop {
-            match destination::deliver(flow, records, raw, connection, stream, self.store.as_ref())
-                .await
-            {
-                Ok(delivered) => return Ok(delivered),
-                Err(DeliveryError::Store(error)) => return Err(Stop::Store(error)),
-                Err(DeliveryError::Call(error)) => match retry.next(&error, &mut attempts) {
-                    Next::RetryAfter(delay) => tokio::time::sleep(delay).await,
-                    Next::Pause => return Err(Stop::paused(&error)),
-                    Next::Fail => return Err(Stop::Failed(error.diagnostic())),
-                },
-            }
-        }
     }
 
     fn commit(
