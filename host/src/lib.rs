@@ -37,3 +37,4 @@ pub mod schedule;
 pub mod status;
 pub mod store;
 pub mod tenant;
+pub mod unix_time;

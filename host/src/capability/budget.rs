@@ -5,12 +5,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::ids::ConnectionId;
+use crate::unix_time::now_ms;
 
 /// How fast a connection may send.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,12 +98,6 @@ pub struct RateBudget {
 /// Held while a request is in flight.
 pub struct BudgetPermit {
     _concurrency: Option<OwnedSemaphorePermit>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -528,7 +523,7 @@ mod tests {
 
     #[test]
     fn retry_after_accepts_seconds_and_http_dates() {
-        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(
             parse_retry_after("120", now),
             Some(Duration::from_secs(120))

@@ -1,6 +1,6 @@
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use reqwest::Method;
@@ -13,6 +13,7 @@ use super::{
 };
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::ConnectionId;
+use crate::unix_time::now_ms;
 
 /// Headers a connector may never set: they belong to the HTTP layer.
 const RESERVED_HEADERS: &[&str] = &[
@@ -650,12 +651,6 @@ impl HttpGate {
             for_operator,
         }
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn header_name(name: &str) -> Result<HeaderName, RequestFailure> {

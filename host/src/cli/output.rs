@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{ContentArrangement, Table};
@@ -96,13 +96,6 @@ pub fn timestamp(ms: i64) -> String {
 /// `1.2 s`, `3 min 4 s`.
 pub fn duration(d: Duration) -> String {
     crate::connector::humanize_duration(d)
-}
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A count with thousands separators: `100,000`.

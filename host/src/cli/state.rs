@@ -115,7 +115,7 @@ pub fn runs(
     for run in runs {
         let took = run
             .finished_at_ms
-            .unwrap_or_else(output::now_ms)
+            .unwrap_or_else(crate::unix_time::now_ms)
             .saturating_sub(run.started_at_ms);
         table.add_row([
             run.id.to_string(),

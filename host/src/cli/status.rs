@@ -157,7 +157,8 @@ fn print_webhooks(webhooks: &Webhooks) {
             let oldest = backlog
                 .oldest_received_at_ms
                 .map(|at| {
-                    let age = Duration::from_millis((output::now_ms() - at).max(0) as u64);
+                    let age =
+                        Duration::from_millis((crate::unix_time::now_ms() - at).max(0) as u64);
                     format!(" (oldest waiting {})", output::duration(age))
                 })
                 .unwrap_or_default();

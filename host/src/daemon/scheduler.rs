@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -261,9 +261,7 @@ impl Scheduler {
         let (store, tx) = (self.daemon.store.clone(), self.health_tx.clone());
         let ingress = self.daemon.config.ingress.clone();
         tokio::task::spawn_blocking(move || {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
+            let now = crate::unix_time::now_ms();
             let since = now - 24 * 3_600_000;
             let grace = ingress.coverage_grace.as_millis() as i64;
             let silence = ingress.silence_after.as_millis() as i64;
@@ -491,9 +489,7 @@ impl Scheduler {
         }
         let threshold = self.daemon.config.daemon.failures_before_unhealthy;
         let now = Instant::now();
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now_ms = crate::unix_time::now_ms();
         let states: Vec<FlowState> = self
             .slots
             .iter()

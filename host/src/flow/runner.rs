@@ -223,7 +223,7 @@ impl FlowRunner {
         let finds_deletes = finds_deletes_by_absence(flow, source);
         // Until the first page of a read from scratch is committed: when
         // that read began (the sweep counts what it sees from then on).
-        let mut began_at_ms = checkpoint.is_none().then(wall_clock_ms);
+        let mut began_at_ms = checkpoint.is_none().then(crate::unix_time::now_ms);
         // The commit of page k runs while page k+1 is read: the read only
         // needs page k's checkpoint, which is known before it is durable. A
         // crash meanwhile resumes from page k-1 and reads page k again.
@@ -545,12 +545,6 @@ fn finds_deletes_by_absence(flow: &FlowConfig, source: &Connection) -> bool {
         .spec()
         .stream(&flow.stream)
         .is_some_and(|stream| stream.deletes == DeleteFeed::None)
-}
-
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn check_streams(

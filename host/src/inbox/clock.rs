@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Wall-clock time in ms since the Unix epoch, as stored in the inbox
 /// (receipt, leases, retention).
@@ -34,9 +34,7 @@ impl Clock {
     pub fn now_ms(&self) -> i64 {
         match &self.0 {
             Some(now) => now.load(Ordering::Relaxed),
-            None => SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            None => crate::unix_time::now_ms(),
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -88,9 +88,7 @@ pub struct Lag {
 impl IngressCounters {
     /// Notes that a delivery received at `received_at_ms` is now merged.
     pub fn record_applied(&self, received_at_ms: i64) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now = crate::unix_time::now_ms();
         let mut lags = self.lags.lock().unwrap_or_else(|p| p.into_inner());
         if lags.len() == KEPT_LAGS {
             lags.pop_front();
@@ -185,9 +183,7 @@ pub fn webhook_health(
     counters: Option<&IngressCounters>,
     inbox: Option<InboxMetrics>,
 ) -> Result<HealthReport, StoreError> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now = crate::unix_time::now_ms();
     let since = now - WINDOW.as_millis() as i64;
     let grace = config.ingress.coverage_grace.as_millis() as i64;
     let silence = config.ingress.silence_after.as_millis() as i64;

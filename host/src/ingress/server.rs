@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -252,9 +252,7 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let received_at_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let received_at_ms = crate::unix_time::now_ms().max(0) as u64;
     let Some((tenant, connection_name)) = ingress.endpoint(&token).await else {
         // 404, never 410: senders disable endpoints that answer 410.
         return plain(StatusCode::NOT_FOUND, "no such webhook endpoint");

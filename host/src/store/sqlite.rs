@@ -1,7 +1,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -17,6 +16,7 @@ use crate::connector::{ChangeKind, Checkpoint, ConnectorError, Record};
 use crate::ids::{ConnectionId, FlowId, RunId, TenantId};
 use crate::store::Sweep;
 use crate::tenant::Tenant;
+use crate::unix_time::now_ms;
 
 /// The records of stream `?1` that a read from scratch begun at `?2` has
 /// not seen and that nothing stored since it began (a webhook may have
@@ -35,12 +35,6 @@ pub struct SqliteStore {
     path: PathBuf,
     conn: Mutex<Connection>,
     stream_ids: Mutex<HashMap<(String, String), i64>>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl SqliteStore {
