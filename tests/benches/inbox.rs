@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use weir_host::ids::{ConnectionId, TenantId};
 use weir_host::inbox::{DeliveryKey, Headers, Inbox, InboxOptions, NewDelivery};
+use weir_tests::measure::{ms, percentile};
 
 const LEVELS: [usize; 3] = [1, 32, 128];
 /// Each level stops after this long or this many deliveries.
@@ -121,19 +122,12 @@ async fn run_level(path: &Path, senders: usize) -> anyhow::Result<Level> {
     let elapsed = started.elapsed();
     let metrics = inbox.snapshot();
     inbox.close().await;
-    latencies.sort_unstable();
-    let at = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1))
-            .copied()
-            .unwrap_or_default()
-    };
     Ok(Level {
         acks: latencies.len() as u64,
         refused,
         elapsed,
-        p50: at(0.50),
-        p99: at(0.99),
+        p50: percentile(&mut latencies, 0.50),
+        p99: percentile(&mut latencies, 0.99),
         max: latencies.last().copied().unwrap_or_default(),
         mean_batch: metrics.batches.mean,
         max_batch: metrics.batches.max,
@@ -222,10 +216,5 @@ fn fsync_latency(dir: &Path) -> std::io::Result<(Duration, Duration)> {
         times.push(started.elapsed());
     }
     std::fs::remove_file(&path)?;
-    times.sort_unstable();
-    Ok((times[99], times[197]))
-}
-
-fn ms(duration: Duration) -> String {
-    format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
+    Ok((percentile(&mut times, 0.5), percentile(&mut times, 0.99)))
 }

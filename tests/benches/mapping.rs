@@ -23,34 +23,10 @@ use weir_host::flow::Reshaper;
 use weir_host::mapping::Mapping;
 use weir_host::plugin::PluginRegistry;
 use weir_host::runtime::{Runtime, RuntimeOptions};
-use weir_tests::{API_KEY, guests};
+use weir_tests::measure::{env_or, median};
+use weir_tests::{API_KEY, contact_mapping, guests};
 
 const PAGE: usize = 1_000;
-
-/// The same document as `contact-mapper`'s documentation and the mapping
-/// throughput test (`host/src/mapping/tests.rs`).
-fn ten_rules() -> Value {
-    json!({ "fields": [
-        { "to": "/externalId", "from": "/id", "required": true },
-        { "to": "/properties/email", "from": "/email", "required": true },
-        { "to": "/properties/name", "concat": ["/first_name", "/last_name"], "separator": " " },
-        { "to": "/properties/phone", "from": "/phone" },
-        { "to": "/properties/jobtitle", "from": "/title" },
-        { "to": "/properties/company", "from": "/company_id" },
-        { "to": "/properties/stage", "from": "/lifecycle_stage",
-          "values": { "lead": "New", "prospect": "Open", "customer": "Won", "churned": "Lost" } },
-        { "to": "/properties/score", "from": "/score", "type": "string" },
-        { "to": "/properties/created", "from": "/created_at", "type": "date", "timezone": "Europe/Paris" },
-        { "to": "/source", "const": "acme" }
-    ]})
-}
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() -> anyhow::Result<()> {
     let records = env_or("WEIR_BENCH_RECORDS", 100_000);
@@ -92,7 +68,7 @@ async fn bench(count: usize, rounds: usize) -> anyhow::Result<()> {
     )?;
     let wasm = Runtime::new(RuntimeOptions::new(dir.path().join("cache")))?;
     let registry = PluginRegistry::load_dir(&wasm, &dir.path().join("plugins")).await?;
-    let mapping = Reshaper::mapping(Arc::new(Mapping::parse(&ten_rules())?));
+    let mapping = Reshaper::mapping(Arc::new(Mapping::parse(&contact_mapping())?));
     let transform = Reshaper::new(
         &wasm,
         &registry,
@@ -161,9 +137,4 @@ async fn round(
         out.extend(reshaped.records);
     }
     Ok((started.elapsed(), out))
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }

@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use weir_tests::measure::percentile;
 use weir_tests::{RunningWeir, Workspace, guests};
 
 const ROUNDS: usize = 5;
@@ -64,11 +65,6 @@ async fn time_until_serving(weir: &RunningWeir, renamed: Instant, bytes: &[u8]) 
 fn hex_sha256(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(bytes))
-}
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() - 1) as f64 * p).round() as usize]
 }
 
 async fn admin_latencies(weir: &RunningWeir, during: Duration) -> Vec<Duration> {

@@ -13,7 +13,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use partner_sim::{PartnerSim, RateLimit, SimConfig};
 use weir_host::config::Config;
@@ -24,6 +24,7 @@ use weir_host::ids::ConnectionId;
 use weir_host::plugin::PluginRegistry;
 use weir_host::runtime::{Runtime, RuntimeOptions};
 use weir_host::store::{EgressLog, SqliteStore};
+use weir_tests::measure::percentile;
 use weir_tests::{API_KEY, acme_config, guests};
 
 fn main() -> anyhow::Result<()> {
@@ -150,10 +151,6 @@ async fn budget_accuracy(partner_limit: f64, contacts: usize) -> anyhow::Result<
     Ok(())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 async fn call_latency() -> anyhow::Result<()> {
     let sim = PartnerSim::start(SimConfig {
         contacts: 10,
@@ -188,7 +185,6 @@ async fn call_latency() -> anyhow::Result<()> {
                 times.push(started.elapsed());
             }
         }
-        times.sort();
         println!(
             "instantiate + trivial call, {}: p50 {:.1} us, p99 {:.1} us",
             if pooling {
@@ -196,8 +192,8 @@ async fn call_latency() -> anyhow::Result<()> {
             } else {
                 "on-demand allocator"
             },
-            percentile(&times, 0.5).as_secs_f64() * 1e6,
-            percentile(&times, 0.99).as_secs_f64() * 1e6,
+            percentile(&mut times, 0.5).as_secs_f64() * 1e6,
+            percentile(&mut times, 0.99).as_secs_f64() * 1e6,
         );
     }
     sim.shutdown().await;

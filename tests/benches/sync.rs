@@ -28,16 +28,10 @@ use weir_host::ids::FlowId;
 use weir_host::plugin::PluginRegistry;
 use weir_host::runtime::{Runtime, RuntimeOptions};
 use weir_host::store::{Delivered, PageCommit, RunLog, SourcePage, SqliteStore, Sweep, SyncStore};
+use weir_tests::measure::{env_or, median};
 use weir_tests::{API_KEY, acme_config, guests};
 
 const PAGE: usize = 1_000;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() -> anyhow::Result<()> {
     let records = env_or("WEIR_BENCH_RECORDS", 100_000);
@@ -217,9 +211,4 @@ async fn native_round(dir: &Path, base_url: &str, round: usize) -> anyhow::Resul
         stored += previous.await??;
     }
     Ok((stored, started.elapsed()))
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    values[values.len() / 2]
 }

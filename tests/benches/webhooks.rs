@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use partner_sim::sign_standard_webhook;
 use serde_json::json;
+use weir_tests::measure::percentile;
 use weir_tests::{Workspace, guests};
 
 const SENDERS: usize = 32;
@@ -86,11 +87,8 @@ stream = "contacts"
         latencies.extend(sender.await?);
     }
     let elapsed = started.elapsed();
-    latencies.sort();
     let total = SENDERS * PER_SENDER;
-    let pct = |p: f64| {
-        latencies[((latencies.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0
-    };
+    let mut pct = |q: f64| percentile(&mut latencies, q).as_secs_f64() * 1000.0;
     println!(
         "{total} deliveries from {SENDERS} senders over HTTP, verified in wasm, stored durably:"
     );

@@ -6,26 +6,9 @@ use std::collections::BTreeMap;
 
 use partner_sim::PartnerSim;
 use serde_json::{Value, json};
-use weir_tests::{Workspace, guests, output_text};
+use weir_tests::{Workspace, contact_mapping, guests, output_text};
 
 use crate::{simulator, workspace};
-
-/// The ten-rule mapping of the throughput test and of `contact-mapper`.
-fn ten_rules() -> Value {
-    json!({ "fields": [
-        { "to": "/externalId", "from": "/id", "required": true },
-        { "to": "/properties/email", "from": "/email", "required": true },
-        { "to": "/properties/name", "concat": ["/first_name", "/last_name"], "separator": " " },
-        { "to": "/properties/phone", "from": "/phone" },
-        { "to": "/properties/jobtitle", "from": "/title" },
-        { "to": "/properties/company", "from": "/company_id" },
-        { "to": "/properties/stage", "from": "/lifecycle_stage",
-          "values": { "lead": "New", "prospect": "Open", "customer": "Won", "churned": "Lost" } },
-        { "to": "/properties/score", "from": "/score", "type": "string" },
-        { "to": "/properties/created", "from": "/created_at", "type": "date", "timezone": "Europe/Paris" },
-        { "to": "/source", "const": "acme" }
-    ]})
-}
 
 /// `weir.toml`: connection `acme` on `source`, optionally `mirror` on
 /// `destination`; flow `contacts` into the store, flow `mirror` from acme's
@@ -146,7 +129,7 @@ async fn a_changed_mapping_reapplied_reshapes_every_row_without_asking_the_partn
     assert_eq!(rows.len(), 300);
     assert!(rows.values().all(|r| r.get("name").is_some()));
 
-    let out = set_mapping(&ws, "contacts", &ten_rules()).await;
+    let out = set_mapping(&ws, "contacts", &contact_mapping()).await;
     assert!(out.status.success(), "{}", output_text(&out));
     sim.reset_counters();
     let stdout = weir_ok(&ws, &["map", "reapply", "t1", "contacts", "--json"]).await;
@@ -457,7 +440,7 @@ async fn check_lists_required_fields_nobody_writes_and_preview_reads_a_first_pag
     // For the store there is no destination schema: dropped fields and
     // what each rule writes.
     assert!(
-        set_mapping(&ws, "contacts", &ten_rules())
+        set_mapping(&ws, "contacts", &contact_mapping())
             .await
             .status
             .success()

@@ -9,10 +9,20 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use partner_sim::{PartnerSim, SimConfig};
 
+pub mod measure;
+
 /// Paths of the built guests: the example connectors of `plugins/` and the
 /// test guests of `tests/guests/`, one constant each.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}
+
+/// The ten-rule contact mapping (`contact-mapping.json`) that
+/// `plugins/contact-mapper` writes out by hand: the mapping benchmark
+/// compares the two, the mapping tests use it.
+pub fn contact_mapping() -> serde_json::Value {
+    serde_json::from_str(include_str!("contact-mapping.json"))
+        .expect("contact-mapping.json is JSON")
 }
 
 /// The API key the tests' simulators expect.

@@ -246,29 +246,17 @@ fn odd_records_never_panic() {
 }
 
 /// The partner simulator's contact shape, through a typical ten-rule
-/// mapping, as text in and text out (what a flow does). The same document
-/// is written down in `plugins/contact-mapper` (a transform plugin writing
-/// exactly what it writes) and in `tests/benches/mapping.rs`, which
-/// compares the two in a flow's mapping stage. Run by hand:
+/// mapping (`tests/support/contact-mapping.json`), as text in and text out
+/// (what a flow does). `plugins/contact-mapper` writes out the same mapping
+/// by hand, and `tests/benches/mapping.rs` compares the two in a flow's
+/// mapping stage. Run by hand:
 /// `cargo test -p weir-host --release --lib mapping::tests::throughput -- --ignored --nocapture`
 #[test]
 #[ignore = "a measurement, run by hand in release mode"]
 fn throughput() {
-    let mapping = mapping(json!({
-        "fields": [
-            { "to": "/externalId", "from": "/id", "required": true },
-            { "to": "/properties/email", "from": "/email", "required": true },
-            { "to": "/properties/name", "concat": ["/first_name", "/last_name"], "separator": " " },
-            { "to": "/properties/phone", "from": "/phone" },
-            { "to": "/properties/jobtitle", "from": "/title" },
-            { "to": "/properties/company", "from": "/company_id" },
-            { "to": "/properties/stage", "from": "/lifecycle_stage",
-              "values": { "lead": "New", "prospect": "Open", "customer": "Won", "churned": "Lost" } },
-            { "to": "/properties/score", "from": "/score", "type": "string" },
-            { "to": "/properties/created", "from": "/created_at", "type": "date", "timezone": "Europe/Paris" },
-            { "to": "/source", "const": "acme" }
-        ]
-    }));
+    let mapping = mapping(
+        serde_json::from_str(include_str!("../../../tests/support/contact-mapping.json")).unwrap(),
+    );
     let stages = ["lead", "prospect", "customer", "churned"];
     let records: Vec<String> = (0..100_000)
         .map(|i| {
