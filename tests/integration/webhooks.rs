@@ -78,18 +78,28 @@ fn now_secs() -> i64 {
         .as_secs() as i64
 }
 
-/// A delivery signed the way the partner signs, at `timestamp`.
-fn signed(url: &str, id: &str, timestamp: i64, body: &str) -> reqwest::RequestBuilder {
+/// A delivery with Standard Webhooks headers carrying `signature`, whatever
+/// it is.
+fn delivery(
+    url: &str,
+    id: &str,
+    timestamp: i64,
+    signature: String,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::RequestBuilder {
     reqwest::Client::new()
         .post(url)
-        .header("content-type", "application/json")
         .header("webhook-id", id)
         .header("webhook-timestamp", timestamp.to_string())
-        .header(
-            "webhook-signature",
-            sign_standard_webhook(SECRET.as_bytes(), id, timestamp, body.as_bytes()),
-        )
-        .body(body.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
+}
+
+/// A delivery signed the way the partner signs, at `timestamp`.
+fn signed(url: &str, id: &str, timestamp: i64, body: &str) -> reqwest::RequestBuilder {
+    let signature = sign_standard_webhook(SECRET.as_bytes(), id, timestamp, body.as_bytes());
+    delivery(url, id, timestamp, signature, body.to_string())
+        .header("content-type", "application/json")
 }
 
 fn event(record: &Value) -> String {
@@ -97,11 +107,27 @@ fn event(record: &Value) -> String {
         .to_string()
 }
 
-/// Rows of the inbox database.
+/// The inbox database, for assertions.
+fn inbox(ws: &Workspace) -> rusqlite::Connection {
+    rusqlite::Connection::open(ws.path().join("weir.inbox.db")).expect("open the inbox")
+}
+
+/// Rows of the inbox database (none before the first delivery).
 fn inbox_rows(ws: &Workspace) -> i64 {
-    rusqlite::Connection::open(ws.path().join("weir.inbox.db"))
-        .and_then(|c| c.query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0)))
+    inbox(ws)
+        .query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))
         .unwrap_or(0)
+}
+
+/// Rows of the inbox database holding delivery `key`.
+fn rows_with_key(ws: &Workspace, key: &str) -> i64 {
+    inbox(ws)
+        .query_row(
+            "SELECT count(*) FROM deliveries WHERE delivery_key = ?1",
+            [key],
+            |r| r.get(0),
+        )
+        .unwrap()
 }
 
 fn stored_versions(ws: &Workspace, connection: &str) -> BTreeMap<String, i64> {
@@ -222,12 +248,7 @@ async fn forged_stale_and_altered_deliveries_are_refused_and_never_stored() {
         ),
         ("wrong secret", {
             let sig = sign_standard_webhook(b"another-secret", "msg_1", now, body.as_bytes());
-            reqwest::Client::new()
-                .post(&url)
-                .header("webhook-id", "msg_1")
-                .header("webhook-timestamp", now.to_string())
-                .header("webhook-signature", sig)
-                .body(body.clone())
+            delivery(&url, "msg_1", now, sig, body.clone())
         }),
         ("301 s in the past", signed(&url, "msg_2", now - 301, &body)),
         (
@@ -242,12 +263,7 @@ async fn forged_stale_and_altered_deliveries_are_refused_and_never_stored() {
         }),
         ("body replayed under a new delivery id", {
             let sig = sign_standard_webhook(SECRET.as_bytes(), "msg_good", now, body.as_bytes());
-            reqwest::Client::new()
-                .post(&url)
-                .header("webhook-id", "msg_forged")
-                .header("webhook-timestamp", now.to_string())
-                .header("webhook-signature", sig)
-                .body(body.clone())
+            delivery(&url, "msg_forged", now, sig, body.clone())
         }),
     ];
     for (what, request) in cases {
@@ -492,8 +508,7 @@ async fn every_acknowledged_delivery_survives_a_crash() {
         let _ = sender.await;
     }
     let acked = acked.lock().unwrap().clone();
-    let inbox = rusqlite::Connection::open(ws.path().join("weir.inbox.db")).unwrap();
-    let stored: std::collections::HashSet<String> = inbox
+    let stored: std::collections::HashSet<String> = inbox(&ws)
         .prepare("SELECT delivery_key FROM deliveries")
         .unwrap()
         .query_map([], |r| r.get(0))
@@ -506,7 +521,6 @@ async fn every_acknowledged_delivery_survives_a_crash() {
         "{} acknowledged deliveries were not stored: {lost:?}",
         lost.len()
     );
-    drop(inbox);
 
     // After the restart, the partner's retry of a stored delivery is
     // acknowledged as a duplicate and stored once.
@@ -516,15 +530,7 @@ async fn every_acknowledged_delivery_survives_a_crash() {
     let url = weir.webhook_url("t1", "acme").await;
     let again = signed(&url, &acked[0], now, &body).send().await.unwrap();
     assert_eq!(again.status(), 200);
-    let rows: i64 = rusqlite::Connection::open(ws.path().join("weir.inbox.db"))
-        .unwrap()
-        .query_row(
-            "SELECT count(*) FROM deliveries WHERE delivery_key = ?1",
-            [&acked[0]],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(rows, 1);
+    assert_eq!(rows_with_key(&ws, &acked[0]), 1);
     assert!(weir.terminate().await.success());
 }
 
@@ -551,13 +557,7 @@ async fn signatures_hold_at_their_edges_and_rotated_secrets_both_work() {
     let body = event(&sim.records("contacts")[0]);
     let now = now_secs();
     let send = |id: &str, signature: String, body: Vec<u8>| {
-        reqwest::Client::new()
-            .post(&url)
-            .header("webhook-id", id)
-            .header("webhook-timestamp", now.to_string())
-            .header("webhook-signature", signature)
-            .body(body)
-            .send()
+        delivery(&url, id, now, signature, body).send()
     };
     let sign = |secret: &str, id: &str, body: &[u8]| {
         sign_standard_webhook(secret.as_bytes(), id, now, body)
@@ -709,7 +709,7 @@ async fn a_busy_inbox_answers_503_with_retry_after_and_never_a_2xx() {
     );
 
     // Another process holds the inbox database: nothing can be committed.
-    let blocker = rusqlite::Connection::open(ws.path().join("weir.inbox.db")).unwrap();
+    let blocker = inbox(&ws);
     blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let refused = signed(&url, "msg_busy", now, &body).send().await.unwrap();
     assert_eq!(refused.status(), 503, "not stored, so not acknowledged");
@@ -721,15 +721,7 @@ async fn a_busy_inbox_answers_503_with_retry_after_and_never_a_2xx() {
     // commit that finished after the answer).
     let retried = signed(&url, "msg_busy", now, &body).send().await.unwrap();
     assert_eq!(retried.status(), 200);
-    let rows: i64 = rusqlite::Connection::open(ws.path().join("weir.inbox.db"))
-        .unwrap()
-        .query_row(
-            "SELECT count(*) FROM deliveries WHERE delivery_key = 'msg_busy'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(rows, 1);
+    assert_eq!(rows_with_key(&ws, "msg_busy"), 1);
     assert!(weir.terminate().await.success());
 }
 
@@ -809,8 +801,8 @@ async fn a_delivery_that_keeps_failing_is_kept_and_processed_again_once_retried(
         "the retried delivery fetched and merged the current contact"
     );
     let state = || -> String {
-        rusqlite::Connection::open(ws.path().join("weir.inbox.db"))
-            .and_then(|c| c.query_row("SELECT state FROM deliveries", [], |r| r.get(0)))
+        inbox(&ws)
+            .query_row("SELECT state FROM deliveries", [], |r| r.get(0))
             .unwrap()
     };
     assert!(
@@ -874,14 +866,8 @@ async fn a_partner_signing_with_ed25519_is_verified_under_its_public_key() {
 
     let body = event(&sim.records("contacts")[0]);
     let now = now_secs();
-    let signed_with = |id: &str, signature: String| {
-        reqwest::Client::new()
-            .post(&url)
-            .header("webhook-id", id)
-            .header("webhook-timestamp", now.to_string())
-            .header("webhook-signature", signature)
-            .body(body.clone())
-    };
+    let signed_with =
+        |id: &str, signature: String| delivery(&url, id, now, signature, body.clone());
     let refused = [
         (
             "another key",
