@@ -7,7 +7,9 @@ use serde::de::IgnoredAny;
 use wasmtime::{Engine, Store};
 
 use crate::abi::{ConnectorPre, GuestResult};
-use crate::capability::{AuditSink, BudgetRegistry, EgressGrant, GateSetup, HttpGate, Secrets};
+use crate::capability::{
+    AuditSink, BudgetRegistry, EgressGrant, GateSetup, HttpGate, SecretSource, Secrets,
+};
 use crate::config::ConnectionConfig;
 use crate::connector::{
     ChangeNotice, Checkpoint, ConnectorSpec, IncomingRequest, Page, Record, StreamSchema,
@@ -143,13 +145,23 @@ impl Connection {
                 .map(|(name, sources)| (name.as_str(), sources.as_slice())),
         )
         .map_err(|(name, why)| {
+            let sealed = config.secrets.get(&name).is_some_and(|sources| {
+                sources
+                    .iter()
+                    .any(|source| matches!(source, SecretSource::Sealed { .. }))
+            });
+            let hint = if sealed {
+                "a tenant's sealed value opens only with the `[secrets] key` it was sealed with: list that key in weir.toml (after the current one), or give the value again (`weir tenants connect` or the admin API)".to_string()
+            } else {
+                format!(
+                    "set it in the environment that runs weir, or change `connections.{id}.secrets.{name}` in weir.toml (a tenant's own, with `weir tenants connect`)"
+                )
+            };
             Diagnostic::new(
                 ErrorCode::SecretMissing,
                 format!("secret `{name}` of connection `{id}`: {why}"),
             )
-            .with_hint(format!(
-                "set it in the environment that runs weir, or change `connections.{id}.secrets.{name}` in weir.toml"
-            ))
+            .with_hint(hint)
         })?;
         let (grant, problems) =
             EgressGrant::new(&spec.hosts, &config.config, config.allowed_hosts.clone());

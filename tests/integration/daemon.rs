@@ -502,4 +502,18 @@ async fn a_tenants_api_key_given_as_a_value_is_kept_sealed_and_used() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", output_text(&out));
+
+    // Another key does not open it, and says what to do.
+    let out = ws
+        .command(&["sync", "contacts", "--tenant", "t1"])
+        .env("NEW_SECRETS_KEY", sealing_key)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("secret-missing") && stderr.contains("list that key in weir.toml"),
+        "{}",
+        output_text(&out)
+    );
 }
