@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use weir_tests::{RunningWeir, Workspace, guests, output_text, wait_until};
+use weir_tests::{RunningWeir, Workspace, acme_connection, guests, output_text, wait_until};
 
 use crate::{simulator, workspace};
 
@@ -20,12 +20,7 @@ max_concurrent_runs = 8
 max_runs_per_connection = 1
 failures_before_unhealthy = 3
 
-[connections.acme]
-connector = "acme-crm"
-config = {{ base_url = "{base_url}" }}
-allowed_hosts = ["{base_url}"]
-secrets.api_key = {{ env = "ACME_API_KEY" }}
-{extra_connection}
+{connection}{extra_connection}
 
 [flows.contacts]
 source = "acme"
@@ -36,7 +31,8 @@ schedule = "every 2s"
 source = "acme"
 stream = "companies"
 schedule = "every 2s"
-"#
+"#,
+        connection = acme_connection("acme", base_url)
     )
 }
 

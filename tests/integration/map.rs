@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use partner_sim::PartnerSim;
 use serde_json::{Value, json};
-use weir_tests::{Workspace, contact_mapping, guests, output_text};
+use weir_tests::{Workspace, acme_connection, contact_mapping, guests, output_text};
 
 use crate::{simulator, workspace};
 
@@ -16,12 +16,7 @@ use crate::{simulator, workspace};
 fn config(source: &str, destination: Option<&str>) -> String {
     let mut toml = format!(
         r#"
-[connections.acme]
-connector = "acme-crm"
-config = {{ base_url = "{source}" }}
-allowed_hosts = ["{source}"]
-secrets.api_key = {{ env = "ACME_API_KEY" }}
-
+{connection}
 [flows.contacts]
 source = "acme"
 stream = "contacts"
@@ -30,22 +25,19 @@ stream = "contacts"
 source = "acme"
 stream = "contacts"
 transforms = [{{ plugin = "contact-mapper", config = {{ timezone = "America/New_York", source = "weir-test", phone_country_code = "1" }} }}]
-"#
+"#,
+        connection = acme_connection("acme", source)
     );
     if let Some(destination) = destination {
         toml += &format!(
             r#"
-[connections.mirror]
-connector = "acme-crm"
-config = {{ base_url = "{destination}" }}
-allowed_hosts = ["{destination}"]
-secrets.api_key = {{ env = "ACME_API_KEY" }}
-
+{connection}
 [flows.mirror]
 source = "acme"
 stream = "contacts"
 destination = {{ connection = "mirror", stream = "contacts" }}
-"#
+"#,
+            connection = acme_connection("mirror", destination)
         );
     }
     toml

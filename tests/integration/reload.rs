@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use weir_tests::{RunningWeir, Workspace, guests, wait_until};
+use weir_tests::{RunningWeir, Workspace, acme_connection, guests, wait_until};
 
 use crate::{simulator, workspace};
 
@@ -15,17 +15,13 @@ fn config(base_url: &str, connection_extra: &str) -> String {
 [admin]
 listen = "127.0.0.1:0"
 
-[connections.acme]
-connector = "acme-crm"
-config = {{ base_url = "{base_url}" }}
-allowed_hosts = ["{base_url}"]
-secrets.api_key = {{ env = "ACME_API_KEY" }}
-{connection_extra}
+{connection}{connection_extra}
 
 [flows.contacts]
 source = "acme"
 stream = "contacts"
-"#
+"#,
+        connection = acme_connection("acme", base_url)
     )
 }
 

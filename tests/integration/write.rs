@@ -1,27 +1,19 @@
-use weir_tests::{guests, output_text};
+use weir_tests::{acme_connection, guests, output_text};
 
 use crate::{simulator, workspace};
 
 fn two_accounts(source: &str, destination: &str, source_stream: &str) -> String {
     format!(
         r#"
-[connections.acme]
-connector = "acme-crm"
-config = {{ base_url = "{source}" }}
-allowed_hosts = ["{source}"]
-secrets.api_key = {{ env = "ACME_API_KEY" }}
-
-[connections.mirror]
-connector = "acme-crm"
-config = {{ base_url = "{destination}" }}
-allowed_hosts = ["{destination}"]
-secrets.api_key = {{ env = "ACME_API_KEY" }}
-
+{source_connection}
+{destination_connection}
 [flows.mirror]
 source = "acme"
 stream = "{source_stream}"
 destination = {{ connection = "mirror", stream = "contacts" }}
-"#
+"#,
+        source_connection = acme_connection("acme", source),
+        destination_connection = acme_connection("mirror", destination)
     )
 }
 
