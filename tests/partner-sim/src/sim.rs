@@ -195,6 +195,22 @@ impl PartnerSim {
         self.apply(schema, id, |store| store.update(schema, id, &patch))
     }
 
+    /// Merges `patch` into a record like [`PartnerSim::update`], but leaves
+    /// its `version` as it was (`updated_at` still moves), as partners
+    /// whose version misses edits do; returns it.
+    pub fn update_keeping_version(
+        &self,
+        resource: &str,
+        id: &str,
+        patch: Value,
+    ) -> anyhow::Result<Value> {
+        let schema = lookup(resource)?;
+        let patch = object(patch)?;
+        self.apply(schema, id, |store| {
+            store.update_keeping_version(schema, id, &patch)
+        })
+    }
+
     /// Deletes a record, as `DELETE /v1/{resource}/{id}` would; returns its tombstone.
     pub fn delete(&self, resource: &str, id: &str) -> anyhow::Result<Value> {
         let schema = lookup(resource)?;

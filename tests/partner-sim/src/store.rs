@@ -53,6 +53,15 @@ pub(crate) struct StoredRecord {
     pub(crate) json: Bytes,
 }
 
+/// What a change does to a record's `version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bump {
+    /// Adds one, as Acme CRM does on every change.
+    Version,
+    /// Leaves it.
+    Nothing,
+}
+
 /// What a change did, for webhook events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ChangeKind {
@@ -148,6 +157,27 @@ impl Store {
         id: &str,
         patch: &Map<String, Value>,
     ) -> Result<Change, WriteError> {
+        self.edit(schema, id, patch, Bump::Version)
+    }
+
+    /// Like [`Store::update`], leaving `version` as it was, as partners
+    /// whose version misses edits do.
+    pub(crate) fn update_keeping_version(
+        &mut self,
+        schema: &'static Schema,
+        id: &str,
+        patch: &Map<String, Value>,
+    ) -> Result<Change, WriteError> {
+        self.edit(schema, id, patch, Bump::Nothing)
+    }
+
+    fn edit(
+        &mut self,
+        schema: &'static Schema,
+        id: &str,
+        patch: &Map<String, Value>,
+        bump: Bump,
+    ) -> Result<Change, WriteError> {
         let index = self.collections[schema.slot]
             .live_index(id)
             .ok_or(WriteError::NotFound)?;
@@ -158,7 +188,7 @@ impl Store {
         schema.validate(&values).map_err(WriteError::Invalid)?;
         let at = self.clock.issue();
         let collection = &mut self.collections[schema.slot];
-        collection.replace(index, values, false, at);
+        collection.replace(index, values, false, at, bump);
         Ok(collection.change(index, ChangeKind::Updated))
     }
 
@@ -172,7 +202,7 @@ impl Store {
         let index = collection.live_index(id).ok_or(WriteError::NotFound)?;
         let values = collection.records[index as usize].values.clone();
         let at = self.clock.issue();
-        collection.replace(index, values, true, at);
+        collection.replace(index, values, true, at, Bump::Version);
         Ok(collection.change(index, ChangeKind::Deleted))
     }
 
@@ -199,7 +229,7 @@ impl Store {
             data::vary(schema, &mut self.rng, &mut values);
             let at = self.clock.issue();
             let collection = &mut self.collections[schema.slot];
-            collection.replace(index, values, false, at);
+            collection.replace(index, values, false, at, Bump::Version);
             changes.push(collection.change(index, ChangeKind::Updated));
         }
         changes
@@ -258,7 +288,7 @@ impl Collection {
         self.records.push(record);
     }
 
-    fn replace(&mut self, index: u32, values: Vec<Value>, deleted: bool, at: Micros) {
+    fn replace(&mut self, index: u32, values: Vec<Value>, deleted: bool, at: Micros, bump: Bump) {
         let old = &self.records[index as usize];
         self.order.remove(&(old.updated_at, index));
         let old_values = old.values.clone();
@@ -269,7 +299,9 @@ impl Collection {
         record.values = values;
         record.deleted = deleted;
         record.updated_at = at;
-        record.version += 1;
+        if bump == Bump::Version {
+            record.version += 1;
+        }
         record.json = record.render(schema, index);
         self.order.insert((at, index));
         if !deleted {
@@ -427,6 +459,21 @@ mod tests {
             (value["title"].clone(), value["score"].clone()),
             (json!("CTO"), json!(3))
         );
+    }
+
+    #[test]
+    fn an_update_keeping_the_version_changes_content_and_time_only() {
+        let mut store = store();
+        let before = store.collection(&CONTACTS).live("c_000001").unwrap();
+        let (version, updated_at) = (before.version, before.updated_at);
+        store
+            .update_keeping_version(&CONTACTS, "c_000001", &object(json!({"title": "CFO"})))
+            .unwrap();
+        let record = store.collection(&CONTACTS).live("c_000001").unwrap();
+        assert_eq!(record.version, version);
+        assert!(record.updated_at > updated_at);
+        let value: Value = serde_json::from_slice(&record.json).unwrap();
+        assert_eq!(value["title"], "CFO");
     }
 
     #[test]
