@@ -5,6 +5,7 @@
 
 mod changes;
 mod journal;
+mod presence;
 mod schema;
 mod sqlite;
 
@@ -12,7 +13,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-pub use changes::{ChangeSource, ChangeStore, Coverage, Handshake, MergeOutcome};
+pub use changes::{
+    ChangeSource, ChangeStore, Coverage, Handshake, MergeDecision, MergeOutcome, StoredCopy,
+    conflict_warning, decide,
+};
 pub use journal::Journal;
 pub use sqlite::SqliteStore;
 
@@ -30,7 +34,18 @@ pub struct StoreError {
     pub path: PathBuf,
     /// Why.
     #[source]
-    pub source: rusqlite::Error,
+    pub source: StoreFailure,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreFailure {
+    /// The database refused.
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+    /// A file beside it (see `presence`) could not be used.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 impl StoreError {
@@ -117,6 +132,8 @@ pub struct PageOutcome {
     pub unchanged: u64,
     /// Records deleted because a read from scratch did not see them.
     pub swept: u64,
+    /// Records that came with the stored version and other content.
+    pub conflicts: u64,
 }
 
 /// A source record's counterpart at a destination partner.
@@ -202,7 +219,7 @@ pub struct DeadLetterRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
-    /// Still going (or the process died: see `Interrupted`).
+    /// Still going: its process is alive.
     Running,
     /// Read everything there was.
     Succeeded,
@@ -210,7 +227,8 @@ pub enum RunStatus {
     Failed,
     /// Paused by a rate limit; resumes from its last checkpoint.
     Paused,
-    /// The process stopped before the run ended.
+    /// The process stopped before the run ended: a shutdown, or its
+    /// process died (its end is then its last commit).
     Interrupted,
 }
 
@@ -262,6 +280,9 @@ pub struct RunRecord {
     pub records_written: u64,
     /// Records sent to the dead letters.
     pub records_failed: u64,
+    /// Records that came with the stored version and other content (see
+    /// `merge_conflicts`).
+    pub conflicts: u64,
     /// Error code, if it failed.
     pub error_code: Option<String>,
     /// Error message, if it failed.
@@ -326,8 +347,8 @@ pub trait SyncStore: Send + Sync {
 
 /// The history of runs.
 pub trait RunLog: Send + Sync {
-    /// Records the start of a run. Runs of the same flow still marked
-    /// running (their process died) are marked interrupted.
+    /// Records the start of a run, owned by this process. Runs still marked
+    /// running whose process died are marked interrupted first.
     fn start_run(
         &self,
         flow: &FlowId,

@@ -513,3 +513,79 @@ async fn a_tenants_api_key_given_as_a_value_is_kept_sealed_and_used() {
         output_text(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_daemons_run_shows_interrupted_in_status_with_its_end_at_its_last_commit() {
+    let sim = simulator(3_000, 0).await;
+    let ws = workspace();
+    ws.install(guests::ACME_CRM, "acme_crm.wasm").write_config(
+        &daemon_config(&sim.base_url(), "")
+            .replace("schedule = \"every 2s\"", "schedule = \"every 1h\""),
+    );
+    // Page 2 never answers: the run is in flight when the daemon dies.
+    sim.inject(
+        partner_sim::Fault::new("GET", "/v1/contacts")
+            .skip(1)
+            .times(1_000)
+            .hang(),
+    );
+    let weir = ws.start_daemon().await;
+    add_tenants(
+        &weir,
+        1,
+        |_| json!({ "id": "solo", "flows": { "companies": { "enabled": false } } }),
+    )
+    .await;
+    let (status, body) = weir
+        .admin("POST", "/tenants/solo/flows/contacts/run", None)
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let committed = || -> Option<i64> {
+        rusqlite::Connection::open(ws.store_path())
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT committed_at FROM runs WHERE flow = 'solo.contacts' AND pages = 1",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .ok()
+    };
+    let scheduled = || {
+        rusqlite::Connection::open(ws.store_path())
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM flow_states WHERE flow = 'solo.contacts'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .is_ok_and(|n| n == 1)
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || committed().is_some()
+            && sim.counters().list_calls.len() == 2
+            && scheduled()),
+        "page 1 is committed, page 2 asked for, and the flow's state saved"
+    );
+    let last_commit = committed().unwrap();
+    weir.kill().await;
+
+    let out = ws.weir_async(&["status", "--json"]).await;
+    assert!(out.status.success(), "{}", output_text(&out));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let flow = status["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["flow"] == "solo.contacts")
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(flow["last_run"]["status"], "interrupted", "{flow}");
+    assert_eq!(flow["last_run"]["finished_at_ms"], last_commit, "{flow}");
+    let text = ws.weir_async(&["status"]).await;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("interrupted") && !text.contains("running"),
+        "{text}"
+    );
+}

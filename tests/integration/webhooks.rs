@@ -948,3 +948,56 @@ async fn polls_come_four_times_as_often_while_webhooks_miss_changes() {
     );
     assert!(weir.terminate().await.success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_content_under_the_same_version_is_stored_from_webhooks_and_polls_and_shown_in_status()
+{
+    let (sim, ws, weir, url) = one_tenant(50).await;
+    sync_now(&weir, &ws, "t1").await;
+    let title = |key: &str| {
+        ws.records("t1.acme", "contacts")
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, record)| record["title"].clone())
+    };
+
+    // A webhook whose record kept its version.
+    let record = sim
+        .update_keeping_version("contacts", "c_000001", json!({ "title": "By webhook" }))
+        .unwrap();
+    let sent = signed(&url, "msg_same_version", now_secs(), &event(&record))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+    assert!(
+        wait_until(Duration::from_secs(30), || title("c_000001")
+            == Some(json!("By webhook"))),
+        "the copy the webhook brought is stored"
+    );
+    // A poll finding another such edit.
+    sim.update_keeping_version("contacts", "c_000002", json!({ "title": "By poll" }))
+        .unwrap();
+    sync_now(&weir, &ws, "t1").await;
+    assert_eq!(title("c_000002"), Some(json!("By poll")));
+    assert!(weir.terminate().await.success());
+
+    let status = status_json(&ws).await;
+    let flow = status["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["flow"] == "t1.contacts")
+        .unwrap();
+    assert_eq!(flow["last_run"]["conflicts"], 1, "the poll's: {flow}");
+    assert_eq!(
+        status["webhooks"]["endpoints"][0]["coverage"]["conflicts"], 2,
+        "both paths': {status}"
+    );
+    let text = ws.weir_async(&["status"]).await;
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("1 merge conflict(s) in the last run"),
+        "{}",
+        weir_tests::output_text(&text)
+    );
+}

@@ -90,8 +90,8 @@ pub fn tenant(
 
 /// Cancels `stop` at the first SIGINT or SIGTERM, saying `what` happens
 /// now on stderr. A second signal exits at once with 130: every page
-/// commits in a transaction, so nothing is lost and the next run reads the
-/// page in flight again.
+/// commits in a transaction, so nothing is lost and the next run reads at
+/// most two pages again (the one in flight and the one committing).
 pub fn stop_on_signal(stop: tokio_util::sync::CancellationToken, what: &'static str) {
     tokio::spawn(async move {
         signalled().await;

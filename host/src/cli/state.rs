@@ -110,7 +110,17 @@ pub fn runs(
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = output::table([
-        "run", "flow", "status", "started", "took", "pages", "read", "written", "failed", "error",
+        "run",
+        "flow",
+        "status",
+        "started",
+        "took",
+        "pages",
+        "read",
+        "written",
+        "failed",
+        "conflicts",
+        "error",
     ]);
     for run in runs {
         let took = run
@@ -127,6 +137,7 @@ pub fn runs(
             output::count(run.records_read),
             output::count(run.records_written),
             output::count(run.records_failed),
+            output::count(run.conflicts),
             match (run.error_code, run.error) {
                 (Some(code), Some(error)) => format!("[{code}] {error}"),
                 (_, Some(error)) => error,

@@ -95,17 +95,31 @@ fn print_flows(statuses: &[FlowStatus]) {
                 .next_run_at_ms
                 .map(output::timestamp)
                 .unwrap_or_else(|| "-".into()),
-            if s.state.healthy {
-                "ok".to_string()
-            } else {
-                format!(
-                    "unhealthy: {}",
-                    s.state.last_error.clone().unwrap_or_default()
-                )
-            },
+            health(s),
         ]);
     }
     println!("{table}");
+}
+
+/// Healthy or not, and the merge conflicts of its last run: a partner whose
+/// versions miss edits.
+fn health(status: &FlowStatus) -> String {
+    let mut health = if status.state.healthy {
+        "ok".to_string()
+    } else {
+        format!(
+            "unhealthy: {}",
+            status.state.last_error.clone().unwrap_or_default()
+        )
+    };
+    if let Some(run) = status.last_run.as_ref().filter(|r| r.conflicts > 0) {
+        health.push_str(&format!(
+            "; {} merge conflict(s) in the last run (`weir runs {}`)",
+            output::count(run.conflicts),
+            status.state.flow
+        ));
+    }
+    health
 }
 
 fn print_webhooks(webhooks: &Webhooks) {

@@ -59,6 +59,8 @@ pub struct RunSummary {
     pub records_written: u64,
     /// Records sent to the dead letters.
     pub records_failed: u64,
+    /// Records that came with the stored version and other content.
+    pub conflicts: u64,
     /// Wall time.
     #[serde(serialize_with = "as_secs")]
     pub elapsed: Duration,
@@ -187,6 +189,14 @@ impl FlowRunner {
         };
         self.blocking(move |store| store.finish_run(run, &end))
             .await?;
+        if progress.conflicts > 0 {
+            let warning = crate::store::conflict_warning(
+                &legs.source.plugin().name,
+                &flow.stream,
+                progress.conflicts,
+            );
+            tracing::warn!(flow = %flow.id, "{warning}");
+        }
         Ok(RunSummary {
             run,
             flow: flow.id.clone(),
@@ -195,6 +205,7 @@ impl FlowRunner {
             records_read: progress.read,
             records_written: progress.written,
             records_failed: progress.failed,
+            conflicts: progress.conflicts,
             elapsed: started.elapsed(),
             resume_after,
             error,
@@ -491,6 +502,7 @@ struct Progress {
     read: u64,
     written: u64,
     failed: u64,
+    conflicts: u64,
 }
 
 impl Progress {
@@ -499,6 +511,7 @@ impl Progress {
         self.read += page.read;
         self.written += page.outcome.changed;
         self.failed += page.failed;
+        self.conflicts += page.outcome.conflicts;
         observer.page_committed(page.read);
     }
 }

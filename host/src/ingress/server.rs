@@ -34,6 +34,10 @@ pub struct Ingress {
     connections: Mutex<HashMap<String, (usize, Arc<Connection>)>>,
     /// Counts by tenant connection, for webhook health.
     pub counters: IngressCounters,
+    /// Tenant connections' streams whose merge conflicts were already
+    /// logged: once per stream and process, since a partner that does not
+    /// bump its versions conflicts on every edit.
+    pub(crate) conflicts_logged: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 #[derive(Default)]
@@ -52,6 +56,7 @@ impl Ingress {
             limiters: Mutex::default(),
             connections: Mutex::default(),
             counters: IngressCounters::default(),
+            conflicts_logged: Mutex::default(),
         })
     }
 

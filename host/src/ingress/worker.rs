@@ -122,6 +122,9 @@ async fn process(ingress: &Ingress, delivery: ClaimedDelivery) -> Result<(), Str
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?
         };
+        if merged.conflicts > 0 {
+            log_conflicts(ingress, &connection, &stream, merged.conflicts);
+        }
         if !merged.applied.is_empty() {
             feed_flows(
                 ingress,
@@ -134,6 +137,19 @@ async fn process(ingress: &Ingress, delivery: ClaimedDelivery) -> Result<(), Str
         }
     }
     Ok(())
+}
+
+/// Logs the first merge conflicts of a tenant connection's stream.
+fn log_conflicts(ingress: &Ingress, connection: &Connection, stream: &str, conflicts: u64) {
+    let first = ingress
+        .conflicts_logged
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert((connection.id().to_string(), stream.to_string()));
+    if first {
+        let warning = crate::store::conflict_warning(&connection.plugin().name, stream, conflicts);
+        tracing::warn!(connection = %connection.id(), "{warning}");
+    }
 }
 
 /// Records to merge: those the notices carry with a version; the others

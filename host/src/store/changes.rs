@@ -1,13 +1,14 @@
-//! Changes that arrive by two paths, polls and webhooks, merged by the
-//! partner's record version: a newer version wins whatever path brought
-//! it, an older one never does, a delete is a versioned tombstone (a late
-//! update cannot bring the record back), and the same version with other
-//! content is a conflict, counted and kept for operators.
+//! Changes that arrive by two paths, polls and webhooks, merged by one
+//! rule ([`decide`]) on the partner's record version: a newer version wins
+//! whatever path brought it, an older one never does, a delete is a
+//! versioned tombstone (a late update cannot bring the record back), and
+//! the same version with other content is a conflict, counted and kept for
+//! operators, where the copy that arrived last is stored.
 
 use serde::Serialize;
 
 use super::StoreError;
-use crate::connector::Record;
+use crate::connector::{ChangeKind, Record};
 use crate::ids::{ConnectionId, TenantId};
 
 /// Which path brought a change.
@@ -33,12 +34,98 @@ impl ChangeSource {
 /// What a merge did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MergeOutcome {
-    /// Records that were newer and are now stored.
+    /// Records now stored: newer ones, and conflicting copies that replaced
+    /// the stored one.
     pub applied: Vec<Record>,
     /// Records at or below the stored version, ignored.
     pub stale: u64,
     /// Records at the stored version with other content.
     pub conflicts: u64,
+}
+
+/// What the store holds of a record, as a merge compares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredCopy<'a> {
+    /// The partner's version, if it had one (a sweep's tombstone has none).
+    pub version: Option<u64>,
+    /// Whether it is a tombstone.
+    pub deleted: bool,
+    /// The raw JSON.
+    pub data: &'a str,
+}
+
+/// What a merge does with one incoming copy of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeDecision {
+    /// Store it: the record is new, newer, or either copy is unversioned.
+    Apply,
+    /// Ignore it: an older version, or the stored copy again.
+    Stale,
+    /// The stored version with other content: the partner edited the record
+    /// without bumping its version. Counted and kept either way; `replace`
+    /// says whether the incoming copy is stored.
+    Conflict {
+        /// Whether the incoming copy replaces the stored one.
+        replace: bool,
+    },
+}
+
+/// The merge rule, the same for polls and webhooks.
+///
+/// On a conflict the copy that arrived last wins: the version cannot say
+/// which copy is newer, and the latest read (a poll, or the fetch after a
+/// thin webhook) is the partner's state as it is now, which is what a user
+/// expects to see. A tombstone stays, though: a copy that still lists the
+/// record at the version it was deleted at is a late one.
+pub fn decide(stored: Option<StoredCopy<'_>>, incoming: &Record) -> MergeDecision {
+    let Some(stored) = stored else {
+        return MergeDecision::Apply;
+    };
+    let (Some(stored_version), Some(incoming_version)) = (stored.version, incoming.version) else {
+        return MergeDecision::Apply;
+    };
+    if incoming_version != stored_version {
+        return if incoming_version > stored_version {
+            MergeDecision::Apply
+        } else {
+            MergeDecision::Stale
+        };
+    }
+    let incoming_deleted = incoming.kind == ChangeKind::Delete;
+    let same = match (stored.deleted, incoming_deleted) {
+        (true, true) => true,
+        (false, false) => same_json(stored.data, &incoming.data),
+        _ => false,
+    };
+    if same {
+        MergeDecision::Stale
+    } else {
+        MergeDecision::Conflict {
+            replace: !stored.deleted,
+        }
+    }
+}
+
+/// Equal as JSON (key order and spacing aside).
+fn same_json(a: &str, b: &str) -> bool {
+    a == b
+        || matches!(
+            (serde_json::from_str::<serde_json::Value>(a), serde_json::from_str::<serde_json::Value>(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
+}
+
+/// The warning for `conflicts` records of `stream` that came with the
+/// version already stored and other content: said once per run (or, for
+/// webhooks, once per stream and process), since a partner that does not
+/// bump its versions does so on every edit.
+pub fn conflict_warning(connector: &str, stream: &str, conflicts: u64) -> String {
+    format!(
+        "{conflicts} record(s) of stream `{stream}` came with the version already stored but other \
+         content; the copy read last is stored, both are kept in the store's `merge_conflicts`\n\
+         hint: the partner's `version` does not change on every edit: have connector `{connector}` \
+         take the version from `updated_at`, or declare no version"
+    )
 }
 
 /// Webhook coverage of one connection's stream over a window.
@@ -110,4 +197,77 @@ pub struct Handshake {
     pub path: String,
     /// When, ms since the Unix epoch.
     pub at_ms: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy(version: Option<u64>, deleted: bool, data: &str) -> StoredCopy<'_> {
+        StoredCopy {
+            version,
+            deleted,
+            data,
+        }
+    }
+
+    fn incoming(version: Option<u64>, kind: ChangeKind, data: &str) -> Record {
+        Record {
+            key: "k".into(),
+            version,
+            kind,
+            data: data.into(),
+        }
+    }
+
+    #[test]
+    fn the_same_version_with_other_content_is_a_conflict_the_copy_read_last_wins() {
+        let stored = copy(Some(3), false, r#"{"a":1}"#);
+        assert_eq!(
+            decide(
+                Some(stored),
+                &incoming(Some(3), ChangeKind::Upsert, r#"{"a":2}"#)
+            ),
+            MergeDecision::Conflict { replace: true }
+        );
+        assert_eq!(
+            decide(Some(stored), &incoming(Some(3), ChangeKind::Delete, "{}")),
+            MergeDecision::Conflict { replace: true },
+            "a delete that kept the version is one too"
+        );
+    }
+
+    #[test]
+    fn the_same_copy_again_is_no_conflict() {
+        let stored = copy(Some(3), false, r#"{"a":1,"b":2}"#);
+        let again = incoming(Some(3), ChangeKind::Upsert, r#"{ "b": 2, "a": 1 }"#);
+        assert_eq!(decide(Some(stored), &again), MergeDecision::Stale);
+        let tombstone = copy(Some(3), true, "{}");
+        let delete = incoming(Some(3), ChangeKind::Delete, r#"{"id":"k"}"#);
+        assert_eq!(decide(Some(tombstone), &delete), MergeDecision::Stale);
+    }
+
+    #[test]
+    fn a_tombstone_outlives_a_copy_of_its_own_version() {
+        let tombstone = copy(Some(5), true, "{}");
+        assert_eq!(
+            decide(
+                Some(tombstone),
+                &incoming(Some(5), ChangeKind::Upsert, r#"{"a":1}"#)
+            ),
+            MergeDecision::Conflict { replace: false }
+        );
+    }
+
+    #[test]
+    fn newer_versions_win_older_never_and_unversioned_copies_always() {
+        let stored = copy(Some(3), false, "{}");
+        let at = |v| incoming(v, ChangeKind::Upsert, r#"{"a":1}"#);
+        assert_eq!(decide(None, &at(Some(1))), MergeDecision::Apply);
+        assert_eq!(decide(Some(stored), &at(Some(4))), MergeDecision::Apply);
+        assert_eq!(decide(Some(stored), &at(Some(2))), MergeDecision::Stale);
+        assert_eq!(decide(Some(stored), &at(None)), MergeDecision::Apply);
+        let swept = copy(None, true, "{}");
+        assert_eq!(decide(Some(swept), &at(Some(1))), MergeDecision::Apply);
+    }
 }

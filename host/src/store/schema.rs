@@ -197,4 +197,14 @@ CREATE INDEX webhook_handshakes_by_endpoint ON webhook_handshakes (tenant, conne
 ALTER TABLE records ADD COLUMN seen_at INTEGER;
 ALTER TABLE checkpoints ADD COLUMN sweep_from INTEGER;
 "#,
+    r#"
+-- Which process runs each run (see `presence`), so that the runs of a
+-- process that died are told from the live ones; when a run last
+-- committed, its end if it dies; and how many records came with the
+-- stored version but other content.
+ALTER TABLE runs ADD COLUMN owner TEXT;
+ALTER TABLE runs ADD COLUMN committed_at INTEGER;
+ALTER TABLE runs ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX runs_running ON runs (owner) WHERE status = 'running';
+"#,
 ];

@@ -4,6 +4,8 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::changes::{MergeDecision, StoredCopy, decide};
+use super::presence::Presence;
 use super::schema::MIGRATIONS;
 use super::{
     ChangeSource, ChangeStore, CheckpointRecord, Coverage, DeadLetter, DeadLetterRecord, Delivered,
@@ -35,14 +37,17 @@ pub struct SqliteStore {
     path: PathBuf,
     conn: Mutex<Connection>,
     stream_ids: Mutex<HashMap<(String, String), i64>>,
+    /// This process, as the owner of the runs it starts.
+    presence: Presence,
 }
 
 impl SqliteStore {
-    /// Opens (creates) the store and brings its schema up to date.
+    /// Opens (creates) the store and brings its schema up to date, then
+    /// marks the runs of processes that died interrupted.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let err = |source| StoreError {
+        let err = |source: rusqlite::Error| StoreError {
             path: path.to_path_buf(),
-            source,
+            source: source.into(),
         };
         let mut conn = Connection::open(path).map_err(err)?;
         // WAL: readers never block the writer. NORMAL: a process crash never
@@ -56,11 +61,76 @@ impl SqliteStore {
         )
         .map_err(err)?;
         migrate(&mut conn).map_err(err)?;
-        Ok(Self {
+        let presence = Presence::announce(path).map_err(|source| StoreError {
+            path: path.to_path_buf(),
+            source: source.into(),
+        })?;
+        let store = Self {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
             stream_ids: Mutex::default(),
-        })
+            presence,
+        };
+        let gone = store
+            .presence
+            .dead_owners()
+            .map_err(|e| store.io_error(e))?;
+        store.settle_dead_runs(&gone)?;
+        Ok(store)
+    }
+
+    fn io_error(&self, source: std::io::Error) -> StoreError {
+        StoreError {
+            path: self.path.clone(),
+            source: source.into(),
+        }
+    }
+
+    /// Marks the runs still `running` whose process died `interrupted`, with
+    /// their end at their last commit, then forgets the dead processes.
+    /// `known_dead` are owners already found dead (lock files left behind).
+    fn settle_dead_runs(&self, known_dead: &[String]) -> Result<(), StoreError> {
+        let owners: Vec<Option<String>> = self.with(|conn| {
+            conn.prepare_cached("SELECT DISTINCT owner FROM runs WHERE status = 'running'")?
+                .query_map([], |row| row.get(0))?
+                .collect()
+        })?;
+        let mut dead: Vec<Option<String>> = known_dead.iter().cloned().map(Some).collect();
+        for owner in owners {
+            // Runs recorded before owners were: no process of this version.
+            let alive = match &owner {
+                None => false,
+                Some(owner) => self
+                    .presence
+                    .is_alive(owner)
+                    .map_err(|e| self.io_error(e))?,
+            };
+            if !alive && !dead.contains(&owner) {
+                dead.push(owner);
+            }
+        }
+        if dead.is_empty() {
+            return Ok(());
+        }
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut interrupt = tx.prepare_cached(
+                    "UPDATE runs SET status = 'interrupted',
+                       finished_at = coalesce(committed_at, started_at),
+                       error = 'its process stopped (killed or crashed) before the run ended; the next run resumes from its last committed page'
+                     WHERE status = 'running' AND owner IS ?1",
+                )?;
+                for owner in &dead {
+                    interrupt.execute(params![owner])?;
+                }
+            }
+            tx.commit()
+        })?;
+        for owner in dead.iter().flatten() {
+            self.presence.forget(owner);
+        }
+        Ok(())
     }
 
     /// The database file.
@@ -78,7 +148,7 @@ impl SqliteStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut conn).map_err(|source| StoreError {
             path: self.path.clone(),
-            source,
+            source: source.into(),
         })
     }
 
@@ -186,8 +256,14 @@ impl SyncStore for SqliteStore {
         self.with(|conn| {
             let tx = conn.transaction()?;
             let source = &commit.source;
-            let raw =
-                self.upsert_records(&tx, source.connection, source.stream, source.records, now)?;
+            let merged =
+                self.merge_records(&tx, source.connection, source.stream, source.records, now)?;
+            let raw = PageOutcome {
+                changed: merged.applied.len() as u64,
+                unchanged: (source.records.len() - merged.applied.len()) as u64,
+                swept: 0,
+                conflicts: merged.conflicts,
+            };
             if commit.log_changes {
                 log_changes(
                     &tx,
@@ -240,20 +316,24 @@ impl SyncStore for SqliteStore {
             let written = written + swept;
             tx.prepare_cached(
                 "UPDATE runs SET pages = pages + 1, records_read = records_read + ?2,
-                   records_written = records_written + ?3, records_failed = records_failed + ?4
+                   records_written = records_written + ?3, records_failed = records_failed + ?4,
+                   conflicts = conflicts + ?5, committed_at = ?6
                  WHERE id = ?1",
             )?
             .execute(params![
                 commit.run.0,
                 source.records.len() as i64,
                 written as i64,
-                commit.dead_letters.len() as i64
+                commit.dead_letters.len() as i64,
+                raw.conflicts as i64,
+                now
             ])?;
             tx.commit()?;
             Ok(PageOutcome {
                 changed: written,
                 unchanged: raw.unchanged,
                 swept,
+                conflicts: raw.conflicts,
             })
         })
     }
@@ -308,44 +388,92 @@ impl SyncStore for SqliteStore {
 }
 
 impl SqliteStore {
-    fn upsert_records(
+    /// Merges records into a stream by [`decide`], the one rule of polls and
+    /// webhooks; conflicts are kept in `merge_conflicts`.
+    fn merge_records(
         &self,
         tx: &rusqlite::Transaction<'_>,
         connection: &ConnectionId,
         stream: &str,
         records: &[Record],
         now: i64,
-    ) -> rusqlite::Result<PageOutcome> {
+    ) -> rusqlite::Result<Merged> {
         let stream_id = self.stream_id(tx, connection.as_str(), stream)?;
-        // The version guard makes re-reading a page (after a crash, or an
-        // overlapping cursor) harmless: older copies never win.
+        let mut stored = tx.prepare_cached(
+            "SELECT version, deleted, data FROM records WHERE stream_id = ?1 AND key = ?2",
+        )?;
         let mut upsert = tx.prepare_cached(
             "INSERT INTO records (stream_id, key, version, deleted, data, stored_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (stream_id, key) DO UPDATE SET
                version = excluded.version, deleted = excluded.deleted,
-               data = excluded.data, stored_at = excluded.stored_at
-             WHERE excluded.version IS NULL OR records.version IS NULL
-                OR excluded.version > records.version",
+               data = excluded.data, stored_at = excluded.stored_at",
         )?;
-        let mut outcome = PageOutcome::default();
-        for record in records {
-            let changed = upsert.execute(params![
-                stream_id,
-                record.key,
-                record.version.map(|v| v as i64),
-                record.kind == ChangeKind::Delete,
-                record.data,
-                now
-            ])?;
-            if changed > 0 {
-                outcome.changed += 1;
-            } else {
-                outcome.unchanged += 1;
+        let mut conflict = tx.prepare_cached(
+            "INSERT INTO merge_conflicts (connection, stream, key, version, kept, refused, seen_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        let mut merged = Merged::default();
+        for (index, record) in records.iter().enumerate() {
+            let current: Option<(Option<i64>, bool, String)> = stored
+                .query_row(params![stream_id, record.key], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()?;
+            let copy = current.as_ref().map(|(version, deleted, data)| StoredCopy {
+                version: version.map(|v| v as u64),
+                deleted: *deleted,
+                data,
+            });
+            let apply = match decide(copy, record) {
+                MergeDecision::Apply => true,
+                MergeDecision::Stale => {
+                    merged.stale += 1;
+                    false
+                }
+                MergeDecision::Conflict { replace } => {
+                    merged.conflicts += 1;
+                    let stored_data = copy.map_or("", |c| c.data);
+                    let (kept, refused) = if replace {
+                        (record.data.as_str(), stored_data)
+                    } else {
+                        (stored_data, record.data.as_str())
+                    };
+                    conflict.execute(params![
+                        connection.as_str(),
+                        stream,
+                        record.key,
+                        record.version.map(|v| v as i64),
+                        kept,
+                        refused,
+                        now
+                    ])?;
+                    replace
+                }
+            };
+            if apply {
+                upsert.execute(params![
+                    stream_id,
+                    record.key,
+                    record.version.map(|v| v as i64),
+                    record.kind == ChangeKind::Delete,
+                    record.data,
+                    now
+                ])?;
+                merged.applied.push(index);
             }
         }
-        Ok(outcome)
+        Ok(merged)
     }
+}
+
+/// What [`SqliteStore::merge_records`] did.
+#[derive(Default)]
+struct Merged {
+    /// Indexes of the records now stored.
+    applied: Vec<usize>,
+    stale: u64,
+    conflicts: u64,
 }
 
 /// When the read from scratch of a flow's stream under way began, if one is.
@@ -574,14 +702,16 @@ impl Deliveries for SqliteStore {
             insert_dead_letters(&tx, flow, run, failed, now)?;
             tx.prepare_cached(
                 "UPDATE runs SET pages = pages + 1, records_read = records_read + ?2,
-                   records_written = records_written + ?3, records_failed = records_failed + ?4
+                   records_written = records_written + ?3, records_failed = records_failed + ?4,
+                   committed_at = ?5
                  WHERE id = ?1",
             )?
             .execute(params![
                 run.0,
                 (mapped.len().max(links.len()) + failed.len()) as i64,
                 mapped.len().max(links.len()) as i64,
-                failed.len() as i64
+                failed.len() as i64,
+                now
             ])?;
             tx.commit()
         })
@@ -667,21 +797,22 @@ impl RunLog for SqliteStore {
         plugin: &str,
         full_refresh: bool,
     ) -> Result<RunId, StoreError> {
+        // A daemon runs for weeks: the processes that died beside it (a
+        // killed `weir sync`) are noticed here too, not only at the next open.
+        self.settle_dead_runs(&[])?;
         self.with(|conn| {
-            let tx = conn.transaction()?;
-            tx.execute(
-                "UPDATE runs SET status = 'interrupted', finished_at = ?2,
-                   error = 'the process stopped before the run ended'
-                 WHERE flow = ?1 AND status = 'running'",
-                params![flow.as_str(), now_ms()],
+            conn.execute(
+                "INSERT INTO runs (flow, status, full_refresh, plugin, started_at, owner)
+                 VALUES (?1, 'running', ?2, ?3, ?4, ?5)",
+                params![
+                    flow.as_str(),
+                    full_refresh,
+                    plugin,
+                    now_ms(),
+                    self.presence.owner()
+                ],
             )?;
-            tx.execute(
-                "INSERT INTO runs (flow, status, full_refresh, plugin, started_at) VALUES (?1, 'running', ?2, ?3, ?4)",
-                params![flow.as_str(), full_refresh, plugin, now_ms()],
-            )?;
-            let id = tx.last_insert_rowid();
-            tx.commit()?;
-            Ok(RunId(id))
+            Ok(RunId(conn.last_insert_rowid()))
         })
     }
 
@@ -906,7 +1037,7 @@ impl EgressLog for SqliteStore {
 }
 
 const RUN_COLUMNS: &str = "id, flow, status, full_refresh, plugin, started_at, finished_at, pages,
-    records_read, records_written, records_failed, error_code, error";
+    records_read, records_written, records_failed, error_code, error, conflicts";
 
 fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
@@ -923,6 +1054,7 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         records_failed: row.get::<_, i64>(10)? as u64,
         error_code: row.get(11)?,
         error: row.get(12)?,
+        conflicts: row.get::<_, i64>(13)? as u64,
     })
 }
 
@@ -1064,62 +1196,18 @@ impl ChangeStore for SqliteStore {
         let now = now_ms();
         self.with(|conn| {
             let tx = conn.transaction()?;
-            let stream_id = self.stream_id(&tx, connection.as_str(), stream)?;
-            let mut outcome = MergeOutcome::default();
-            {
-                let mut stored =
-                    tx.prepare_cached("SELECT version, data FROM records WHERE stream_id = ?1 AND key = ?2")?;
-                let mut upsert = tx.prepare_cached(
-                    "INSERT INTO records (stream_id, key, version, deleted, data, stored_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (stream_id, key) DO UPDATE SET version = excluded.version,
-                       deleted = excluded.deleted, data = excluded.data, stored_at = excluded.stored_at",
-                )?;
-                let mut conflict = tx.prepare_cached(
-                    "INSERT INTO merge_conflicts (connection, stream, key, version, kept, refused, seen_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?;
-                for record in records {
-                    let current: Option<(Option<i64>, String)> = stored
-                        .query_row(params![stream_id, record.key], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()?;
-                    let incoming = record.version.map(|v| v as i64);
-                    let newer = match (&current, incoming) {
-                        (None, _) | (Some((None, _)), _) | (_, None) => true,
-                        (Some((Some(stored), _)), Some(incoming)) => incoming > *stored,
-                    };
-                    if newer {
-                        upsert.execute(params![
-                            stream_id,
-                            record.key,
-                            incoming,
-                            record.kind == ChangeKind::Delete,
-                            record.data,
-                            now
-                        ])?;
-                        outcome.applied.push(record.clone());
-                    } else if let Some((Some(stored_version), kept)) = &current
-                        && Some(*stored_version) == incoming
-                        && record.kind == ChangeKind::Upsert
-                        && !same_json(kept, &record.data)
-                    {
-                        outcome.conflicts += 1;
-                        conflict.execute(params![
-                            connection.as_str(),
-                            stream,
-                            record.key,
-                            incoming,
-                            kept,
-                            record.data,
-                            now
-                        ])?;
-                    } else {
-                        outcome.stale += 1;
-                    }
-                }
-            }
+            let merged = self.merge_records(&tx, connection, stream, records, now)?;
             log_changes(&tx, connection, stream, records, source, now)?;
             tx.commit()?;
-            Ok(outcome)
+            Ok(MergeOutcome {
+                applied: merged
+                    .applied
+                    .into_iter()
+                    .map(|i| records[i].clone())
+                    .collect(),
+                stale: merged.stale,
+                conflicts: merged.conflicts,
+            })
         })
     }
 
@@ -1238,15 +1326,6 @@ impl ChangeStore for SqliteStore {
             )
         })
     }
-}
-
-/// Equal as JSON (key order and spacing aside).
-fn same_json(a: &str, b: &str) -> bool {
-    a == b
-        || matches!(
-            (serde_json::from_str::<serde_json::Value>(a), serde_json::from_str::<serde_json::Value>(b)),
-            (Ok(x), Ok(y)) if x == y
-        )
 }
 
 #[cfg(test)]
@@ -1444,6 +1523,7 @@ mod tests {
                 changed: 2,
                 unchanged: 0,
                 swept: 0,
+                conflicts: 0,
             }
         );
         assert_eq!(
@@ -1466,6 +1546,7 @@ mod tests {
                 changed: 0,
                 unchanged: 1,
                 swept: 0,
+                conflicts: 0,
             }
         );
         let data: String = store
@@ -1481,15 +1562,43 @@ mod tests {
     }
 
     #[test]
-    fn starting_a_run_marks_a_dead_processs_run_interrupted() {
-        let (_dir, store) = open();
+    fn a_run_whose_process_died_is_interrupted_at_its_last_commit_and_a_live_ones_stays_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.db");
         let flow = FlowId::new("f").unwrap();
-        let first = store.start_run(&flow, "x 1.0.0", false).unwrap();
-        store.start_run(&flow, "x 1.0.0", false).unwrap();
-        let runs = store.runs(Some(&flow), 10).unwrap();
-        assert_eq!(runs[1].id, first);
-        assert_eq!(runs[1].status, RunStatus::Interrupted);
-        assert_eq!(runs[0].status, RunStatus::Running);
+        let dead = SqliteStore::open(&path).unwrap();
+        let killed = dead.start_run(&flow, "x 1.0.0", false).unwrap();
+        let committed_at = 1_000;
+        dead.with(|c| {
+            c.execute(
+                "UPDATE runs SET committed_at = ?1 WHERE id = ?2",
+                params![committed_at, killed.0],
+            )
+        })
+        .unwrap();
+        let live = SqliteStore::open(&path).unwrap();
+        let running = live.start_run(&flow, "x 1.0.0", false).unwrap();
+        let before = live.start_run(&flow, "x 1.0.0", false).unwrap();
+        // As SIGKILL leaves it: the lock is released, its file stays.
+        let owner = dead.presence.owner().to_string();
+        let file = dir.path().join(format!("weir.db.processes/{owner}.lock"));
+        std::mem::forget(dead);
+        std::fs::rename(&file, dir.path().join("moved")).unwrap();
+        std::fs::write(&file, "").unwrap();
+
+        let next = SqliteStore::open(&path).unwrap();
+        let runs = next.runs(Some(&flow), 10).unwrap();
+        let status = |id: RunId| runs.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(status(killed).status, RunStatus::Interrupted);
+        assert_eq!(status(killed).finished_at_ms, Some(committed_at));
+        assert!(status(killed).error.as_deref().unwrap().contains("killed"));
+        assert_eq!(
+            status(running).status,
+            RunStatus::Running,
+            "its process lives"
+        );
+        assert_eq!(status(before).status, RunStatus::Running);
+        assert!(!file.exists(), "the dead process is forgotten");
     }
 
     #[test]
@@ -1614,16 +1723,54 @@ mod merge_tests {
             "equal JSON is no conflict"
         );
         let other = webhook(&store, &[record("k", 7, ChangeKind::Upsert, r#"{"a":9}"#)]);
-        assert_eq!(other.conflicts, 1);
+        assert_eq!((other.conflicts, other.applied.len()), (1, 1));
         assert_eq!(
             stored(&store).2,
-            r#"{"a":1,"b":2}"#,
-            "the first copy is kept"
+            r#"{"a":9}"#,
+            "the copy read last is stored"
         );
-        let kept: i64 = store
-            .with(|c| c.query_row("SELECT count(*) FROM merge_conflicts", [], |r| r.get(0)))
+        let kept: (String, String) = store
+            .with(|c| {
+                c.query_row("SELECT kept, refused FROM merge_conflicts", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+            })
             .unwrap();
-        assert_eq!(kept, 1);
+        assert_eq!(kept, (r#"{"a":9}"#.into(), r#"{"a":1,"b":2}"#.into()));
+    }
+
+    #[test]
+    fn a_poll_with_other_content_under_the_stored_version_is_a_counted_conflict_and_stored() {
+        let (_dir, store) = open();
+        let flow = FlowId::new("f").unwrap();
+        let page = |data: &str| {
+            super::tests::commit_page_of_f(
+                &store,
+                &[record("k", 1, ChangeKind::Upsert, data)],
+                false,
+                false,
+                Sweep::Off,
+            )
+        };
+        page(r#"{"title":"old"}"#);
+        let again = page(r#"{"title":"old"}"#);
+        assert_eq!(
+            (again.changed, again.conflicts),
+            (0, 0),
+            "a page read again"
+        );
+        let edited = page(r#"{"title":"new"}"#);
+        assert_eq!((edited.changed, edited.conflicts), (1, 1));
+        assert_eq!(stored(&store), (1, false, r#"{"title":"new"}"#.into()));
+        let run = &store.runs(Some(&flow), 1).unwrap()[0];
+        assert_eq!((run.records_written, run.conflicts), (1, 1));
+        // A webhook bringing the old copy afterwards is one too, and wins
+        // as the copy read last: the next poll settles it.
+        let late = webhook(
+            &store,
+            &[record("k", 1, ChangeKind::Upsert, r#"{"title":"old"}"#)],
+        );
+        assert_eq!(late.conflicts, 1);
     }
 
     #[test]
