@@ -370,3 +370,178 @@ async fn ctrl_c_stops_a_sync_after_its_page_in_flight_and_the_next_resumes() {
     );
     assert_store_equals_partner(&ws, &sim, "contacts");
 }
+
+/// `weir` started in `ws`, killed if the test ends first.
+fn spawn(ws: &weir_tests::Workspace, args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::from(ws.command(args))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("weir starts")
+}
+
+/// `weir runs --json`, newest first.
+async fn runs_json(ws: &weir_tests::Workspace) -> Vec<serde_json::Value> {
+    let out = ws.weir_ok(&["runs", "--json"]).await;
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poll_bringing_new_content_under_the_same_version_is_stored_counted_and_logged_once() {
+    let sim = simulator(300, 0).await;
+    let ws = workspace();
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&acme_config(&sim.base_url()));
+    ws.weir_ok(&["sync", "contacts"]).await;
+    for id in ["c_000001", "c_000002"] {
+        sim.update_keeping_version("contacts", id, serde_json::json!({ "title": "Edited" }))
+            .unwrap();
+    }
+
+    let out = ws.weir_ok(&["sync", "contacts"]).await;
+    assert_store_equals_partner(&ws, &sim, "contacts");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr
+            .matches("came with the version already stored but other content")
+            .count(),
+        1,
+        "logged once per run: {stderr}"
+    );
+    assert!(
+        stderr.contains("2 record(s) of stream `contacts`")
+            && stderr.contains("hint: the partner's `version` does not change on every edit"),
+        "{stderr}"
+    );
+    let runs = runs_json(&ws).await;
+    assert_eq!(
+        (&runs[0]["conflicts"], &runs[0]["records_written"]),
+        (&serde_json::json!(2), &serde_json::json!(2)),
+        "{}",
+        runs[0]
+    );
+    let table = ws.weir_ok(&["runs"]).await;
+    assert!(String::from_utf8_lossy(&table.stdout).contains("conflicts"));
+    let kept: i64 = ws.query_one("SELECT count(*) FROM merge_conflicts");
+    assert_eq!(kept, 2, "both copies kept for operators");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_refresh_killed_at_any_list_call_still_deletes_what_the_partner_deleted() {
+    // Three pages of 100: a kill at each list call, in a fresh store each.
+    for kill_at in 1..=3u32 {
+        let sim = simulator(0, 250).await;
+        let ws = workspace();
+        let config = acme_config(&sim.base_url()).replace(
+            "secrets.api_key = { env = \"ACME_API_KEY\" }\n",
+            "secrets.api_key = { env = \"ACME_API_KEY\" }\npage_size = 100\n",
+        );
+        ws.install(guests::ACME_CRM, "acme_crm.wasm")
+            .write_config(&config);
+        ws.weir_ok(&["sync", "companies"]).await;
+        let gone: Vec<String> = sim
+            .records("companies")
+            .iter()
+            .step_by(60)
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect();
+        for id in &gone {
+            sim.delete("companies", id).unwrap();
+        }
+
+        sim.reset_counters();
+        sim.inject(
+            Fault::new("GET", "/v1/companies")
+                .skip(kill_at - 1)
+                .times(1)
+                .hang(),
+        );
+        let mut child = spawn(&ws, &["sync", "companies", "--full-refresh"]);
+        let reached = wait_until(Duration::from_secs(60), || {
+            sim.counters().list_calls.len() == kill_at as usize
+        });
+        child.kill().await.expect("SIGKILL weir");
+        assert!(reached, "list call {kill_at} was made");
+
+        sim.clear_faults();
+        ws.weir_ok(&["sync", "companies"]).await;
+        let live: Vec<String> = ws
+            .records("acme", "companies")
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        let partner: Vec<String> = by_id(sim.records("companies")).into_keys().collect();
+        assert_eq!(
+            live, partner,
+            "killed at list call {kill_at}: the next sync completes the sweep"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_syncs_run_is_interrupted_at_its_last_commit_and_a_live_ones_stays_running() {
+    let sim = simulator(3_000, 0).await;
+    let ws = workspace();
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&acme_config(&sim.base_url()));
+    // Page 2 never answers, for either process.
+    sim.inject(
+        Fault::new("GET", "/v1/contacts")
+            .skip(1)
+            .times(1_000)
+            .hang(),
+    );
+    let committed = |run: i64| -> Option<(i64, i64)> {
+        rusqlite::Connection::open(ws.store_path())
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT pages, coalesce(committed_at, 0) FROM runs WHERE id = ?1",
+                    [run],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
+            .ok()
+    };
+    let mut first = spawn(&ws, &["sync", "contacts"]);
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            committed(1).is_some_and(|(pages, _)| pages == 1)
+                && sim.counters().list_calls.len() == 2
+        }),
+        "the first run committed page 1 and waits for page 2"
+    );
+    let (_, first_commit) = committed(1).unwrap();
+    // A second sync of the same flow beside it, killed while it waits.
+    let mut second = spawn(&ws, &["sync", "contacts"]);
+    assert!(
+        wait_until(Duration::from_secs(60), || sim.counters().list_calls.len()
+            == 3),
+        "the second run waits for page 2 too"
+    );
+    second.kill().await.expect("SIGKILL weir");
+
+    let runs = runs_json(&ws).await;
+    let run = |id: i64| runs.iter().find(|r| r["id"] == id).unwrap().clone();
+    assert_eq!(run(1)["status"], "running", "its process lives: {}", run(1));
+    assert_eq!(run(2)["status"], "interrupted", "{}", run(2));
+    assert_eq!(
+        run(2)["finished_at_ms"],
+        run(2)["started_at_ms"],
+        "no commit: it ended where it started"
+    );
+
+    first.kill().await.expect("SIGKILL weir");
+    let runs = runs_json(&ws).await;
+    let run = |id: i64| runs.iter().find(|r| r["id"] == id).unwrap().clone();
+    assert_eq!(run(1)["status"], "interrupted", "{}", run(1));
+    assert_eq!(
+        run(1)["finished_at_ms"],
+        first_commit,
+        "its end is its last commit"
+    );
+    let table = ws.weir_ok(&["runs"]).await;
+    assert!(
+        !String::from_utf8_lossy(&table.stdout).contains("running"),
+        "{}",
+        output_text(&table)
+    );
+}

@@ -224,6 +224,14 @@ impl FlowRunner {
         let source = legs.source;
         check_streams(flow, source, legs.destination)?;
         let mut checkpoint = if options.full_refresh {
+            // Forgotten before the first request: a full refresh that dies
+            // before its first page commits is carried on by the next run,
+            // from scratch, delete sweep included.
+            self.blocking({
+                let id = flow.id.clone();
+                move |store| store.reset(&id)
+            })
+            .await?;
             None
         } else {
             self.resume_point(flow, source).await?
