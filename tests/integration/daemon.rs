@@ -519,8 +519,11 @@ async fn a_killed_daemons_run_shows_interrupted_in_status_with_its_end_at_its_la
     let sim = simulator(3_000, 0).await;
     let ws = workspace();
     ws.install(guests::ACME_CRM, "acme_crm.wasm").write_config(
-        &daemon_config(&sim.base_url(), "")
-            .replace("schedule = \"every 2s\"", "schedule = \"every 1h\""),
+        &daemon_config(
+            &sim.base_url(),
+            "call_timeout = \"10m\"\nfirst_byte_timeout = \"10m\"",
+        )
+        .replace("schedule = \"every 2s\"", "schedule = \"every 1h\""),
     );
     // Page 2 never answers: the run is in flight when the daemon dies.
     sim.inject(

@@ -481,8 +481,13 @@ async fn a_full_refresh_killed_at_any_list_call_still_deletes_what_the_partner_d
 async fn a_dead_syncs_run_is_interrupted_at_its_last_commit_and_a_live_ones_stays_running() {
     let sim = simulator(3_000, 0).await;
     let ws = workspace();
+    // Waits on the partner outlast the test.
+    let config = acme_config(&sim.base_url()).replace(
+        "secrets.api_key = { env = \"ACME_API_KEY\" }\n",
+        "secrets.api_key = { env = \"ACME_API_KEY\" }\ncall_timeout = \"10m\"\nfirst_byte_timeout = \"10m\"\n",
+    );
     ws.install(guests::ACME_CRM, "acme_crm.wasm")
-        .write_config(&acme_config(&sim.base_url()));
+        .write_config(&config);
     // Page 2 never answers, for either process.
     sim.inject(
         Fault::new("GET", "/v1/contacts")
@@ -513,8 +518,8 @@ async fn a_dead_syncs_run_is_interrupted_at_its_last_commit_and_a_live_ones_stay
     // A second sync of the same flow beside it, killed while it waits.
     let mut second = spawn(&ws, &["sync", "contacts"]);
     assert!(
-        wait_until(Duration::from_secs(60), || sim.counters().list_calls.len()
-            == 3),
+        wait_until(Duration::from_secs(60), || committed(2).is_some()
+            && sim.counters().list_calls.len() >= 3),
         "the second run waits for page 2 too"
     );
     second.kill().await.expect("SIGKILL weir");

@@ -195,7 +195,7 @@ impl FlowRunner {
                 &flow.stream,
                 progress.conflicts,
             );
-            tracing::warn!(flow = %flow.id, "{warning}");
+            tracing::warn!("flow `{}`: {warning}", flow.id);
         }
         Ok(RunSummary {
             run,

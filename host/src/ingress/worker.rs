@@ -148,7 +148,7 @@ fn log_conflicts(ingress: &Ingress, connection: &Connection, stream: &str, confl
         .insert((connection.id().to_string(), stream.to_string()));
     if first {
         let warning = crate::store::conflict_warning(&connection.plugin().name, stream, conflicts);
-        tracing::warn!(connection = %connection.id(), "{warning}");
+        tracing::warn!("connection `{}`: {warning}", connection.id());
     }
 }
 
