@@ -550,3 +550,47 @@ async fn a_dead_syncs_run_is_interrupted_at_its_last_commit_and_a_live_ones_stay
         output_text(&table)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_at_any_list_call_reads_at_most_two_pages_again() {
+    for kill_at in 1..=5u32 {
+        let sim = simulator(500, 0).await;
+        let ws = workspace();
+        let config = acme_config(&sim.base_url()).replace(
+            "secrets.api_key = { env = \"ACME_API_KEY\" }\n",
+            "secrets.api_key = { env = \"ACME_API_KEY\" }\npage_size = 100\n",
+        );
+        ws.install(guests::ACME_CRM, "acme_crm.wasm")
+            .write_config(&config);
+        sim.inject(
+            Fault::new("GET", "/v1/contacts")
+                .skip(kill_at - 1)
+                .times(1)
+                .hang(),
+        );
+        let mut child = spawn(&ws, &["sync", "contacts"]);
+        let reached = wait_until(Duration::from_secs(60), || {
+            sim.counters().list_calls.len() == kill_at as usize
+        });
+        child.kill().await.expect("SIGKILL weir");
+        assert!(reached, "list call {kill_at} was made");
+        let asked: Vec<Option<String>> = sim
+            .counters()
+            .list_calls
+            .into_iter()
+            .map(|c| c.cursor)
+            .collect();
+
+        sim.reset_counters();
+        ws.weir_ok(&["sync", "contacts"]).await;
+        let again = served_cursors(&sim, "contacts")
+            .iter()
+            .filter(|c| asked.contains(c))
+            .count();
+        assert!(
+            (1..=2).contains(&again),
+            "killed at list call {kill_at}: {again} page(s) read again"
+        );
+        assert_store_equals_partner(&ws, &sim, "contacts");
+    }
+}
