@@ -158,6 +158,8 @@ error_codes! {
         "The mapping given to `weir map set` is not JSON, or breaks a rule of the mapping format: a rule with two sources, an unknown `type`, a time zone or date pattern that does not exist, two rules writing the same field. The message gives the exact path in the document (for example `fields[3].format`) and the reason; nothing was saved. README's *Field mappings* section lists every key.";
     MappingRecord = "mapping-record", 1, "a record did not fit the flow's mapping",
         "A record could not be reshaped by the tenant's field mapping (a missing required field, a value that does not convert, an unknown enum value). It went to the dead letters with the reason; the run went on. Fix the mapping (or the data at the partner), then `weir deadletters retry <tenant> <flow>`.";
+    DaemonRunning = "daemon-running", 2, "another `weir run` already serves this store",
+        "One daemon owns a store: it schedules every tenant's flows and takes back webhook deliveries left unfinished, which two daemons would do twice. `weir run` locks `<store>.daemon.lock` (and `<inbox>.daemon.lock` with webhooks) for as long as it runs; the lock goes with the process, even when it is killed. Stop the running daemon first, or give the second one its own `store`. `weir sync`, `weir status` and every other command work beside a running daemon.";
     StoreUnavailable = "store-unavailable", 4, "the local store cannot be opened or written",
         "Weir could not open or write its SQLite store (`store` in `weir.toml`). Check that the directory exists and is writable and that the disk is not full. Another process holding a long write lock shows up as `database is locked`.";
 }

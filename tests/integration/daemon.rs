@@ -348,6 +348,39 @@ async fn sigterm_during_a_run_commits_its_page_and_the_restart_resumes_there() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_second_daemon_on_one_store_exits_2_naming_the_first_ones_pid() {
+    let sim = simulator(10, 0).await;
+    let ws = workspace();
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&daemon_config(&sim.base_url(), ""));
+    let first = ws.start_daemon().await;
+    let pid = first.pid();
+    let out = ws.weir_async(&["run"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "error[daemon-running]: another `weir run` (pid {pid}) already serves store `"
+        )) && stderr.contains(&format!("hint: stop it first (`kill {pid}`)")),
+        "{stderr}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("scheduling"),
+        "it never scheduled: {}",
+        output_text(&out)
+    );
+    // Beside the daemon, the other commands work.
+    ws.weir_ok(&["status"]).await;
+    ws.weir_ok(&["sync", "contacts"]).await;
+    assert_eq!(ws.records("acme", "contacts").len(), 10);
+
+    // The lock goes with its process, however it ends.
+    first.kill().await;
+    let second = ws.start_daemon().await;
+    assert!(second.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_admin_api_refuses_bad_changes_and_missing_tokens() {
     let sim = simulator(10, 0).await;
     let ws = workspace();
