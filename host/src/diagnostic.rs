@@ -147,7 +147,7 @@ error_codes! {
     ConnectorTimeout = "connector-timeout", 1, "a connector call exceeded its deadline",
         "A call into the connector did not finish within its deadline (guest CPU, partner I/O and rate-budget waits all count). The partner may be very slow or the connector stuck in a loop. Weir stopped it; raise `call_timeout` of the connection if the partner is legitimately slow.";
     ConnectorContract = "connector-contract", 1, "a connector returned something that breaks the contract",
-        "The connector returned data that breaks Weir's contract: a page larger than asked, a record whose data is not a JSON object, an empty key, an unknown stream. This is a bug in the connector; nothing of that page was stored.";
+        "The connector returned data that breaks Weir's contract: a page larger than asked, a record whose data is not a JSON object, an empty key, an unknown stream, a page that ends at the checkpoint it started from while saying more records are ready (a cursor that points to itself: reading on would fetch that page forever). This is a bug in the connector; nothing of that page was stored.";
     CheckpointMigration = "checkpoint-migration", 1, "a stored checkpoint cannot be used by the connector",
         "The stored checkpoint has an older format than the connector declares and the connector could not migrate it. Weir refuses to silently restart a full sync. Install a connector version that migrates the format, or run `weir state reset <flow>` to start over deliberately.";
     TenantInvalid = "tenant-invalid", 2, "a tenant's settings do not fit the integration",
