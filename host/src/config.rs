@@ -183,6 +183,15 @@ pub struct FlowConfig {
     /// What starts its changes; none: webhooks and polls when the source
     /// stream has webhooks, polls otherwise.
     pub trigger: Option<Trigger>,
+    /// How long one run may go on before it fails at its last checkpoint.
+    pub max_run_time: Duration,
+}
+
+impl FlowConfig {
+    /// `max_run_time` when `weir.toml` sets none: long enough for the
+    /// first backfill of a large account, short enough that a connector
+    /// that never stops is noticed the same day.
+    pub const DEFAULT_MAX_RUN_TIME: Duration = Duration::from_secs(3600);
 }
 
 /// What brings a flow's changes.

@@ -35,7 +35,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     super::app::stop_on_signal(
         shutdown.clone(),
-        "shutting down: runs finish their page, then weir exits",
+        "shutting down: runs end at their last committed page, then weir exits",
     );
 
     // The admin API's address comes first on stdout: scripts wait for it.

@@ -587,7 +587,13 @@ fn resolve_flow(
             })
         })
         .transpose()?;
+    let max_run_time = raw
+        .max_run_time
+        .map(|text| parse_duration(&text).map_err(|why| invalid(key("max_run_time"), why)))
+        .transpose()?
+        .unwrap_or(FlowConfig::DEFAULT_MAX_RUN_TIME);
     Ok(FlowConfig {
+        max_run_time,
         trigger,
         id,
         source,
