@@ -78,7 +78,9 @@ pub struct DaemonConfig {
     pub max_runs_per_connection: usize,
     /// Consecutive failures after which a flow is reported unhealthy.
     pub failures_before_unhealthy: u32,
-    /// How long a shutdown waits for runs to commit their page.
+    /// How long a shutdown waits for runs to end at their last committed
+    /// page (the page in flight is dropped at once; only the commit of the
+    /// page before it is waited for).
     pub shutdown_grace: Duration,
 }
 
