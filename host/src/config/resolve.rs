@@ -725,6 +725,22 @@ mod tests {
     }
 
     #[test]
+    fn a_flows_max_run_time_defaults_to_an_hour_and_is_never_zero() {
+        let contacts = |text: &str| {
+            parse(text)
+                .map(|config| config.flow("contacts").unwrap().max_run_time)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(contacts(GOOD), Ok(Duration::from_secs(3600)));
+        let with = |value: &str| format!("{GOOD}        max_run_time = {value}\n");
+        assert_eq!(contacts(&with("\"90m\"")), Ok(Duration::from_secs(5400)));
+        for bad in ["\"0s\"", "\"forever\""] {
+            let err = contacts(&with(bad)).unwrap_err();
+            assert!(err.contains("flows.contacts.max_run_time"), "{err}");
+        }
+    }
+
+    #[test]
     fn unknown_names_list_what_exists() {
         let config = parse(GOOD).unwrap();
         let err = config.flow("contcts").unwrap_err().diagnostic();
