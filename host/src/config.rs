@@ -78,7 +78,9 @@ pub struct DaemonConfig {
     pub max_runs_per_connection: usize,
     /// Consecutive failures after which a flow is reported unhealthy.
     pub failures_before_unhealthy: u32,
-    /// How long a shutdown waits for runs to commit their page.
+    /// How long a shutdown waits for runs to end at their last committed
+    /// page (the page in flight is dropped at once; only the commit of the
+    /// page before it is waited for).
     pub shutdown_grace: Duration,
 }
 
@@ -183,6 +185,15 @@ pub struct FlowConfig {
     /// What starts its changes; none: webhooks and polls when the source
     /// stream has webhooks, polls otherwise.
     pub trigger: Option<Trigger>,
+    /// How long one run may go on before it fails at its last checkpoint.
+    pub max_run_time: Duration,
+}
+
+impl FlowConfig {
+    /// `max_run_time` when `weir.toml` sets none: long enough for the
+    /// first backfill of a large account, short enough that a connector
+    /// that never stops is noticed the same day.
+    pub const DEFAULT_MAX_RUN_TIME: Duration = Duration::from_secs(3600);
 }
 
 /// What brings a flow's changes.

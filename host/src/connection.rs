@@ -285,6 +285,7 @@ impl Connection {
         checkpoint: Option<Checkpoint>,
     ) -> Result<Page, CallError> {
         let max = self.config.page_size;
+        let started_from = checkpoint.clone();
         let page = self
             .call("read", async |pre, store| {
                 pre.read(store, &self.config_json, stream, checkpoint, max)
@@ -329,6 +330,16 @@ impl Connection {
         }
         if serde_json::from_str::<IgnoredAny>(&page.checkpoint.state).is_err() {
             return Err(self.contract("read", "the checkpoint state is not valid JSON".into()));
+        }
+        // Reading on from the same checkpoint would return this page again,
+        // forever (a partner's `next` link pointing to itself, say).
+        if page.has_more && started_from.as_ref() == Some(&page.checkpoint) {
+            return Err(self.contract(
+                "read",
+                format!(
+                    "returned a page of stream `{stream}` whose checkpoint is the one it started from, with more records said to be ready: reading on would fetch that page forever"
+                ),
+            ));
         }
         Ok(page)
     }

@@ -2,6 +2,7 @@
 //! destination (the local store or another connection), checkpoint by
 //! checkpoint.
 
+mod bounds;
 pub(crate) mod destination;
 mod redeliver;
 mod reshape;

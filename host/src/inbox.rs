@@ -489,6 +489,14 @@ impl Inbox {
             .await
     }
 
+    /// Takes back every delivery being processed: its lease runs out now,
+    /// so the next [`Inbox::claim`] hands it out again. Only for the one
+    /// process that knows no other worker is alive (a daemon holding the
+    /// inbox's lock, whose predecessor died mid-delivery). Returns how many.
+    pub async fn take_back_leases(&self) -> Result<usize, InboxError> {
+        self.run(lease::take_back).await
+    }
+
     /// Extends a claim's lease. False if the claim is no longer current
     /// (its lease ran out and the delivery was settled or handed to another
     /// worker).

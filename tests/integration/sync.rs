@@ -306,7 +306,7 @@ async fn a_full_refresh_deletes_companies_the_partner_deleted_without_telling() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn ctrl_c_stops_a_sync_after_its_page_in_flight_and_the_next_resumes() {
+async fn ctrl_c_stops_a_sync_at_its_last_committed_page_and_the_next_resumes() {
     let sim = simulator(6_000, 0).await;
     let ws = workspace();
     // 60 pages at 15 requests a second: a run long enough to interrupt.
@@ -355,18 +355,20 @@ async fn ctrl_c_stops_a_sync_after_its_page_in_flight_and_the_next_resumes() {
     assert!(committed < 60, "stopped mid-way");
     let runs: i64 = ws.query_one("SELECT count(*) FROM runs");
     assert_eq!(runs, 1, "`companies`, next in line, never started");
-    assert_eq!(
-        served_cursors(&sim, "contacts").len() as i64,
-        committed,
-        "every page read was committed before exit"
+    // The page in flight at the signal, if its request was out, was
+    // abandoned: it is the only one read and not committed.
+    let abandoned = served_cursors(&sim, "contacts").len() as i64 - committed;
+    assert!(
+        abandoned == 0 || abandoned == 1,
+        "every page read but the one in flight was committed before exit"
     );
 
     let out = ws.weir_async(&["sync", "contacts"]).await;
     assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(
         sim.counters().served("contacts"),
-        6_000,
-        "no page read twice"
+        6_000 + 100 * abandoned as u64,
+        "no page read twice but the abandoned one"
     );
     assert_store_equals_partner(&ws, &sim, "contacts");
 }

@@ -535,6 +535,77 @@ async fn every_acknowledged_delivery_survives_a_crash() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn deliveries_a_killed_daemon_left_processing_are_taken_back_by_the_next_before_their_lease_ends()
+ {
+    let sim = simulator(10, 0).await;
+    let ws = workspace();
+    let weir = start(&ws, &sim, "", &["t1"]).await;
+    sync_now(&weir, &ws, "t1").await;
+    let url = weir.webhook_url("t1", "acme").await;
+    // A thin event: the worker fetches the contact, and the partner never
+    // answers that fetch.
+    sim.inject(Fault::new("GET", "/v1/contacts/").hang());
+    let id = sim.records("contacts")[3]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let thin = json!({ "type": "contact.updated", "timestamp": sim.now(), "data": { "id": id } })
+        .to_string();
+    let sent = signed(&url, "msg_thin", now_secs(), &thin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+    assert!(
+        wait_until(Duration::from_secs(30), || sim.counters().faults_injected
+            == 1),
+        "the worker is waiting on the fetch"
+    );
+    let (state, lease_until_ms): (String, i64) = inbox(&ws)
+        .query_row("SELECT state, lease_until_ms FROM deliveries", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(state, "processing");
+    weir.kill().await;
+
+    // The partner answers again, and the contact changed meanwhile.
+    let updated = sim
+        .update("contacts", &id, json!({ "first_name": "Taken back" }))
+        .unwrap();
+    let weir = ws
+        .start_daemon_with(&[("ACME_WEBHOOK_SECRET", SECRET)])
+        .await;
+    let done = || -> Option<(i64, i64)> {
+        inbox(&ws)
+            .query_row(
+                "SELECT finished_at_ms, attempts FROM deliveries WHERE state = 'done'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ok()
+    };
+    assert!(
+        wait_until(Duration::from_secs(120), || done().is_some()),
+        "the delivery is processed after the restart"
+    );
+    let (finished_at_ms, attempts) = done().unwrap();
+    assert!(
+        finished_at_ms < lease_until_ms,
+        "taken back at once, not when the dead daemon's lease ran out ({} ms later)",
+        finished_at_ms - lease_until_ms
+    );
+    assert_eq!(attempts, 2, "the dead daemon's claim counts as an attempt");
+    let merged = ws
+        .records("t1.acme", "contacts")
+        .into_iter()
+        .find(|(key, _)| *key == id)
+        .map(|(_, data)| data["version"].clone());
+    assert_eq!(merged, Some(updated["version"].clone()));
+    assert!(weir.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn signatures_hold_at_their_edges_and_rotated_secrets_both_work() {
     const OLD: &str = "whsec-old-secret";
     let sim = simulator(10, 0).await;

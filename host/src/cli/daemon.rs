@@ -10,15 +10,24 @@ use tokio_util::sync::CancellationToken;
 use super::app::{self, Plugins};
 use crate::admin::{AdminState, router};
 use crate::capability::Secrets;
-use crate::daemon::{Daemon, Scheduler};
+use crate::daemon::{Daemon, DaemonLock, Scheduler};
 use crate::inbox::{Inbox, InboxOptions};
 use crate::ingress::Ingress;
 
 /// Runs until SIGINT or SIGTERM, then shuts down gracefully and exits 0.
 pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = app::config(config_path)?;
-    let plugins = Plugins::load(&config).await?;
     let store = app::store(&config)?;
+    // Before anything acts as the daemon: a second one stops here.
+    let lock = |what, path| {
+        DaemonLock::acquire(what, path).map_err(|e| super::output::fail(e.diagnostic()))
+    };
+    let _store_lock = lock("store", &config.store_path)?;
+    let _inbox_lock = match config.ingress.listen {
+        Some(_) => Some(lock("webhook inbox", &config.ingress.inbox_path)?),
+        None => None,
+    };
+    let plugins = Plugins::load(&config).await?;
     let admin_config = config.admin.clone();
     let daemon = Daemon::new(config, plugins.runtime, plugins.registry, store);
     let (scheduler, handle) = Scheduler::new(daemon.clone());
@@ -26,7 +35,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     super::app::stop_on_signal(
         shutdown.clone(),
-        "shutting down: runs finish their page, then weir exits",
+        "shutting down: runs end at their last committed page, then weir exits",
     );
 
     // The admin API's address comes first on stdout: scripts wait for it.
@@ -111,8 +120,21 @@ async fn start_ingress(
         max_attempts: daemon.config.ingress.delivery_attempts,
         ..InboxOptions::default()
     };
-    let inbox = Inbox::open(&daemon.config.ingress.inbox_path, options)
+    let inbox_path = &daemon.config.ingress.inbox_path;
+    let inbox =
+        Inbox::open(inbox_path, options).map_err(|e| super::output::fail(e.diagnostic()))?;
+    // With the inbox's lock (taken in `run`), no other worker is alive:
+    // what is processing was left by a daemon that died, and is taken back
+    // now rather than when its lease runs out.
+    let taken_back = inbox
+        .take_back_leases()
+        .await
         .map_err(|e| super::output::fail(e.diagnostic()))?;
+    if taken_back > 0 {
+        tracing::info!(
+            "took back {taken_back} webhook delivery(ies) left processing by a daemon that stopped"
+        );
+    }
     let ingress = Ingress::new(daemon.clone(), Arc::new(inbox));
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         anyhow::anyhow!(

@@ -69,7 +69,7 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
     let stop = tokio_util::sync::CancellationToken::new();
     app::stop_on_signal(
         stop.clone(),
-        "stopping: each run commits its page in flight, then weir exits",
+        "stopping: runs end at their last committed page, then weir exits",
     );
     let options = RunOptions {
         full_refresh: args.full_refresh,

@@ -112,6 +112,7 @@ pub struct RawFlow {
     pub transforms: Vec<RawTransform>,
     /// `poll`, `webhook` or `webhook+poll`.
     pub trigger: Option<String>,
+    pub max_run_time: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

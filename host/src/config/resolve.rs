@@ -587,7 +587,13 @@ fn resolve_flow(
             })
         })
         .transpose()?;
+    let max_run_time = raw
+        .max_run_time
+        .map(|text| parse_duration(&text).map_err(|why| invalid(key("max_run_time"), why)))
+        .transpose()?
+        .unwrap_or(FlowConfig::DEFAULT_MAX_RUN_TIME);
     Ok(FlowConfig {
+        max_run_time,
         trigger,
         id,
         source,
@@ -715,6 +721,22 @@ mod tests {
                 matches!(&err, ConfigError::Invalid { key: k, .. } if k == key),
                 "{err}"
             );
+        }
+    }
+
+    #[test]
+    fn a_flows_max_run_time_defaults_to_an_hour_and_is_never_zero() {
+        let contacts = |text: &str| {
+            parse(text)
+                .map(|config| config.flow("contacts").unwrap().max_run_time)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(contacts(GOOD), Ok(Duration::from_secs(3600)));
+        let with = |value: &str| format!("{GOOD}        max_run_time = {value}\n");
+        assert_eq!(contacts(&with("\"90m\"")), Ok(Duration::from_secs(5400)));
+        for bad in ["\"0s\"", "\"forever\""] {
+            let err = contacts(&with(bad)).unwrap_err();
+            assert!(err.contains("flows.contacts.max_run_time"), "{err}");
         }
     }
 

@@ -174,8 +174,8 @@ impl Scheduler {
         (scheduler, SchedulerHandle { tx })
     }
 
-    /// Schedules until `shutdown`, then lets runs commit their page (at
-    /// most the configured grace) and returns.
+    /// Schedules until `shutdown`, then waits for runs to end at their last
+    /// committed page (at most the configured grace) and returns.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -6,6 +6,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::Destination;
+use super::bounds::{Overrun, RunBounds};
 use super::destination::{self, Undelivered};
 use super::reshape::{Reshaped, Reshaper};
 use super::retry::{Attempts, Next, RetryPolicy};
@@ -27,7 +28,8 @@ pub struct RunOptions {
     pub full_refresh: bool,
     /// Retries and pauses.
     pub retry: RetryPolicy,
-    /// Stops the run after the page in flight is committed (shutdown).
+    /// Ends the run at its last committed page (shutdown): the page in
+    /// flight is dropped, and read again by the next run.
     pub cancel: Option<CancellationToken>,
     /// Notes what polls find, for webhook coverage (when webhooks also feed
     /// the flow).
@@ -103,6 +105,15 @@ impl Stop {
             _ => None,
         };
         Stop::Paused(error.diagnostic(), wait)
+    }
+}
+
+impl From<Overrun> for Stop {
+    fn from(overrun: Overrun) -> Self {
+        match overrun {
+            Overrun::Shutdown => Stop::Cancelled,
+            Overrun::Deadline(diagnostic) => Stop::Failed(diagnostic),
+        }
     }
 }
 
@@ -247,17 +258,16 @@ impl FlowRunner {
         // needs page k's checkpoint, which is known before it is durable. A
         // crash meanwhile resumes from page k-1 and reads page k again.
         let mut pending: Option<JoinHandle<Result<Committed, StoreError>>> = None;
+        let bounds = RunBounds::start(flow, options.cancel.as_ref());
         let result = loop {
-            if options.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
-                break Err(Stop::Cancelled);
+            if let Err(overrun) = bounds.check() {
+                break Err(overrun.into());
             }
-            let page =
-                match read_with_retry(source, &flow.stream, checkpoint.clone(), &options.retry)
-                    .await
-                {
-                    Ok(page) => page,
-                    Err(stop) => break Err(stop),
-                };
+            let read = read_with_retry(source, &flow.stream, checkpoint.clone(), &options.retry);
+            let page = match bounds.within(read).await {
+                Ok(page) => page,
+                Err(stop) => break Err(stop),
+            };
             let has_more = page.has_more;
             // A partner destination must hear of the deletes the last page
             // of a sweep finds before they are committed.
@@ -272,8 +282,8 @@ impl FlowRunner {
             } else {
                 Vec::new()
             };
-            let parts = match self
-                .deliver(flow, legs, &page, &absent, &options.retry)
+            let parts = match bounds
+                .within(self.deliver(flow, legs, &page, &absent, &options.retry))
                 .await
             {
                 Ok(parts) => parts,

@@ -167,6 +167,18 @@ fn claimed_delivery(row: &Row<'_>) -> rusqlite::Result<ClaimedDelivery> {
     })
 }
 
+/// Makes every lease run out now, so the next claim hands those deliveries
+/// out again (counting the attempt, as for any lease that ran out).
+pub(super) fn take_back(conn: &Connection, cx: &OpContext) -> rusqlite::Result<(usize, i64)> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE deliveries SET lease_until_ms = ?1
+             WHERE state = 'processing' AND lease_until_ms > ?1",
+        )?
+        .execute(params![cx.now_ms])?;
+    Ok((changed, 0))
+}
+
 pub(super) fn renew(
     conn: &Connection,
     cx: &OpContext,

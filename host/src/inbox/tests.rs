@@ -534,6 +534,31 @@ async fn a_failed_delivery_is_retried_later_then_given_up() {
 }
 
 #[tokio::test]
+async fn leases_taken_back_by_the_inbox_owner_are_claimed_again_at_once() {
+    let (_clock, options) = manual();
+    let t = open(options);
+    for key in ["a", "b"] {
+        t.inbox.submit(delivery(key)).await.unwrap();
+    }
+    let lease = Duration::from_secs(60);
+    let first = t.inbox.claim(1, lease).await.unwrap();
+    assert_eq!(first[0].key.as_str(), "a");
+    assert_eq!(t.inbox.take_back_leases().await.unwrap(), 1);
+    // No time passes: the lease no longer holds, the pending one waits.
+    let again = t.inbox.claim(1, lease).await.unwrap();
+    assert_eq!(
+        (again[0].key.as_str(), again[0].attempt),
+        ("a", 2),
+        "taken back before its lease ran out, counted as an attempt"
+    );
+    assert_eq!(t.inbox.take_back_leases().await.unwrap(), 1);
+    assert!(
+        !t.inbox.complete(first[0].claim()).await.unwrap(),
+        "the old claim is fenced off"
+    );
+}
+
+#[tokio::test]
 async fn a_worker_whose_lease_ran_out_cannot_settle_the_next_claim() {
     let (clock, options) = manual();
     let t = open(options);

@@ -50,12 +50,20 @@ pub async fn process_deliveries(ingress: Arc<Ingress>, shutdown: CancellationTok
         // Deliveries of a batch are handled side by side: the version-aware
         // merge makes their order irrelevant, and their settlements share
         // the inbox's group commits.
-        futures_util::stream::iter(claimed)
-            .for_each_concurrent(CONCURRENCY, |delivery| {
+        let batch =
+            futures_util::stream::iter(claimed).for_each_concurrent(CONCURRENCY, |delivery| {
                 let ingress = ingress.clone();
                 async move { settle(&ingress, delivery).await }
-            })
-            .await;
+            });
+        tokio::select! {
+            // A shutdown starts no request or call: the deliveries in hand
+            // stay processing, and the next daemon, owning the inbox, takes
+            // them back at once (processing them twice is harmless: merges
+            // go by version, writes carry idempotency keys).
+            biased;
+            () = shutdown.cancelled() => break,
+            () = batch => {}
+        }
     }
 }
 
