@@ -233,13 +233,23 @@ impl Config {
     /// Reads and checks a config file; every problem found, in the file's
     /// order (one for a file that is not TOML at all).
     pub fn load_all(path: &Path) -> Result<Self, Vec<ConfigError>> {
-        let text = std::fs::read_to_string(path).map_err(|source| {
-            vec![ConfigError::Unreadable {
-                path: path.to_path_buf(),
-                source,
-            }]
-        })?;
+        let text = Self::read(path).map_err(|problem| vec![problem])?;
         Self::parse_all(path, &text)
+    }
+
+    /// Like [`Self::parse_partly`], for a file.
+    pub fn load_partly(path: &Path) -> (Option<Self>, Vec<ConfigError>) {
+        match Self::read(path) {
+            Ok(text) => Self::parse_partly(path, &text),
+            Err(problem) => (None, vec![problem]),
+        }
+    }
+
+    fn read(path: &Path) -> Result<String, ConfigError> {
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Checks config text; `path` names it in errors and anchors relative
@@ -250,6 +260,17 @@ impl Config {
 
     /// Checks config text; every problem found.
     pub fn parse_all(path: &Path, text: &str) -> Result<Self, Vec<ConfigError>> {
+        match Self::parse_partly(path, text) {
+            (Some(config), problems) if problems.is_empty() => Ok(config),
+            (_, problems) => Err(problems),
+        }
+    }
+
+    /// Every problem of config text, and the configuration of what has
+    /// none (sections with a problem left out or at their defaults), for
+    /// checks that go on past the first problem. No configuration when the
+    /// text is not TOML or its top level is wrong.
+    pub fn parse_partly(path: &Path, text: &str) -> (Option<Self>, Vec<ConfigError>) {
         let (raw, problems) = raw::RawConfig::parse(path, text);
         resolve::resolve(path, raw, problems)
     }

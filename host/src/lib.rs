@@ -15,6 +15,7 @@
 //! - [`store`] keeps records, checkpoints and runs (SQLite by default);
 //! - [`inbox`] makes webhook deliveries durable before they are acknowledged;
 //! - [`ingress`] receives webhooks, verifies and stores them, merges their changes;
+//! - [`validate`] checks a configuration against the loaded connectors, every problem at once;
 //! - [`suggest`] guesses which known name a misspelt one meant;
 //! - [`cli`] is the `weir` command.
 
@@ -40,3 +41,4 @@ pub mod store;
 pub mod suggest;
 pub mod tenant;
 pub mod unix_time;
+pub mod validate;

@@ -138,14 +138,16 @@ fn known_hint(what: &str, name: &str, known: &[String]) -> String {
 }
 
 /// Resolves every section it can, collecting the problems of all others:
-/// one wrong value hides none of the rest.
+/// one wrong value hides none of the rest. The configuration of what
+/// resolved, with every problem; none when the file's shape is wrong at
+/// its top.
 pub fn resolve(
     path: &Path,
     raw: Option<RawConfig>,
     mut problems: Vec<ConfigError>,
-) -> Result<Config, Vec<ConfigError>> {
+) -> (Option<Config>, Vec<ConfigError>) {
     let Some(raw) = raw else {
-        return Err(problems);
+        return (None, problems);
     };
     // Absolute, so that every path Weir reports or compares (a plugin file
     // seen by the directory watcher, say) is spelled one way.
@@ -227,23 +229,24 @@ pub fn resolve(
         },
     );
 
-    match (daemon, admin, ingress, sealing_keys) {
-        (Some(daemon), Some(admin), Some(ingress), Some(sealing_keys)) if problems.is_empty() => {
-            Ok(Config {
-                path: path.to_path_buf(),
-                plugins_dir: anchor(top.plugins_dir.unwrap_or_else(|| "plugins".into())),
-                store_path,
-                cache_dir,
-                connections,
-                flows,
-                daemon,
-                admin,
-                ingress,
-                sealing_keys,
-            })
-        }
-        _ => Err(problems),
-    }
+    // The sections that did not resolve take their defaults: what did
+    // resolve can still be checked further (against the connectors, say).
+    let ingress = ingress.unwrap_or_else(|| {
+        resolve_ingress(None, &store_path, &anchor, &invalid).expect("the defaults are valid")
+    });
+    let config = Config {
+        path: path.to_path_buf(),
+        plugins_dir: anchor(top.plugins_dir.unwrap_or_else(|| "plugins".into())),
+        store_path,
+        cache_dir,
+        connections,
+        flows,
+        daemon: daemon.unwrap_or_default(),
+        admin: admin.unwrap_or_default(),
+        ingress,
+        sealing_keys: sealing_keys.unwrap_or_default(),
+    };
+    (Some(config), problems)
 }
 
 /// The value, or none with its problem noted.
