@@ -14,6 +14,7 @@ mod state;
 mod status;
 mod sync;
 mod tenants;
+mod validate;
 mod webhooks;
 
 use std::path::PathBuf;
@@ -74,6 +75,9 @@ enum Command {
         /// The connection's name in weir.toml.
         connection: String,
     },
+    /// Check weir.toml against the connectors it names, without reaching
+    /// a partner: report every problem at once (exit 2 if any is an error).
+    Validate,
     /// List the streams a connection offers.
     Discover {
         /// The connection's name in weir.toml.
@@ -145,6 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::DeadLetters(command) => deadletters::run(&cli.config, command, json).await,
         Command::Webhooks(command) => webhooks::run(&cli.config, command, json),
         Command::Check { connection } => connection::check(&cli.config, &connection, json).await,
+        Command::Validate => validate::run(&cli.config, json).await,
         Command::Discover { connection } => {
             connection::discover(&cli.config, &connection, json).await
         }

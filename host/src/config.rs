@@ -18,6 +18,11 @@ use crate::mapping::Mapping;
 use crate::runtime::CallLimits;
 use crate::schedule::Schedule;
 
+fn first(mut problems: Vec<ConfigError>) -> ConfigError {
+    // `load_all` and `parse_all` never fail without a problem.
+    problems.swap_remove(0)
+}
+
 /// Records per page a connector is asked for, unless a connection says otherwise.
 pub const DEFAULT_PAGE_SIZE: u32 = 1_000;
 
@@ -231,19 +236,54 @@ impl Trigger {
 }
 
 impl Config {
-    /// Reads and checks a config file.
+    /// Reads and checks a config file; the first problem, if any.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(path, &text)
+        Self::load_all(path).map_err(first)
     }
 
-    /// Checks config text; `path` names it in errors and anchors relative paths.
+    /// Reads and checks a config file; every problem found, in the file's
+    /// order (one for a file that is not TOML at all).
+    pub fn load_all(path: &Path) -> Result<Self, Vec<ConfigError>> {
+        let text = Self::read(path).map_err(|problem| vec![problem])?;
+        Self::parse_all(path, &text)
+    }
+
+    /// Like [`Self::parse_partly`], for a file.
+    pub fn load_partly(path: &Path) -> (Option<Self>, Vec<ConfigError>) {
+        match Self::read(path) {
+            Ok(text) => Self::parse_partly(path, &text),
+            Err(problem) => (None, vec![problem]),
+        }
+    }
+
+    fn read(path: &Path) -> Result<String, ConfigError> {
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Checks config text; `path` names it in errors and anchors relative
+    /// paths. The first problem, if any.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let raw = raw::RawConfig::parse(path, text)?;
-        resolve::resolve(path, raw)
+        Self::parse_all(path, text).map_err(first)
+    }
+
+    /// Checks config text; every problem found.
+    pub fn parse_all(path: &Path, text: &str) -> Result<Self, Vec<ConfigError>> {
+        match Self::parse_partly(path, text) {
+            (Some(config), problems) if problems.is_empty() => Ok(config),
+            (_, problems) => Err(problems),
+        }
+    }
+
+    /// Every problem of config text, and the configuration of what has
+    /// none (sections with a problem left out or at their defaults), for
+    /// checks that go on past the first problem. No configuration when the
+    /// text is not TOML or its top level is wrong.
+    pub fn parse_partly(path: &Path, text: &str) -> (Option<Self>, Vec<ConfigError>) {
+        let (raw, problems) = raw::RawConfig::parse(path, text);
+        resolve::resolve(path, raw, problems)
     }
 
     /// A connection by name, or an error that lists the known ones.

@@ -15,6 +15,8 @@
 //! - [`store`] keeps records, checkpoints and runs (SQLite by default);
 //! - [`inbox`] makes webhook deliveries durable before they are acknowledged;
 //! - [`ingress`] receives webhooks, verifies and stores them, merges their changes;
+//! - [`validate`] checks a configuration against the loaded connectors, every problem at once;
+//! - [`suggest`] guesses which known name a misspelt one meant;
 //! - [`cli`] is the `weir` command.
 
 pub mod abi;
@@ -36,5 +38,7 @@ pub mod runtime;
 pub mod schedule;
 pub mod status;
 pub mod store;
+pub mod suggest;
 pub mod tenant;
 pub mod unix_time;
+pub mod validate;

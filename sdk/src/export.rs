@@ -43,6 +43,7 @@ use crate::{Connector, Error, Result, Transform};
 #[macro_export]
 macro_rules! export_connector {
     ($connector:ty) => {
+        $crate::__wasm_target_only!();
         const _: () = {
             type __WeirConnectorExports = $crate::__private::ConnectorExports<$connector>;
             $crate::__bindings::connector::export_world!(
@@ -77,6 +78,7 @@ macro_rules! export_connector {
 #[macro_export]
 macro_rules! export_transform {
     ($transform:ty) => {
+        $crate::__wasm_target_only!();
         const _: () = {
             type __WeirTransformExports = $crate::__private::TransformExports<$transform>;
             $crate::__bindings::transformer::export_world!(
@@ -84,6 +86,31 @@ macro_rules! export_transform {
             );
         };
     };
+}
+
+/// Stops a native build of a plugin crate with the command that builds it:
+/// natively, the component's exports fail only at link time, with a
+/// linker error that names none. The `cfg` is evaluated in the plugin's
+/// crate: its own unit tests (`cfg(test)`) still build natively.
+#[cfg(not(feature = "testing"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __wasm_target_only {
+    () => {
+        #[cfg(not(any(target_arch = "wasm32", test)))]
+        ::core::compile_error!(
+            "a Weir plugin is a WebAssembly component: build it with `cargo build --release --target wasm32-wasip2`; to test it natively, put this export behind a cargo feature that the tests turn off (`cargo test --no-default-features`)"
+        );
+    };
+}
+
+/// With the `testing` feature, exports also compile natively (for doc
+/// tests and test binaries).
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __wasm_target_only {
+    () => {};
 }
 
 /// Implements the generated `Guest` traits of the `connector` world for `C`.

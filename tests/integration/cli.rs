@@ -15,13 +15,13 @@ async fn an_unknown_key_in_weir_toml_is_named_with_file_line_and_the_keys_allowe
         "{stderr}"
     );
     assert!(
-        stderr.contains("hint: keys allowed here:") && stderr.contains("`allowed_hosts`"),
+        stderr.contains("hint: did you mean `allowed_hosts`? keys allowed here:"),
         "{stderr}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_unknown_flow_lists_the_defined_ones() {
+async fn an_unknown_flow_suggests_the_one_it_misspells_and_lists_the_defined_ones() {
     let ws = workspace();
     ws.write_config(&acme_config("http://127.0.0.1:9"));
     let out = ws.weir_async(&["sync", "contcts"]).await;
@@ -32,7 +32,7 @@ async fn an_unknown_flow_lists_the_defined_ones() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("hint: defined flows: companies, contacts"),
+        stderr.contains("hint: did you mean `contacts`? defined flows: companies, contacts"),
         "{stderr}"
     );
 }

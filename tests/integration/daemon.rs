@@ -275,7 +275,7 @@ async fn sigterm_during_a_run_ends_it_at_its_last_committed_page_and_the_restart
         |_| json!({ "id": "solo", "flows": { "companies": { "enabled": false } } }),
     )
     .await;
-    let queued = wait_until(Duration::from_secs(10), || {
+    let queued = wait_until(Duration::from_secs(60), || {
         let handle = tokio::runtime::Handle::current();
         tokio::task::block_in_place(|| {
             handle.block_on(weir.admin("POST", "/tenants/solo/flows/contacts/run", None))

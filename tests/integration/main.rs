@@ -12,6 +12,7 @@ mod plugins;
 mod reload;
 mod sandbox;
 mod sync;
+mod validate;
 mod versioning;
 mod webhooks;
 mod write;

@@ -195,7 +195,7 @@ async fn killing_weir_mid_sync_loses_nothing_and_duplicates_nothing() {
                 .is_ok_and(|pages| pages == 6)
     });
     assert!(committed_six, "six pages commit before the hang");
-    let hung_cursor = wait_until(Duration::from_secs(10), || {
+    let hung_cursor = wait_until(Duration::from_secs(60), || {
         sim.counters().list_calls.len() == 7
     })
     .then(|| sim.counters().list_calls[6].cursor.clone())

@@ -405,22 +405,22 @@ mod tests {
         let budget = RateBudget::new(config(50.0, 5), None);
         runtime.block_on(async {
             let start = Instant::now();
+            // A deadline of now: granted only if a token is there already.
             for _ in 0..5 {
-                budget.acquire(far()).await.unwrap();
+                budget
+                    .acquire(Instant::now())
+                    .await
+                    .expect("the burst goes at once");
             }
-            assert!(
-                start.elapsed() < Duration::from_millis(15),
-                "the burst goes at once"
-            );
             for _ in 0..10 {
                 budget.acquire(far()).await.unwrap();
             }
+            // However fast or slow the machine, no sooner than the rate.
             let paced = start.elapsed();
             assert!(
                 paced >= Duration::from_millis(190),
                 "10 more at 50/s take 200 ms: {paced:?}"
             );
-            assert!(paced < Duration::from_millis(600), "{paced:?}");
         });
     }
 
@@ -430,7 +430,9 @@ mod tests {
             .enable_time()
             .build()
             .unwrap();
-        let budget = RateBudget::new(config(1.0, 1), None);
+        // One a minute: the next token is far beyond the deadline, however
+        // long this thread is kept from running between the two calls.
+        let budget = RateBudget::new(config(1.0 / 60.0, 1), None);
         runtime.block_on(async {
             budget.acquire(far()).await.unwrap();
             let err = budget
@@ -438,7 +440,7 @@ mod tests {
                 .await
                 .err()
                 .expect("no token within 100 ms");
-            assert!(err.retry_after > Duration::from_millis(500), "{err:?}");
+            assert!(err.retry_after > Duration::from_secs(30), "{err:?}");
             assert!(err.message.contains("beyond the call's deadline"));
         });
     }

@@ -12,9 +12,19 @@ use crate::store::SqliteStore;
 
 use super::output::fail;
 
-/// Reads `weir.toml`.
+/// Reads `weir.toml`. Of several problems, all but the last are printed
+/// here and the last is returned, so that every one is shown.
 pub fn config(path: &Path) -> anyhow::Result<Config> {
-    Config::load(path).map_err(|e| fail(e.diagnostic()))
+    Config::load_all(path).map_err(|problems| {
+        let mut problems: Vec<Diagnostic> = problems.iter().map(|p| p.diagnostic()).collect();
+        let last = problems
+            .pop()
+            .expect("a configuration that does not load has a problem");
+        for problem in &problems {
+            super::output::print_problem("error", problem);
+        }
+        fail(last)
+    })
 }
 
 /// The runtime and the plugins of the configured directory.

@@ -13,8 +13,11 @@ use super::output;
 use crate::config::{self, FlowConfig};
 use crate::connection::Connection;
 use crate::connection::ConnectionServices;
+use crate::diagnostic::ErrorCode;
 use crate::flow::{Destination, FlowRunner, Legs, Reshaper, RunObserver, RunOptions, RunSummary};
+use crate::ids::FlowId;
 use crate::tenant::{ResolvedFlow, resolve_flow};
+use crate::validate;
 
 /// Arguments of `weir sync`.
 #[derive(Debug, Args)]
@@ -51,6 +54,16 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
             .map_err(app::diagnostic)?
     };
     let plugins = Plugins::load(&config).await?;
+    let (refused, first_problem) = misconfigured(&config, &plugins, &flows);
+    let flows: Vec<&FlowConfig> = flows
+        .into_iter()
+        .filter(|flow| !refused.contains(&flow.id))
+        .collect();
+    if let Some(code) = first_problem
+        && flows.is_empty()
+    {
+        return Ok(output::exit_code(code));
+    }
     let store = app::store(&config)?;
     let tenant = match &args.tenant {
         None => None,
@@ -95,7 +108,7 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
         .await;
     services.flush().await;
     let mut summaries = Vec::new();
-    let mut exit = ExitCode::SUCCESS;
+    let mut exit = first_problem.map_or(ExitCode::SUCCESS, output::exit_code);
     // Flows a stop came before never started: nothing to report.
     for result in results {
         let Some(summary) = result? else { continue };
@@ -117,6 +130,34 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
         return Ok(ExitCode::from(130));
     }
     Ok(exit)
+}
+
+/// Checks the flows against their connectors' specs before anything runs
+/// (an unknown stream, a misspelt secret): no request goes out for a flow
+/// that cannot be right. Prints each problem once and returns the flows
+/// it concerns (the others run) and the code of the first problem.
+fn misconfigured(
+    config: &config::Config,
+    plugins: &Plugins,
+    flows: &[&FlowConfig],
+) -> (Vec<FlowId>, Option<ErrorCode>) {
+    let mut findings = validate::check_specs(config, &plugins.registry);
+    findings.retain(|finding| {
+        finding.severity == validate::Severity::Error
+            && flows.iter().any(|flow| finding.concerns(flow))
+    });
+    for finding in &findings {
+        output::print_problem("error", &finding.diagnostic);
+    }
+    let refused: Vec<FlowId> = flows
+        .iter()
+        .filter(|flow| findings.iter().any(|finding| finding.concerns(flow)))
+        .map(|flow| flow.id.clone())
+        .collect();
+    for flow in &refused {
+        eprintln!("weir: flow `{flow}` did not run: its configuration has the problems above");
+    }
+    (refused, findings.first().map(|f| f.diagnostic.code))
 }
 
 struct Context<'a> {

@@ -17,6 +17,7 @@ use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, ConnectorName, FlowId};
 use crate::mapping::Mapping;
 use crate::runtime::CallLimits;
+use crate::suggest;
 
 /// Largest page a connection may ask for.
 const MAX_PAGE_SIZE: u32 = 10_000;
@@ -90,21 +91,30 @@ impl ConfigError {
             Self::Unreadable { .. } => Diagnostic::new(ErrorCode::ConfigUnreadable, message)
                 .with_hint("run `weir` where `weir.toml` is, or pass `--config <path>`"),
             Self::Syntax { .. } => Diagnostic::new(ErrorCode::ConfigSyntax, message),
-            Self::UnknownKey { expected, .. } => {
+            Self::UnknownKey { key, expected, .. } => {
                 let diagnostic = Diagnostic::new(ErrorCode::ConfigUnknownKey, message);
                 if expected.is_empty() {
                     diagnostic
                 } else {
-                    diagnostic.with_hint(format!("keys allowed here: {expected}"))
+                    // `one of `a`, `b`` or `` `a` ``: the names in backticks.
+                    let allowed = expected.split('`').skip(1).step_by(2);
+                    diagnostic.with_hint(suggest::hint(
+                        key,
+                        allowed,
+                        format_args!("keys allowed here: {expected}"),
+                    ))
                 }
             }
             Self::Invalid { .. } => Diagnostic::new(ErrorCode::ConfigInvalid, message),
-            Self::UnknownConnection { known, .. } => {
-                Diagnostic::new(ErrorCode::UnknownConnection, message)
-                    .with_hint(known_hint("connections", known))
+            Self::UnknownConnection { name, known, .. } => Diagnostic::new(
+                ErrorCode::UnknownConnection,
+                message,
+            )
+            .with_hint(known_hint("connections", name, known)),
+            Self::UnknownFlow { name, known, .. } => {
+                Diagnostic::new(ErrorCode::UnknownFlow, message)
+                    .with_hint(known_hint("flows", name, known))
             }
-            Self::UnknownFlow { known, .. } => Diagnostic::new(ErrorCode::UnknownFlow, message)
-                .with_hint(known_hint("flows", known)),
         }
     }
 }
@@ -115,15 +125,30 @@ impl From<ConfigError> for Diagnostic {
     }
 }
 
-fn known_hint(what: &str, known: &[String]) -> String {
+fn known_hint(what: &str, name: &str, known: &[String]) -> String {
     if known.is_empty() {
         format!("the file defines no {what} yet")
     } else {
-        format!("defined {what}: {}", known.join(", "))
+        suggest::hint(
+            name,
+            known.iter().map(String::as_str),
+            format_args!("defined {what}: {}", known.join(", ")),
+        )
     }
 }
 
-pub fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
+/// Resolves every section it can, collecting the problems of all others:
+/// one wrong value hides none of the rest. The configuration of what
+/// resolved, with every problem; none when the file's shape is wrong at
+/// its top.
+pub fn resolve(
+    path: &Path,
+    raw: Option<RawConfig>,
+    mut problems: Vec<ConfigError>,
+) -> (Option<Config>, Vec<ConfigError>) {
+    let Some(raw) = raw else {
+        return (None, problems);
+    };
     // Absolute, so that every path Weir reports or compares (a plugin file
     // seen by the directory watcher, say) is spelled one way.
     let parent = path
@@ -137,9 +162,15 @@ pub fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         reason,
     };
     let anchor = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+    let RawConfig {
+        top,
+        connections: raw_connections,
+        flows: raw_flows,
+        unparsed_connections,
+    } = raw;
 
-    let store_path = anchor(raw.store.unwrap_or_else(|| "weir.db".into()));
-    let cache_dir = match raw.cache_dir {
+    let store_path = anchor(top.store.unwrap_or_else(|| "weir.db".into()));
+    let cache_dir = match top.cache_dir {
         Some(dir) => anchor(dir),
         None => store_path
             .parent()
@@ -148,40 +179,79 @@ pub fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     };
 
     let mut connections = BTreeMap::new();
-    for (name, connection) in raw.connections {
-        let id = ConnectionId::new(&name)
-            .map_err(|e| invalid(format!("connections.{name}"), e.to_string()))?;
-        let resolved = resolve_connection(id.clone(), connection, &anchor, &invalid)?;
-        connections.insert(id, resolved);
+    // Connections that are named but did not resolve: a flow naming one is
+    // not reported, its connection's problem is.
+    let mut named = unparsed_connections;
+    for (name, connection) in raw_connections {
+        named.insert(name.clone());
+        let resolved = ConnectionId::new(&name)
+            .map_err(|e| invalid(format!("connections.{name}"), e.to_string()))
+            .and_then(|id| resolve_connection(id, connection, &anchor, &invalid));
+        if let Some(resolved) = kept(&mut problems, resolved) {
+            connections.insert(resolved.id.clone(), resolved);
+        }
     }
 
+    named.retain(|name| !connections.keys().any(|id| id.as_str() == name));
+    let broken = named;
     let mut flows = BTreeMap::new();
-    for (name, flow) in raw.flows {
-        let id = FlowId::new(&name).map_err(|e| invalid(format!("flows.{name}"), e.to_string()))?;
-        let resolved = resolve_flow(id.clone(), flow, &connections, &anchor, &invalid)?;
-        flows.insert(id, resolved);
+    for (name, flow) in raw_flows {
+        let destination = flow.destination.get("connection").and_then(|c| c.as_str());
+        if [Some(flow.source.as_str()), destination]
+            .into_iter()
+            .flatten()
+            .any(|connection| broken.contains(connection))
+        {
+            continue;
+        }
+        let resolved = FlowId::new(&name)
+            .map_err(|e| invalid(format!("flows.{name}"), e.to_string()))
+            .and_then(|id| resolve_flow(id, flow, &connections, &anchor, &invalid));
+        match resolved {
+            Ok(resolved) => {
+                flows.insert(resolved.id.clone(), resolved);
+            }
+            Err(problem) => problems.push(problem),
+        }
     }
-    let daemon = resolve_daemon(raw.daemon, &invalid)?;
-    let admin = resolve_admin(raw.admin, &anchor, &invalid)?;
-    let ingress = resolve_ingress(raw.ingress, &store_path, &anchor, &invalid)?;
-    let sealing_keys = match raw.secrets {
-        None => Vec::new(),
-        Some(secrets) => secret_sources(&secrets.key, &anchor)
-            .map_err(|why| invalid("secrets.key".into(), why))?,
-    };
+    let daemon = kept(&mut problems, resolve_daemon(top.daemon, &invalid));
+    let admin = kept(&mut problems, resolve_admin(top.admin, &anchor, &invalid));
+    let ingress = kept(
+        &mut problems,
+        resolve_ingress(top.ingress, &store_path, &anchor, &invalid),
+    );
+    let sealing_keys = kept(
+        &mut problems,
+        match top.secrets {
+            None => Ok(Vec::new()),
+            Some(secrets) => secret_sources(&secrets.key, &anchor)
+                .map_err(|why| invalid("secrets.key".into(), why)),
+        },
+    );
 
-    Ok(Config {
+    // The sections that did not resolve take their defaults: what did
+    // resolve can still be checked further (against the connectors, say).
+    let ingress = ingress.unwrap_or_else(|| {
+        resolve_ingress(None, &store_path, &anchor, &invalid).expect("the defaults are valid")
+    });
+    let config = Config {
         path: path.to_path_buf(),
-        plugins_dir: anchor(raw.plugins_dir.unwrap_or_else(|| "plugins".into())),
+        plugins_dir: anchor(top.plugins_dir.unwrap_or_else(|| "plugins".into())),
         store_path,
         cache_dir,
         connections,
         flows,
-        daemon,
-        admin,
+        daemon: daemon.unwrap_or_default(),
+        admin: admin.unwrap_or_default(),
         ingress,
-        sealing_keys,
-    })
+        sealing_keys: sealing_keys.unwrap_or_default(),
+    };
+    (Some(config), problems)
+}
+
+/// The value, or none with its problem noted.
+fn kept<T>(problems: &mut Vec<ConfigError>, result: Result<T, ConfigError>) -> Option<T> {
+    result.map_err(|problem| problems.push(problem)).ok()
 }
 
 fn resolve_ingress(
@@ -484,15 +554,15 @@ fn resolve_flow(
             .ok()
             .filter(|c| connections.contains_key(c))
             .ok_or_else(|| {
+                let defined = connections.keys().map(|c| c.as_str());
                 invalid(
                     key(k),
                     format!(
-                        "= \"{name}\" names no connection (defined: {})",
-                        connections
-                            .keys()
-                            .map(|c| c.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        "= \"{name}\" names no connection{} (defined: {})",
+                        crate::suggest::did_you_mean(name, defined.clone())
+                            .map(|meant| format!("; did you mean `{meant}`?"))
+                            .unwrap_or_default(),
+                        defined.collect::<Vec<_>>().join(", ")
                     ),
                 )
             })
@@ -741,10 +811,98 @@ mod tests {
     }
 
     #[test]
-    fn unknown_names_list_what_exists() {
+    fn an_unknown_name_suggests_the_one_it_misspells_and_lists_what_exists() {
         let config = parse(GOOD).unwrap();
         let err = config.flow("contcts").unwrap_err().diagnostic();
         assert_eq!(err.code, ErrorCode::UnknownFlow);
+        assert_eq!(
+            err.hint.as_deref(),
+            Some("did you mean `contacts`? defined flows: contacts")
+        );
+        let err = config.connection("acmee").unwrap_err().diagnostic();
+        assert_eq!(
+            err.hint.as_deref(),
+            Some("did you mean `acme`? defined connections: acme")
+        );
+        let err = config.flow("invoices").unwrap_err().diagnostic();
         assert_eq!(err.hint.as_deref(), Some("defined flows: contacts"));
+    }
+
+    #[test]
+    fn an_unknown_key_suggests_the_key_it_misspells() {
+        let err = parse(&GOOD.replace("allowed_hosts", "alowed_hosts"))
+            .unwrap_err()
+            .diagnostic();
+        let hint = err.hint.unwrap();
+        assert!(
+            hint.starts_with("did you mean `allowed_hosts`? keys allowed here: "),
+            "{hint}"
+        );
+        let err = parse(&GOOD.replace("source = \"acme\"", "source = \"acm\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("names no connection; did you mean `acme`?"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_problem_of_a_file_is_reported_not_only_the_first() {
+        let text = format!(
+            "{GOOD}{}",
+            r#"
+        [connections.billing]
+        connector = "billing"
+        page_sise = 10
+
+        [connections.erp]
+        connector = "erp"
+        call_timeout = "soon"
+
+        [flows.invoices]
+        source = "billing"
+        stream = "invoices"
+
+        [flows.orders]
+        source = "erp"
+        stream = "orders"
+
+        [flows.deals]
+        source = "acme"
+        stream = "deals"
+        schedule = "whenever"
+
+        [flows.tickets]
+        source = "helpdesk"
+        stream = "tickets"
+
+        [daemon]
+        max_concurrent_runs = 0
+        "#
+        );
+        let problems = Config::parse_all(Path::new("/etc/weir/weir.toml"), &text).unwrap_err();
+        let keys: Vec<String> = problems
+            .iter()
+            .map(|p| match p {
+                ConfigError::UnknownKey { key, .. } => format!("unknown {key}"),
+                ConfigError::Invalid { key, .. } => key.clone(),
+                other => panic!("{other}"),
+            })
+            .collect();
+        // Flows of the connections that are wrong themselves are not
+        // reported again.
+        assert_eq!(
+            keys,
+            [
+                "unknown page_sise",
+                "connections.erp.call_timeout",
+                "flows.deals.schedule",
+                "flows.tickets.source",
+                "daemon.max_concurrent_runs",
+            ]
+        );
+        let first = Config::parse(Path::new("/etc/weir/weir.toml"), &text).unwrap_err();
+        assert!(matches!(first, ConfigError::UnknownKey { .. }), "{first}");
     }
 }
