@@ -2,6 +2,7 @@
 //! the partner simulator on 127.0.0.1. Assertions are on rows in SQLite and
 //! on the requests the simulator saw.
 
+mod bounds;
 mod budget;
 mod cli;
 mod daemon;
