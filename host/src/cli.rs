@@ -42,6 +42,10 @@ pub struct Cli {
     /// More log output (repeat for more); `WEIR_LOG` sets filters precisely.
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Log every request to partners: method, whole URL, status and the
+    /// start of a failed answer's body, with secret values redacted.
+    #[arg(long, global = true)]
+    debug_http: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -118,7 +122,7 @@ enum Command {
 /// Runs the command line and returns the process's exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    output::init_logging(cli.verbose);
+    output::init_logging(cli.verbose, cli.debug_http);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

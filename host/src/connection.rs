@@ -2,6 +2,7 @@
 //! egress grant and limits. Every call gets a fresh instance.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::de::IgnoredAny;
 use wasmtime::{Engine, Store};
@@ -243,7 +244,17 @@ impl Connection {
         name: &'static str,
         invoke: impl AsyncFnOnce(&ConnectorPre, &mut Store<CallState>) -> GuestResult<R>,
     ) -> Result<R, CallError> {
-        let mut store = self.env.new_store(&self.engine);
+        self.call_until(name, Instant::now() + self.config.limits.deadline, invoke)
+            .await
+    }
+
+    async fn call_until<R>(
+        &self,
+        name: &'static str,
+        deadline: Instant,
+        invoke: impl AsyncFnOnce(&ConnectorPre, &mut Store<CallState>) -> GuestResult<R>,
+    ) -> Result<R, CallError> {
+        let mut store = self.env.new_store_until(&self.engine, deadline);
         let pre = self.pre();
         GuestCall::new(&mut store, name)
             .run(async |store| invoke(pre, store).await)
@@ -284,10 +295,22 @@ impl Connection {
         stream: &str,
         checkpoint: Option<Checkpoint>,
     ) -> Result<Page, CallError> {
+        let deadline = Instant::now() + self.config.limits.deadline;
+        self.read_until(stream, checkpoint, deadline).await
+    }
+
+    /// [`Self::read`], ending by `deadline` (a retry within the first
+    /// attempt's `call_timeout`).
+    pub async fn read_until(
+        &self,
+        stream: &str,
+        checkpoint: Option<Checkpoint>,
+        deadline: Instant,
+    ) -> Result<Page, CallError> {
         let max = self.config.page_size;
         let started_from = checkpoint.clone();
         let page = self
-            .call("read", async |pre, store| {
+            .call_until("read", deadline, async |pre, store| {
                 pre.read(store, &self.config_json, stream, checkpoint, max)
                     .await
             })

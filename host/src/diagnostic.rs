@@ -130,6 +130,8 @@ error_codes! {
         "A connection names a connector that no plugin in the plugins directory provides (or whose file failed to load: see `weir plugins`). Copy the connector's `.wasm` into the plugins directory or fix the `connector` key of the connection.";
     EgressDenied = "egress-denied", 1, "a connector tried to reach a host it is not allowed to",
         "Connectors reach only origins that both the connector declares (`spec.hosts`) and the connection allows (`allowed_hosts` in `weir.toml`). If you trust the destination, add it to `allowed_hosts` as `scheme://host[:port]`; if the connector does not declare it, the connector itself must be changed.";
+    TooManyRedirects = "too-many-redirects", 1, "a connector followed too many redirects in one call",
+        "A connector follows a partner's redirects by hand, with a new request to each `Location`. One call followed more than `max_redirects` of them (10 by default), which is a redirect loop at the partner or a connector that follows one. Weir refused the next request. Check the partner's answers with `--debug-http`; raise `max_redirects` of the connection only if the partner legitimately redirects that often.";
     ConnectorConfig = "connector-config", 2, "the connector refused the connection's configuration",
         "The connector found its `config` invalid or incomplete. The message says which field; fix `[connections.<name>.config]` in `weir.toml`. `weir plugins --json` shows the connector's config schema.";
     ConnectorAuth = "connector-auth", 1, "the partner refused the credentials",

@@ -8,6 +8,7 @@ mod cli;
 mod daemon;
 mod egress;
 mod map;
+mod partner_bounds;
 mod plugins;
 mod reload;
 mod sandbox;

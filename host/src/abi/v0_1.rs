@@ -75,12 +75,21 @@ impl http::Host for CallState {
                 .timeout_ms
                 .map(|ms| Duration::from_millis(ms.into())),
         };
-        match self.env.gate.send(request, self.deadline).await {
-            Ok(response) => Ok(http::Response {
-                status: response.status,
-                headers: response.headers,
-                body: response.body,
-            }),
+        let described = self.env.gate.describe(&request);
+        match self
+            .env
+            .gate
+            .send(request, self.deadline, &mut self.redirects)
+            .await
+        {
+            Ok(response) => {
+                self.partner_note = self.env.gate.refusal_hint(response.status, &described);
+                Ok(http::Response {
+                    status: response.status,
+                    headers: response.headers,
+                    body: response.body,
+                })
+            }
             Err(failure) => Err(match failure {
                 RequestFailure::Denied {
                     for_guest,
@@ -98,7 +107,10 @@ impl http::Host for CallState {
                 }),
                 RequestFailure::Timeout(m) => http::HttpError::Timeout(m),
                 RequestFailure::Transport(m) => http::HttpError::Transport(m),
-                RequestFailure::TooLarge(m) => http::HttpError::TooLarge(m),
+                RequestFailure::TooLarge(m) => {
+                    self.partner_note = Some(self.env.gate.too_large_hint());
+                    http::HttpError::TooLarge(m)
+                }
                 RequestFailure::InvalidRequest(m) => http::HttpError::InvalidRequest(m),
             }),
         }

@@ -30,8 +30,14 @@ pub struct BudgetConfig {
     pub max_backoff: Duration,
 }
 
+/// How fast a connection without a configured rate may send: far above
+/// what a healthy sync needs (a fast partner serves a few hundred pages a
+/// second), low enough that a connector stuck in a loop cannot flood its
+/// partner. `rate_limit.requests_per_second` replaces it.
+pub const DEFAULT_REQUESTS_PER_SECOND: f64 = 1_000.0;
+
 impl BudgetConfig {
-    /// No pacing at all (for connections without a `rate_limit`).
+    /// No pacing at all; a base for limiters that set their own rate.
     pub fn unlimited() -> Self {
         Self {
             per_second: f64::INFINITY,
@@ -42,8 +48,13 @@ impl BudgetConfig {
         }
     }
 
-    fn is_unlimited(&self) -> bool {
-        self.per_second.is_infinite() && self.daily_quota.is_none()
+    /// A connection without `rate_limit`: paced only by the default
+    /// ceiling and by what the partner asks (`Retry-After`).
+    pub fn default_ceiling() -> Self {
+        Self {
+            per_second: DEFAULT_REQUESTS_PER_SECOND,
+            ..Self::unlimited()
+        }
     }
 }
 
@@ -162,38 +173,46 @@ impl RateBudget {
 
     /// Takes one request's worth of budget, waiting as long as needed if
     /// that ends before `deadline`; otherwise says how long to wait.
+    /// A partner's `Retry-After` holds on every connection, paced or not.
     pub async fn acquire(&self, deadline: Instant) -> Result<BudgetPermit, BudgetExhausted> {
-        if !self.config.is_unlimited() {
-            loop {
-                let wait = {
-                    let mut state = self.lock();
-                    let now = now_ms();
-                    self.refill(&mut state, now);
-                    match self.try_take(&mut state, now) {
-                        Ok(()) => break,
-                        Err(Refusal::Quota(until_next_day)) => {
-                            return Err(BudgetExhausted {
-                                retry_after: until_next_day,
-                                message: format!(
-                                    "the daily quota of {} requests is spent; it renews at 00:00 UTC",
-                                    self.config.daily_quota.unwrap_or_default()
-                                ),
-                            });
-                        }
-                        Err(Refusal::Wait(wait)) => wait,
+        loop {
+            let (wait, blocked) = {
+                let mut state = self.lock();
+                let now = now_ms();
+                self.refill(&mut state, now);
+                match self.try_take(&mut state, now) {
+                    Ok(()) => break,
+                    Err(Refusal::Quota(until_next_day)) => {
+                        return Err(BudgetExhausted {
+                            retry_after: until_next_day,
+                            message: format!(
+                                "the daily quota of {} requests is spent; it renews at 00:00 UTC",
+                                self.config.daily_quota.unwrap_or_default()
+                            ),
+                        });
                     }
-                };
-                if Instant::now() + wait > deadline {
-                    return Err(BudgetExhausted {
-                        retry_after: wait,
-                        message: format!(
-                            "the connection's rate budget needs a wait of {} ms, beyond the call's deadline",
-                            wait.as_millis()
-                        ),
-                    });
+                    Err(Refusal::Wait(wait)) => (wait, false),
+                    Err(Refusal::Blocked(wait)) => (wait, true),
                 }
-                tokio::time::sleep(wait).await;
+            };
+            if Instant::now() + wait > deadline {
+                let message = if blocked {
+                    format!(
+                        "the partner asked this connection to send nothing until {} (`Retry-After`, capped by `rate_limit.max_backoff`)",
+                        utc_after(wait)
+                    )
+                } else {
+                    format!(
+                        "the connection's rate budget needs a wait of {} ms, beyond the call's deadline",
+                        wait.as_millis()
+                    )
+                };
+                return Err(BudgetExhausted {
+                    retry_after: wait,
+                    message,
+                });
             }
+            tokio::time::sleep(wait).await;
         }
         let concurrency = match &self.concurrency {
             None => None,
@@ -218,15 +237,12 @@ impl RateBudget {
     /// Takes one request's worth of budget if it is there now; otherwise
     /// says how long until it would be. Never waits.
     pub fn try_acquire_now(&self) -> Result<(), Duration> {
-        if self.config.is_unlimited() {
-            return Ok(());
-        }
         let mut state = self.lock();
         let now = now_ms();
         self.refill(&mut state, now);
         match self.try_take(&mut state, now) {
             Ok(()) => Ok(()),
-            Err(Refusal::Wait(wait) | Refusal::Quota(wait)) => Err(wait),
+            Err(Refusal::Wait(wait) | Refusal::Blocked(wait) | Refusal::Quota(wait)) => Err(wait),
         }
     }
 
@@ -240,7 +256,7 @@ impl RateBudget {
             )));
         }
         if state.blocked_until_ms > now {
-            return Err(Refusal::Wait(Duration::from_millis(
+            return Err(Refusal::Blocked(Duration::from_millis(
                 (state.blocked_until_ms - now) as u64,
             )));
         }
@@ -319,8 +335,21 @@ impl RateBudget {
 }
 
 enum Refusal {
+    /// The bucket refills in this long.
     Wait(Duration),
+    /// The partner asked to wait this long.
+    Blocked(Duration),
+    /// The daily quota renews in this long.
     Quota(Duration),
+}
+
+/// The UTC time `wait` from now, to the second, for messages.
+pub fn utc_after(wait: Duration) -> String {
+    let at = now_ms().saturating_add(wait.as_millis().min(i64::MAX as u128) as i64);
+    jiff::Timestamp::from_second(at.div_euclid(1000)).map_or_else(
+        |_| format!("{} ms from now", wait.as_millis()),
+        |t| t.to_string(),
+    )
 }
 
 /// `Retry-After` is either seconds or an HTTP date.
@@ -503,6 +532,51 @@ mod tests {
             (Duration::from_secs(60), true),
             "capped at max_backoff"
         );
+    }
+
+    #[test]
+    fn retry_after_holds_on_a_connection_without_rate_limit_and_across_a_restart() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let cfg = BudgetConfig::default_ceiling();
+        let budget = RateBudget::new(cfg.clone(), None);
+        let (wait, capped) = budget
+            .observe(429, &[("retry-after".into(), "86400".into())])
+            .unwrap();
+        assert_eq!((wait, capped), (cfg.max_backoff, true));
+        let soon = || Instant::now() + Duration::from_millis(50);
+        runtime.block_on(async {
+            let err = budget.acquire(soon()).await.err().expect("blocked");
+            assert!(err.retry_after > Duration::from_secs(14 * 60), "{err:?}");
+            assert!(err.message.contains("send nothing until"), "{err:?}");
+            let restarted = RateBudget::new(cfg, Some(budget.snapshot()));
+            assert!(
+                restarted.acquire(soon()).await.is_err(),
+                "a restart keeps the partner's wait"
+            );
+        });
+    }
+
+    #[test]
+    fn the_default_ceiling_paces_a_connection_without_rate_limit() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let budget = RateBudget::new(BudgetConfig::default_ceiling(), None);
+        runtime.block_on(async {
+            let start = Instant::now();
+            for _ in 0..101 {
+                budget.acquire(far()).await.unwrap();
+            }
+            let took = start.elapsed();
+            assert!(
+                took >= Duration::from_millis(100),
+                "100 requests after the first at 1,000/s take 100 ms at least: {took:?}"
+            );
+        });
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub enum EgressDenial {
     NotAllowed {
         /// The URL's origin, as an allow-list entry would spell it.
         origin: String,
+        /// Whether the connector declares it: if not, allowing it is not
+        /// enough.
+        declared: bool,
     },
     /// The connector did not declare the origin in its spec.
     NotDeclared {
@@ -93,17 +96,19 @@ impl EgressGrant {
         let origin = OriginPattern::of_url(url)
             .map_err(EgressDenial::BadUrl)?
             .to_string();
+        let declared = self.declared.iter().any(|p| p.matches(url));
         if !self.allowed.iter().any(|p| p.matches(url)) {
-            return Err(EgressDenial::NotAllowed { origin });
+            return Err(EgressDenial::NotAllowed { origin, declared });
         }
-        if !self.declared.iter().any(|p| p.matches(url)) {
+        if !declared {
             return Err(EgressDenial::NotDeclared { origin });
         }
         Ok(())
     }
 
-    /// Hosts the operator allowed with an exact port, whose names may resolve
-    /// to private addresses.
+    /// Hosts of the origins the operator allowed exactly (no wildcard). Their
+    /// names may resolve to private addresses, but only for a request to
+    /// that exact origin: see [`Self::explicitly_allows`].
     pub fn exempt_hosts(&self) -> std::collections::HashSet<String> {
         self.allowed
             .iter()
@@ -157,8 +162,33 @@ mod tests {
         assert_eq!(
             g.check(&Url::parse("https://eu.acme.example/").unwrap()),
             Err(EgressDenial::NotAllowed {
-                origin: "https://eu.acme.example".into()
+                origin: "https://eu.acme.example".into(),
+                declared: true,
             })
+        );
+        assert_eq!(
+            g.check(&Url::parse("https://elsewhere.example/").unwrap()),
+            Err(EgressDenial::NotAllowed {
+                origin: "https://elsewhere.example".into(),
+                declared: false,
+            }),
+            "neither declared nor allowed says so"
+        );
+    }
+
+    #[test]
+    fn only_an_exact_origin_is_explicitly_allowed() {
+        let g = grant(
+            &["http://localhost:*"],
+            &["http://localhost:38341", "http://localhost:*"],
+        );
+        let url = |s: &str| Url::parse(s).unwrap();
+        assert!(g.explicitly_allows(&url("http://localhost:38341/v1")));
+        assert!(!g.explicitly_allows(&url("http://localhost:33309/v1")));
+        assert!(!g.explicitly_allows(&url("https://localhost:38341/v1")));
+        assert_eq!(
+            g.exempt_hosts(),
+            std::collections::HashSet::from(["localhost".to_string()])
         );
     }
 

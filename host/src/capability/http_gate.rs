@@ -1,3 +1,4 @@
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,10 +8,13 @@ use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
+use super::budget::utc_after;
+use super::printed_url::printed;
 use super::{
     AuditEntry, AuditSink, BudgetConfig, EgressDenial, EgressGrant, ForbiddenAddress,
     GuardedResolver, NoAudit, RateBudget, Secrets, forbidden,
 };
+use crate::connector::humanize_duration;
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::ConnectionId;
 use crate::unix_time::now_ms;
@@ -42,6 +46,10 @@ pub struct HttpLimits {
     pub first_byte_timeout: Duration,
     /// Until the whole response has arrived.
     pub request_timeout: Duration,
+    /// Longest silence while the response body arrives.
+    pub idle_timeout: Duration,
+    /// Redirects one call may follow (a connector follows them by hand).
+    pub max_redirects: u32,
     /// Attempts of a request that is safe to retry, the first included.
     pub max_attempts: u32,
     /// Delay before the first retry of a 5xx or network failure; doubles.
@@ -56,6 +64,8 @@ impl Default for HttpLimits {
             max_request_bytes: 16 << 20,
             first_byte_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(30),
+            max_redirects: 10,
             max_attempts: 4,
             retry_base_delay: Duration::from_millis(200),
         }
@@ -103,6 +113,25 @@ pub struct PartnerResponse {
     pub body: Vec<u8>,
 }
 
+/// The redirects one call received and followed. A connector follows a
+/// redirect by hand, with a new request to its `Location`; a partner's
+/// redirect loop must not turn into a request storm.
+#[derive(Debug, Default)]
+pub struct RedirectTrail {
+    /// Where the redirects this call received point (absolute, no fragment).
+    targets: HashSet<String>,
+    /// Requests to one of those.
+    followed: u32,
+}
+
+impl RedirectTrail {
+    fn key(url: &Url) -> String {
+        let mut url = url.clone();
+        url.set_fragment(None);
+        url.to_string()
+    }
+}
+
 /// Why no response reached the connector.
 #[derive(Debug)]
 pub enum RequestFailure {
@@ -143,6 +172,17 @@ impl RequestFailure {
         }
     }
 
+    /// What happened, as the operator reads it.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Denied { for_operator, .. } => for_operator.message.clone(),
+            Self::RateLimited { message, .. } => message.clone(),
+            Self::Timeout(m) | Self::Transport(m) | Self::TooLarge(m) | Self::InvalidRequest(m) => {
+                m.clone()
+            }
+        }
+    }
+
     fn is_retryable(&self) -> bool {
         matches!(self, Self::Timeout(_) | Self::Transport(_))
     }
@@ -157,7 +197,12 @@ pub struct HttpGate {
     connector: String,
     grant: EgressGrant,
     secrets: Arc<Secrets>,
+    /// For every origin not allowed exactly: its resolver refuses private
+    /// addresses.
     client: reqwest::Client,
+    /// For the origins the operator allowed exactly (scheme, host and port),
+    /// the only ones that may reach private addresses.
+    exact_client: Option<reqwest::Client>,
     limits: HttpLimits,
     budget: Arc<RateBudget>,
     audit: Arc<dyn AuditSink>,
@@ -184,22 +229,18 @@ pub struct GateSetup {
 impl HttpGate {
     /// A gate for one connection, with its own HTTP client: its resolver
     /// knows which hosts the connection may reach on private addresses.
+    /// A resolver only knows the name it resolves, not the port, so the
+    /// exemption of exact origins lives in a client of their own.
     pub fn new(setup: GateSetup) -> Self {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .dns_resolver(Arc::new(GuardedResolver::new(setup.grant.exempt_hosts())))
-            .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("the TLS backend initializes");
+        let exempt = setup.grant.exempt_hosts();
+        let exact_client = (!exempt.is_empty()).then(|| http_client(exempt));
         Self {
             connection: setup.connection,
             connector: setup.connector,
             grant: setup.grant,
             secrets: setup.secrets,
-            client,
+            client: http_client(HashSet::new()),
+            exact_client,
             limits: setup.limits,
             budget: setup.budget,
             audit: setup.audit,
@@ -214,7 +255,7 @@ impl HttpGate {
             grant: EgressGrant::default(),
             secrets: Arc::default(),
             limits: HttpLimits::default(),
-            budget: Arc::new(RateBudget::new(BudgetConfig::unlimited(), None)),
+            budget: Arc::new(RateBudget::new(BudgetConfig::default_ceiling(), None)),
             audit: Arc::new(NoAudit),
         })
     }
@@ -224,14 +265,47 @@ impl HttpGate {
         &self.secrets
     }
 
-    /// Sends a request on the connector's behalf, finishing by `deadline`.
+    /// `METHOD host[:port]/path` of a request, for messages.
+    pub fn describe(&self, request: &OutgoingRequest) -> String {
+        let target = match Url::parse(&request.url) {
+            Ok(url) => path_of(&url),
+            Err(_) => super::printed_url::printed_text(&request.url),
+        };
+        format!("{} {target}", request.method)
+    }
+
+    /// The hint behind a permanent failure that follows a partner's 4xx
+    /// answer to `request` (429, 401 and 403 have codes of their own).
+    pub fn refusal_hint(&self, status: u16, request: &str) -> Option<String> {
+        ((400..500).contains(&status) && !matches!(status, 401 | 403 | 429)).then(|| {
+            format!(
+                "the partner answered {status} to `{request}`: run the command again with `--debug-http` to see the request Weir sent and the start of the answer, and `weir audit {}` lists the connection's requests",
+                self.connection
+            )
+        })
+    }
+
+    /// The hint behind a permanent failure on a response over a cap.
+    pub fn too_large_hint(&self) -> String {
+        format!(
+            "the partner's response is over a cap of connection `{}`: raise `max_response_mb` (body) or `max_response_header_kb` (headers) in weir.toml if the partner legitimately sends that much",
+            self.connection
+        )
+    }
+
+    /// Sends a request on the connector's behalf, finishing by `deadline`;
+    /// `trail` holds the redirects of the call it belongs to.
     pub async fn send(
         &self,
         request: OutgoingRequest,
         deadline: Instant,
+        trail: &mut RedirectTrail,
     ) -> Result<PartnerResponse, RequestFailure> {
         let url = Url::parse(&request.url).map_err(|e| {
-            RequestFailure::InvalidRequest(format!("invalid URL `{}`: {e}", request.url))
+            RequestFailure::InvalidRequest(format!(
+                "invalid URL `{}`: {e}",
+                super::printed_url::printed_text(&request.url)
+            ))
         })?;
         let origin = origin_of(&url);
         let path = url.path().to_string();
@@ -252,7 +326,9 @@ impl HttpGate {
                 budget: self.budget.left(),
             })
         };
-        let checked = self.check(&request, &url);
+        let checked = self
+            .follow_redirect(&url, trail)
+            .and_then(|()| self.check(&request, &url));
         let (headers, body) = match checked {
             Ok(parts) => parts,
             Err(failure) => {
@@ -300,6 +376,7 @@ impl HttpGate {
                 )
                 .await;
             let last = attempt >= attempts;
+            self.debug_exchange(&request.method, &url, &outcome, started);
             match outcome {
                 Ok(response) => {
                     audit(
@@ -310,6 +387,15 @@ impl HttpGate {
                         Some(response.status),
                         response.body.len() as u64,
                     );
+                    if (300..400).contains(&response.status)
+                        && let Some(target) = response
+                            .headers
+                            .iter()
+                            .find(|(name, _)| name == "location")
+                            .and_then(|(_, location)| url.join(location).ok())
+                    {
+                        trail.targets.insert(RedirectTrail::key(&target));
+                    }
                     if let Some((wait, capped)) =
                         self.budget.observe(response.status, &response.headers)
                     {
@@ -349,17 +435,95 @@ impl HttpGate {
         true
     }
 
+    /// Says what the partner's demand to wait does: no request of the
+    /// connection leaves before its end (the budget holds them).
     fn note_backoff(&self, url: &Url, status: u16, wait: Duration, capped: bool) {
         let origin = origin_of(url);
+        let connection = &self.connection;
+        let until = utc_after(wait);
+        let wait = humanize_duration(wait);
         if capped {
             tracing::warn!(
-                connection = %self.connection,
-                "{origin} asked connection `{}` to wait longer than its `max_backoff` (status {status}); waiting {} ms and trying again",
-                self.connection,
-                wait.as_millis()
+                connection = %connection,
+                "{origin} answered {status} and asked connection `{connection}` to wait longer than its `rate_limit.max_backoff`: no request goes to it for {wait}, until {until}"
             );
         } else {
-            tracing::info!(connection = %self.connection, "{origin} asked to slow down (status {status}): waiting {} ms", wait.as_millis());
+            tracing::info!(
+                connection = %connection,
+                "{origin} answered {status} and asked connection `{connection}` to wait: no request goes to it for {wait}, until {until}"
+            );
+        }
+    }
+
+    /// Counts a request to where a redirect of this call pointed; past
+    /// `max_redirects` the request is refused.
+    fn follow_redirect(&self, url: &Url, trail: &mut RedirectTrail) -> Result<(), RequestFailure> {
+        if !trail.targets.contains(&RedirectTrail::key(url)) {
+            return Ok(());
+        }
+        trail.followed += 1;
+        let max = self.limits.max_redirects;
+        if trail.followed <= max {
+            return Ok(());
+        }
+        let (connector, connection) = (&self.connector, &self.connection);
+        let for_operator = Diagnostic::new(
+            ErrorCode::TooManyRedirects,
+            format!(
+                "connector `{connector}` followed more than {max} redirects in one call, the last to `{}` (connection `{connection}`)",
+                printed(url)
+            ),
+        )
+        .with_hint(format!(
+            "the partner redirects in a loop, or the connector follows one: check the partner's answers with `--debug-http`; raise `max_redirects` of connection `{connection}` in weir.toml only if the partner legitimately redirects that often"
+        ));
+        Err(RequestFailure::Denied {
+            for_guest: format!("more than {max} redirects followed in one call"),
+            for_operator,
+        })
+    }
+
+    /// With `--debug-http` (the `weir::http` log target at debug level):
+    /// each attempt's method, whole URL, status, and the start of a failed
+    /// response's body, secret values redacted.
+    fn debug_exchange(
+        &self,
+        method: &Method,
+        url: &Url,
+        outcome: &Result<PartnerResponse, RequestFailure>,
+        started: Instant,
+    ) {
+        if !tracing::enabled!(target: "weir::http", tracing::Level::DEBUG) {
+            return;
+        }
+        let shown = self.redact(debug_url(url));
+        let took = humanize_duration(started.elapsed());
+        let connection = &self.connection;
+        match outcome {
+            Ok(response) if response.status >= 400 => {
+                let head = &response.body[..response.body.len().min(DEBUG_BODY_BYTES)];
+                let cut = if response.body.len() > head.len() {
+                    " [cut]"
+                } else {
+                    ""
+                };
+                tracing::debug!(
+                    target: "weir::http",
+                    "connection `{connection}`: {method} {shown} -> {} in {took}; body: {}{cut}",
+                    response.status,
+                    String::from_utf8_lossy(head)
+                );
+            }
+            Ok(response) => tracing::debug!(
+                target: "weir::http",
+                "connection `{connection}`: {method} {shown} -> {} in {took}",
+                response.status
+            ),
+            Err(failure) => tracing::debug!(
+                target: "weir::http",
+                "connection `{connection}`: {method} {shown} -> no response in {took}: {}",
+                failure.message()
+            ),
         }
     }
 
@@ -406,8 +570,11 @@ impl HttpGate {
         body: Option<Bytes>,
         timeout: Duration,
     ) -> Result<PartnerResponse, RequestFailure> {
-        let mut builder = self
-            .client
+        let client = match &self.exact_client {
+            Some(exact) if self.grant.explicitly_allows(url) => exact,
+            _ => &self.client,
+        };
+        let mut builder = client
             .request(method.clone(), url.clone())
             .headers(headers)
             .timeout(timeout);
@@ -423,7 +590,7 @@ impl HttpGate {
                     first_byte.as_millis()
                 )));
             }
-            Ok(result) => result.map_err(|e| self.classify(&e, url))?,
+            Ok(result) => result.map_err(|e| self.classify(e, url))?,
         };
         self.read_response(response, url).await
     }
@@ -479,11 +646,7 @@ impl HttpGate {
             .map(|(n, v)| n.as_str().len() + v.len())
             .sum();
         if header_bytes > self.limits.max_response_header_bytes {
-            return Err(RequestFailure::TooLarge(format!(
-                "the response headers of {} exceed {} bytes",
-                path_of(url),
-                self.limits.max_response_header_bytes
-            )));
+            return Err(self.headers_too_large(url));
         }
         let headers = response
             .headers()
@@ -499,7 +662,20 @@ impl HttpGate {
                 .content_length()
                 .map_or(0, |len| (len as usize).min(limit)),
         );
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(&e, url))? {
+        let idle = self.limits.idle_timeout;
+        loop {
+            let chunk = match tokio::time::timeout(idle, response.chunk()).await {
+                Err(_) => {
+                    return Err(RequestFailure::Timeout(format!(
+                        "{}: the response stalled, no data for {} (see `idle_timeout` of connection `{}`)",
+                        path_of(url),
+                        humanize_duration(idle),
+                        self.connection
+                    )));
+                }
+                Ok(chunk) => chunk.map_err(|e| self.classify(e, url))?,
+            };
+            let Some(chunk) = chunk else { break };
             if body.len() + chunk.len() > limit {
                 return Err(RequestFailure::TooLarge(format!(
                     "the response of {} exceeds {limit} bytes",
@@ -537,12 +713,31 @@ impl HttpGate {
         out
     }
 
-    fn classify(&self, error: &reqwest::Error, url: &Url) -> RequestFailure {
+    /// Over the cap of Weir or of the HTTP parser: both the partner's fault,
+    /// neither passes by retrying.
+    fn headers_too_large(&self, url: &Url) -> RequestFailure {
+        RequestFailure::TooLarge(format!(
+            "the response headers of {} are over the limit of {} KiB (or 100 headers) of connection `{}` (`max_response_header_kb`)",
+            path_of(url),
+            self.limits.max_response_header_bytes >> 10,
+            self.connection
+        ))
+    }
+
+    fn classify(&self, error: reqwest::Error, url: &Url) -> RequestFailure {
         let path = path_of(url);
-        let mut source = std::error::Error::source(error);
+        // Messages never show the URL: its query may carry secrets.
+        let error = error.without_url();
+        let mut source = std::error::Error::source(&error);
         while let Some(cause) = source {
             if let Some(forbidden) = cause.downcast_ref::<ForbiddenAddress>() {
                 return self.private_address(url, forbidden.address, forbidden.why);
+            }
+            if cause
+                .downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_parse_too_large)
+            {
+                return self.headers_too_large(url);
             }
             source = cause.source();
         }
@@ -554,7 +749,7 @@ impl HttpGate {
         }
         // The chain carries the useful part ("connection refused", "dns error").
         let mut message = format!("{path}: {error}");
-        let mut source = std::error::Error::source(error);
+        let mut source = std::error::Error::source(&error);
         while let Some(cause) = source {
             message.push_str(&format!(": {cause}"));
             source = cause.source();
@@ -574,7 +769,6 @@ impl HttpGate {
         .with_hint(format!(
             "private, loopback and metadata addresses are refused unless the exact origin is allowed: add \"{origin}\" (with its port) to `allowed_hosts` of connection `{connection}` if this is intended"
         ));
-        tracing::warn!(code = %for_operator.code, "{for_operator}");
         RequestFailure::Denied {
             for_guest: format!("`{origin}` is {why}, which this connection may not reach"),
             for_operator,
@@ -584,7 +778,10 @@ impl HttpGate {
     fn denied(&self, url: &Url, denial: EgressDenial) -> RequestFailure {
         let (connector, connection) = (&self.connector, &self.connection);
         let (for_guest, for_operator) = match denial {
-            EgressDenial::NotAllowed { origin } => (
+            EgressDenial::NotAllowed {
+                origin,
+                declared: true,
+            } => (
                 format!("`{origin}` is not allowed for this connection"),
                 Diagnostic::new(
                     ErrorCode::EgressDenied,
@@ -594,6 +791,21 @@ impl HttpGate {
                 )
                 .with_hint(format!(
                     "add \"{origin}\" to `allowed_hosts` of connection `{connection}` in weir.toml, if you trust it"
+                )),
+            ),
+            EgressDenial::NotAllowed {
+                origin,
+                declared: false,
+            } => (
+                format!("`{origin}` is not allowed for this connection"),
+                Diagnostic::new(
+                    ErrorCode::EgressDenied,
+                    format!(
+                        "connector `{connector}` tried to reach `{origin}`, which it does not declare in its spec and connection `{connection}` does not allow"
+                    ),
+                )
+                .with_hint(format!(
+                    "both are needed: the connector must list \"{origin}\" in its `spec.hosts` (a change to the connector), and `allowed_hosts` of connection `{connection}` in weir.toml must allow it, if you trust it"
                 )),
             ),
             EgressDenial::NotDeclared { origin } => (
@@ -609,10 +821,12 @@ impl HttpGate {
                 ),
             ),
             EgressDenial::BadUrl(why) => {
-                return RequestFailure::InvalidRequest(format!("cannot send to `{url}`: {why}"));
+                return RequestFailure::InvalidRequest(format!(
+                    "cannot send to `{}`: {why}",
+                    printed(url)
+                ));
             }
         };
-        tracing::warn!(code = %for_operator.code, hint = ?for_operator.hint, "{for_operator}");
         RequestFailure::Denied {
             for_guest,
             for_operator,
@@ -630,7 +844,6 @@ impl HttpGate {
         .with_hint(format!(
             "add `secrets.{secret} = {{ env = \"SOME_VARIABLE\" }}` to `[connections.{connection}]` in weir.toml"
         ));
-        tracing::warn!(code = %for_operator.code, "{for_operator}");
         RequestFailure::Denied {
             for_guest: format!("secret `{secret}` is not defined for this connection"),
             for_operator,
@@ -651,6 +864,59 @@ impl HttpGate {
             for_operator,
         }
     }
+}
+
+/// How much of a failed response's body `--debug-http` shows.
+const DEBUG_BODY_BYTES: usize = 1024;
+
+/// One connection's HTTP client; `exempt_hosts` may resolve to private
+/// addresses.
+fn http_client(exempt_hosts: HashSet<String>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .dns_resolver(Arc::new(GuardedResolver::new(exempt_hosts)))
+        .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the TLS backend initializes")
+}
+
+/// The whole URL for `--debug-http`, user info removed and the values of
+/// query parameters named like credentials hidden; secret values are
+/// redacted by the caller.
+fn debug_url(url: &Url) -> String {
+    const CREDENTIAL_NAMES: &[&str] = &[
+        "key",
+        "token",
+        "secret",
+        "password",
+        "signature",
+        "sig",
+        "auth",
+        "credential",
+    ];
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(name, value)| {
+                let lower = name.to_ascii_lowercase();
+                let hidden = CREDENTIAL_NAMES.iter().any(|c| lower.contains(c));
+                let value = if hidden {
+                    "[redacted]".into()
+                } else {
+                    value.into_owned()
+                };
+                (name.into_owned(), value)
+            })
+            .collect();
+        shown.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    shown.to_string()
 }
 
 fn header_name(name: &str) -> Result<HeaderName, RequestFailure> {
@@ -699,6 +965,63 @@ mod tests {
     fn replace_all_handles_repeats_and_edges() {
         assert_eq!(replace_all(b"kXkXk", b"k", b"[r]"), b"[r]X[r]X[r]");
         assert_eq!(replace_all(b"none", b"zz", b"[r]"), b"none");
+    }
+
+    #[test]
+    fn debug_urls_hide_credentials_but_keep_the_rest_of_the_query() {
+        let url =
+            Url::parse("https://u:p@api.example.com/v1/x?_limit=1000&api_key=s3&access_token=t")
+                .unwrap();
+        assert_eq!(
+            debug_url(&url),
+            "https://api.example.com/v1/x?_limit=1000&api_key=%5Bredacted%5D&access_token=%5Bredacted%5D"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_origin_neither_declared_nor_allowed_gets_a_hint_naming_both() {
+        let (grant, _) = EgressGrant::new(
+            &["https://api.acme.example".into()],
+            &serde_json::Value::Null,
+            vec![super::super::OriginPattern::parse("https://api.acme.example").unwrap()],
+        );
+        let gate = HttpGate::new(GateSetup {
+            connection: ConnectionId::new("acme").unwrap(),
+            connector: "acme-crm 0.1.0".into(),
+            grant,
+            secrets: Arc::default(),
+            limits: HttpLimits::default(),
+            budget: Arc::new(RateBudget::new(BudgetConfig::default_ceiling(), None)),
+            audit: Arc::new(NoAudit),
+        });
+        let request = OutgoingRequest {
+            method: Method::GET,
+            url: "https://elsewhere.example/x".into(),
+            headers: Vec::new(),
+            secret_headers: Vec::new(),
+            body: None,
+            idempotency_key: None,
+            timeout: None,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let Err(RequestFailure::Denied { for_operator, .. }) = gate
+            .send(request, deadline, &mut RedirectTrail::default())
+            .await
+        else {
+            panic!("refused");
+        };
+        assert!(
+            for_operator.message.contains(
+                "which it does not declare in its spec and connection `acme` does not allow"
+            ),
+            "{}",
+            for_operator.message
+        );
+        let hint = for_operator.hint.unwrap();
+        assert!(
+            hint.contains("`spec.hosts`") && hint.contains("`allowed_hosts` of connection `acme`"),
+            "{hint}"
+        );
     }
 
     #[test]

@@ -10,15 +10,20 @@ use tracing_subscriber::EnvFilter;
 
 use crate::diagnostic::{self, Diagnostic, ErrorCode};
 
-/// Logs go to stderr; `WEIR_LOG` overrides the level set by `-v`.
-pub fn init_logging(verbose: u8) {
+/// Logs go to stderr; `WEIR_LOG` overrides the level set by `-v`, and
+/// `--debug-http` adds every partner request (the `weir::http` target).
+pub fn init_logging(verbose: u8, debug_http: bool) {
     let default = match verbose {
         0 => "warn",
         1 => "info,weir::guest=info",
         2 => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let mut filter =
+        EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    if debug_http {
+        filter = filter.add_directive("weir::http=debug".parse().expect("a valid directive"));
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -97,6 +97,9 @@ pub struct RawConnection {
     pub request_timeout: Option<String>,
     pub first_byte_timeout: Option<String>,
     pub max_response_mb: Option<u32>,
+    pub idle_timeout: Option<String>,
+    pub max_response_header_kb: Option<u32>,
+    pub max_redirects: Option<u32>,
     pub rate_limit: Option<RawRateLimit>,
 }
 

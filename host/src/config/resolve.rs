@@ -12,7 +12,9 @@ use super::{
     AdminConfig, Config, ConnectionConfig, DEFAULT_PAGE_SIZE, DaemonConfig, Destination,
     FlowConfig, TransformConfig,
 };
-use crate::capability::{BudgetConfig, HttpLimits, OriginPattern, SecretSource};
+use crate::capability::{
+    BudgetConfig, DEFAULT_REQUESTS_PER_SECOND, HttpLimits, OriginPattern, SecretSource,
+};
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, ConnectorName, FlowId};
 use crate::mapping::Mapping;
@@ -445,6 +447,23 @@ fn resolve_connection(
         http.first_byte_timeout =
             parse_duration(&t).map_err(|why| invalid(key("first_byte_timeout"), why))?;
     }
+    if let Some(t) = raw.idle_timeout {
+        http.idle_timeout = parse_duration(&t).map_err(|why| invalid(key("idle_timeout"), why))?;
+    }
+    match raw.max_response_header_kb {
+        None => {}
+        // hyper refuses heads over ~400 KiB on its own.
+        Some(kb @ 1..=256) => http.max_response_header_bytes = (kb as usize) << 10,
+        Some(kb) => {
+            return Err(invalid(
+                key("max_response_header_kb"),
+                format!("= {kb} is outside 1..=256"),
+            ));
+        }
+    }
+    if let Some(max) = raw.max_redirects {
+        http.max_redirects = max;
+    }
     let max_page_bytes = megabytes("max_page_mb", raw.max_page_mb, 64 << 20)?;
     let max_webhook_bytes = match raw.max_webhook_kb {
         None => 1 << 20,
@@ -457,7 +476,7 @@ fn resolve_connection(
         }
     };
     let budget = match raw.rate_limit {
-        None => BudgetConfig::unlimited(),
+        None => BudgetConfig::default_ceiling(),
         Some(rate) => resolve_rate_limit(rate)
             .map_err(|(k, why)| invalid(key(&format!("rate_limit.{k}")), why))?,
     };
@@ -486,11 +505,17 @@ fn resolve_rate_limit(raw: RawRateLimit) -> Result<BudgetConfig, (&'static str, 
         }
         (Some(rps), None) => rps,
         (None, Some(rpm)) => rpm / 60.0,
-        (None, None) if raw.daily_quota.is_some() || raw.max_concurrent.is_some() => f64::INFINITY,
+        (None, None)
+            if raw.daily_quota.is_some()
+                || raw.max_concurrent.is_some()
+                || raw.max_backoff.is_some() =>
+        {
+            DEFAULT_REQUESTS_PER_SECOND
+        }
         (None, None) => {
             return Err((
                 "requests_per_second",
-                "is missing: set `requests_per_second` or `requests_per_minute` (or only `daily_quota` / `max_concurrent`)".into(),
+                "is missing: set `requests_per_second` or `requests_per_minute` (or only `daily_quota`, `max_concurrent` or `max_backoff`)".into(),
             ));
         }
     };
@@ -741,6 +766,27 @@ mod tests {
         assert_eq!(
             config.flow("contacts").unwrap().destination,
             Destination::Store
+        );
+    }
+
+    #[test]
+    fn a_connection_without_rate_limit_is_paced_at_the_default_ceiling() {
+        let config = parse(&GOOD.replace(
+            "rate_limit = { requests_per_minute = 600, burst = 5, daily_quota = 10000, max_concurrent = 2 }",
+            "idle_timeout = \"2s\"\nmax_redirects = 3\nmax_response_header_kb = 16",
+        ))
+        .unwrap();
+        let acme = config.connection("acme").unwrap();
+        assert_eq!(acme.budget.per_second, DEFAULT_REQUESTS_PER_SECOND);
+        assert_eq!(acme.http.idle_timeout, Duration::from_secs(2));
+        assert_eq!(acme.http.max_redirects, 3);
+        assert_eq!(acme.http.max_response_header_bytes, 16 << 10);
+        let quota_only =
+            parse(&GOOD.replace("requests_per_minute = 600, burst = 5, ", "")).unwrap();
+        assert_eq!(
+            quota_only.connection("acme").unwrap().budget.per_second,
+            DEFAULT_REQUESTS_PER_SECOND,
+            "a quota alone keeps the ceiling"
         );
     }
 

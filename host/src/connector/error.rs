@@ -32,6 +32,28 @@ pub enum ConnectorError {
 }
 
 impl ConnectorError {
+    /// The same error with every URL in its message cut to
+    /// `scheme://host[:port]/path`: connectors write messages, and a query
+    /// may carry credentials or personal data into logs and `runs.error`.
+    pub fn scrub_urls(self) -> Self {
+        let scrub = |m: String| crate::capability::printed_url::scrub(&m).into_owned();
+        match self {
+            Self::Config(m) => Self::Config(scrub(m)),
+            Self::Auth(m) => Self::Auth(scrub(m)),
+            Self::Denied(m) => Self::Denied(scrub(m)),
+            Self::RateLimited {
+                retry_after,
+                message,
+            } => Self::RateLimited {
+                retry_after,
+                message: scrub(message),
+            },
+            Self::Transient(m) => Self::Transient(scrub(m)),
+            Self::Permanent(m) => Self::Permanent(scrub(m)),
+            Self::Unsupported(m) => Self::Unsupported(scrub(m)),
+        }
+    }
+
     /// Whether retrying the same call later may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Transient(_) | Self::RateLimited { .. })

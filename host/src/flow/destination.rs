@@ -62,7 +62,7 @@ pub async fn deliver_retrying(
     links: &(impl IdLinks + ?Sized),
     retry: &RetryPolicy,
 ) -> Result<Delivered, Undelivered> {
-    let mut attempts = Attempts::default();
+    let mut attempts = Attempts::within(connection.config().limits.deadline);
     loop {
         match deliver(flow, records, raw, connection, stream, links).await {
             Ok(delivered) => return Ok(delivered),
@@ -155,6 +155,7 @@ pub async fn deliver(
                     plugin: connection.plugin().label(),
                     error,
                     denial: None,
+                    hint: None,
                 }));
             }
         }

@@ -1,4 +1,4 @@
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::connector::ConnectorError;
 use crate::runtime::CallError;
@@ -41,11 +41,36 @@ pub enum Next {
     Fail,
 }
 
-/// Counts attempts of one call.
+/// Counts attempts of one call. With a window (the connection's
+/// `call_timeout`), every retry of a transient failure starts and ends
+/// within it, counted from the first attempt: retries share the call's
+/// deadline instead of multiplying it. A rate-limit wait starts the window
+/// again after the wait.
 #[derive(Debug, Default)]
 pub struct Attempts {
     failures: u32,
     rate_limit_waits: u32,
+    window: Option<(Instant, Duration)>,
+}
+
+impl Attempts {
+    /// Attempts whose retries fit in `window` from now.
+    pub fn within(window: Duration) -> Self {
+        Self {
+            window: Some((Instant::now(), window)),
+            ..Self::default()
+        }
+    }
+
+    /// When the attempt about to start must end, if there is a window.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.window.map(|(start, window)| start + window)
+    }
+
+    fn fits(&self, delay: Duration) -> bool {
+        self.deadline()
+            .is_none_or(|deadline| Instant::now() + delay < deadline)
+    }
 }
 
 impl RetryPolicy {
@@ -57,6 +82,9 @@ impl RetryPolicy {
                 if *retry_after <= self.max_rate_limit_wait
                     && attempts.rate_limit_waits <= self.max_rate_limit_waits
                 {
+                    if let Some((start, _)) = &mut attempts.window {
+                        *start = Instant::now() + *retry_after;
+                    }
                     Next::RetryAfter(*retry_after)
                 } else {
                     Next::Pause
@@ -64,8 +92,9 @@ impl RetryPolicy {
             }
             Some(ConnectorError::Transient(_)) => {
                 attempts.failures += 1;
-                if attempts.failures < self.attempts {
-                    Next::RetryAfter(self.backoff(attempts.failures))
+                let delay = self.backoff(attempts.failures);
+                if attempts.failures < self.attempts && attempts.fits(delay) {
+                    Next::RetryAfter(delay)
                 } else {
                     Next::Fail
                 }
@@ -95,6 +124,7 @@ mod tests {
             plugin: "p".into(),
             error: e,
             denial: None,
+            hint: None,
         }
     }
 
@@ -110,6 +140,30 @@ mod tests {
         assert_eq!(delays.len(), 3);
         assert!(delays[0] >= Duration::from_millis(250) && delays[0] <= Duration::from_millis(500));
         assert!(delays[2] >= Duration::from_secs(1) && delays[2] <= Duration::from_secs(2));
+    }
+
+    #[test]
+    fn transient_retries_fit_in_the_window_of_the_first_attempt() {
+        let policy = RetryPolicy::default();
+        let e = error(ConnectorError::Transient("no response".into()));
+        let mut spent = Attempts::within(Duration::from_millis(200));
+        assert_eq!(
+            policy.next(&e, &mut spent),
+            Next::Fail,
+            "a retry after 250 ms or more does not fit in 200 ms"
+        );
+        let mut roomy = Attempts::within(Duration::from_secs(60));
+        assert!(matches!(policy.next(&e, &mut roomy), Next::RetryAfter(_)));
+        let rate_limited = error(ConnectorError::RateLimited {
+            retry_after: Duration::from_secs(1),
+            message: "slow down".into(),
+        });
+        let before = roomy.deadline().unwrap();
+        policy.next(&rate_limited, &mut roomy);
+        assert!(
+            roomy.deadline().unwrap() > before,
+            "a rate-limit wait starts the window again after it"
+        );
     }
 
     #[test]

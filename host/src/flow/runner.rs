@@ -544,9 +544,13 @@ async fn read_with_retry(
     checkpoint: Option<Checkpoint>,
     retry: &RetryPolicy,
 ) -> Result<Page, Stop> {
-    let mut attempts = Attempts::default();
+    let mut attempts = Attempts::within(source.config().limits.deadline);
     loop {
-        match source.read(stream, checkpoint.clone()).await {
+        let deadline = attempts.deadline().expect("a window was given");
+        match source
+            .read_until(stream, checkpoint.clone(), deadline)
+            .await
+        {
             Ok(page) => return Ok(page),
             Err(error) => match retry.next(&error, &mut attempts) {
                 Next::RetryAfter(delay) => {

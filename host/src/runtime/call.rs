@@ -6,7 +6,7 @@ use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadl
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::output::CappedOutput;
-use crate::capability::HttpGate;
+use crate::capability::{HttpGate, RedirectTrail};
 use crate::connector::ConnectorError;
 use crate::diagnostic::{Diagnostic, ErrorCode};
 
@@ -59,6 +59,16 @@ impl CallEnv {
     /// whose output is captured, and a deadline: the guest yields to the
     /// async runtime at every epoch tick and is interrupted at the deadline.
     pub fn new_store(self: &Arc<Self>, engine: &Engine) -> Store<CallState> {
+        self.new_store_until(engine, Instant::now() + self.limits.deadline)
+    }
+
+    /// [`Self::new_store`] for a call that must end by `deadline` (earlier
+    /// than its own limit: a retry within the first attempt's deadline).
+    pub fn new_store_until(
+        self: &Arc<Self>,
+        engine: &Engine,
+        deadline: Instant,
+    ) -> Store<CallState> {
         let stdout = CappedOutput::new(CAPTURED_OUTPUT_BYTES);
         let stderr = CappedOutput::new(CAPTURED_OUTPUT_BYTES);
         let wasi = WasiCtx::builder()
@@ -72,13 +82,15 @@ impl CallEnv {
             .memory_size(self.limits.memory_bytes)
             .instances(32)
             .build();
-        let deadline = Instant::now() + self.limits.deadline;
+        let deadline = deadline.min(Instant::now() + self.limits.deadline);
         let state = CallState {
             wasi,
             table: ResourceTable::new(),
             limits,
             env: self.clone(),
             denial: None,
+            partner_note: None,
+            redirects: RedirectTrail::default(),
             deadline,
             log_lines: 0,
             log_bytes: 0,
@@ -121,6 +133,12 @@ pub struct CallState {
     pub(crate) env: Arc<CallEnv>,
     /// The first policy denial of this call, for the operator.
     pub(crate) denial: Option<Diagnostic>,
+    /// What the host saw of the partner that explains a permanent failure
+    /// (the last answer was a 4xx, a response was over a cap): the hint of
+    /// a `connector-permanent` error.
+    pub(crate) partner_note: Option<String>,
+    /// The redirects this call followed.
+    pub(crate) redirects: RedirectTrail,
     /// When the call must be over; host calls (HTTP, budget waits) end by then.
     pub(crate) deadline: Instant,
     log_lines: u32,
@@ -199,6 +217,9 @@ pub enum CallError {
         error: ConnectorError,
         /// The policy denial behind it, if any.
         denial: Option<Box<Diagnostic>>,
+        /// What to do next, when the host knows more than the connector
+        /// said (the partner's 4xx behind a permanent failure).
+        hint: Option<String>,
     },
     /// The guest trapped: a bug in the connector.
     #[error("{plugin} crashed in `{call}`: {detail}")]
@@ -241,14 +262,20 @@ impl CallError {
                 message: denial.message.clone(),
                 hint: denial.hint.clone(),
             },
-            Self::Connector { error, .. } => {
+            Self::Connector {
+                error,
+                hint: partner_hint,
+                ..
+            } => {
                 let (code, hint) = match error {
                     ConnectorError::Config(_) => (ErrorCode::ConnectorConfig, Some("fix the connection's `config` in weir.toml; `weir plugins --json` shows the connector's config schema")),
                     ConnectorError::Auth(_) => (ErrorCode::ConnectorAuth, Some("renew the connection's credentials, then verify them with `weir check <connection>`")),
                     ConnectorError::Denied(_) => (ErrorCode::EgressDenied, None),
                     ConnectorError::RateLimited { .. } => (ErrorCode::RateLimited, Some("nothing is lost: run the flow again later and it resumes from its last checkpoint")),
                     ConnectorError::Transient(_) => (ErrorCode::ConnectorTransient, Some("run the flow again later; it resumes from its last checkpoint")),
-                    ConnectorError::Permanent(_) => (ErrorCode::ConnectorPermanent, None),
+                    ConnectorError::Permanent(_) => {
+                        (ErrorCode::ConnectorPermanent, partner_hint.as_deref())
+                    }
                     ConnectorError::Unsupported(_) => (ErrorCode::ConnectorUnsupported, None),
                 };
                 let diagnostic = Diagnostic::new(code, self.to_string());
@@ -303,7 +330,12 @@ impl<'a> GuestCall<'a> {
         // Epoch interruption stops guest code at the deadline, and host calls
         // (HTTP, budget waits) end by it on their own, giving the guest a typed
         // error it can act on; this timeout, a little later, is the backstop.
-        let backstop = env.limits.deadline + DEADLINE_GRACE;
+        let limit = self
+            .store
+            .data()
+            .deadline
+            .saturating_duration_since(Instant::now());
+        let backstop = limit + DEADLINE_GRACE;
         let outcome = tokio::time::timeout(backstop, invoke(self.store)).await;
         let stderr_tail = self.store.data().drain_output();
         let plugin = env.label();
@@ -313,12 +345,30 @@ impl<'a> GuestCall<'a> {
                 call: self.call,
                 limit: env.limits.deadline,
             }),
-            Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err(error))) => Err(CallError::Connector {
-                plugin,
-                error,
-                denial: self.store.data_mut().denial.take().map(Box::new),
-            }),
+            Ok(Ok(Ok(value))) => {
+                // The connector went on without the refused request: the
+                // operator still hears of it, once.
+                if let Some(denial) = self.store.data_mut().denial.take() {
+                    match &denial.hint {
+                        Some(hint) => tracing::warn!(
+                            "error[{}]: {}\nhint: {hint}",
+                            denial.code,
+                            denial.message
+                        ),
+                        None => tracing::warn!("error[{}]: {}", denial.code, denial.message),
+                    }
+                }
+                Ok(value)
+            }
+            Ok(Ok(Err(error))) => {
+                let state = self.store.data_mut();
+                Err(CallError::Connector {
+                    plugin,
+                    error: error.scrub_urls(),
+                    denial: state.denial.take().map(Box::new),
+                    hint: state.partner_note.take(),
+                })
+            }
             Ok(Err(trap)) => {
                 if trap.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
                     return Err(CallError::Timeout {
@@ -334,6 +384,7 @@ impl<'a> GuestCall<'a> {
                 if !stderr_tail.is_empty() {
                     detail = format!("{detail}; the connector printed: {stderr_tail}");
                 }
+                let detail = crate::capability::printed_url::scrub(&detail).into_owned();
                 Err(CallError::Trap {
                     plugin,
                     call: self.call,

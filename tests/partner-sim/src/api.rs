@@ -65,6 +65,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     }
     router
         .route("/v1/redirect", get(redirect))
+        .route("/v1/redirect/loop", get(redirect_loop))
         .route("/_sim/mutate", post(admin_mutate))
         .route("/_sim/counters", get(admin_counters))
         .route("/_sim/counters/reset", post(admin_reset_counters))
@@ -187,6 +188,23 @@ async fn inject_faults(State(shared): SharedState, request: Request, next: Next)
             response.extensions_mut().insert(CloseConnection);
             response
         }
+        FaultKind::Reply { status, headers } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = error(
+                status,
+                "injected_fault",
+                format!("partner-sim injected a {} response", status.as_u16()),
+            );
+            for (name, value) in headers {
+                if let (Ok(name), Ok(value)) = (
+                    HeaderName::try_from(name.as_str()),
+                    HeaderValue::try_from(value.as_str()),
+                ) {
+                    response.headers_mut().append(name, value);
+                }
+            }
+            response
+        }
     }
 }
 
@@ -303,6 +321,18 @@ async fn redirect(Query(params): Query<RedirectParams>) -> Response {
             "missing `to` query parameter",
         ),
     }
+}
+
+/// `GET /v1/redirect/loop`: a 302 to itself, a partner's redirect loop.
+async fn redirect_loop() -> Response {
+    (
+        StatusCode::FOUND,
+        [(
+            header::LOCATION,
+            HeaderValue::from_static("/v1/redirect/loop"),
+        )],
+    )
+        .into_response()
 }
 
 // ---- writes ---------------------------------------------------------------

