@@ -574,18 +574,34 @@ impl HttpGate {
             Some(exact) if self.grant.explicitly_allows(url) => exact,
             _ => &self.client,
         };
+        let first_byte = self.limits.first_byte_timeout.min(timeout);
+        // When what is left of the call is shorter than the first-byte
+        // timeout, both timers would end at once; reqwest's must lose, so
+        // that the message names the cause.
+        let whole = if first_byte < timeout {
+            timeout
+        } else {
+            timeout + Duration::from_millis(100)
+        };
         let mut builder = client
             .request(method.clone(), url.clone())
             .headers(headers)
-            .timeout(timeout);
+            .timeout(whole);
         if let Some(body) = body {
             builder = builder.body(body);
         }
-        let first_byte = self.limits.first_byte_timeout.min(timeout);
         let response = match tokio::time::timeout(first_byte, builder.send()).await {
             Err(_) => {
+                let left_of_call = if first_byte < self.limits.first_byte_timeout {
+                    format!(
+                        ", all the time the request had (see `request_timeout` and `call_timeout` of connection `{}`)",
+                        self.connection
+                    )
+                } else {
+                    String::new()
+                };
                 return Err(RequestFailure::Timeout(format!(
-                    "{}: no response within {} ms",
+                    "{}: no response within {} ms{left_of_call}",
                     path_of(url),
                     first_byte.as_millis()
                 )));
