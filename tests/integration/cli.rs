@@ -103,3 +103,75 @@ fn explain_describes_every_code() {
     let out = workspace().weir(&["explain", "no-such-code"]);
     assert!(!out.status.success());
 }
+
+/// Every command of the tree, as the words that name it (`["tenants",
+/// "connect"]`), so that a new subcommand is covered without a new line.
+fn every_command_path() -> Vec<Vec<String>> {
+    fn walk(command: &clap::Command, path: &[String], out: &mut Vec<Vec<String>>) {
+        for sub in command.get_subcommands() {
+            let mut path = path.to_vec();
+            path.push(sub.get_name().to_string());
+            out.push(path.clone());
+            walk(sub, &path, out);
+        }
+    }
+    let mut out = vec![Vec::new()];
+    walk(
+        &<weir_host::cli::Cli as clap::CommandFactory>::command(),
+        &[],
+        &mut out,
+    );
+    out
+}
+
+#[test]
+fn every_subcommand_prints_its_help() {
+    let ws = workspace();
+    let paths = every_command_path();
+    assert!(paths.len() > 30, "the walk found {} commands", paths.len());
+    for path in paths {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let out = ws.weir(&args);
+        assert!(out.status.success(), "weir {args:?}: {}", output_text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage: weir"),
+            "weir {args:?}: {}",
+            output_text(&out)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenants_connect_saves_the_connection_config_and_secrets_of_a_tenant() {
+    let ws = workspace();
+    ws.write_config(&acme_config("http://127.0.0.1:9"));
+    ws.weir_ok(&["tenants", "add", "t1"]).await;
+    let out = ws
+        .weir_ok(&[
+            "tenants",
+            "connect",
+            "t1",
+            "acme",
+            "--connection-config",
+            r#"{"base_url": "http://127.0.0.1:9/t1"}"#,
+            "--secrets",
+            r#"{"api_key": {"env": "T1_API_KEY"}}"#,
+            "--json",
+        ])
+        .await;
+    let saved: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        saved["connections"]["acme"]["config"]["base_url"],
+        "http://127.0.0.1:9/t1",
+        "{saved}"
+    );
+    assert_eq!(
+        saved["connections"]["acme"]["secrets"]["api_key"]["env"],
+        "T1_API_KEY",
+        "{saved}"
+    );
+    let out = ws.weir_ok(&["tenants", "show", "t1"]).await;
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["connections"], saved["connections"]);
+}
