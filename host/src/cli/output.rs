@@ -4,11 +4,12 @@ use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
-use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::presets::{NOTHING, UTF8_BORDERS_ONLY};
 use comfy_table::{ContentArrangement, Table};
 use tracing_subscriber::EnvFilter;
 
 use crate::diagnostic::{self, Diagnostic, ErrorCode};
+use crate::store::StoreError;
 
 /// Logs go to stderr; `WEIR_LOG` overrides the level set by `-v`.
 pub fn init_logging(verbose: u8) {
@@ -31,9 +32,21 @@ pub fn init_logging(verbose: u8) {
 /// Prints an error as `error[code]: ...`, its causes and its hint, and
 /// returns the exit code its code maps to.
 pub fn report(error: &anyhow::Error) -> ExitCode {
-    let diagnostic = diagnostic::find(error);
-    print_diagnostic_chain(error, diagnostic);
+    let diagnostic = diagnostic_of(error);
+    print_diagnostic_chain(error, diagnostic.as_ref());
     ExitCode::from(diagnostic.map_or(1, |d| d.code.exit_code()) as u8)
+}
+
+/// The diagnostic an error carries: a [`Diagnostic`] in its chain, or the
+/// user-facing form of a store error, which reaches here through `?` from
+/// anywhere that touches the store (opening a run, ending it, a listing).
+fn diagnostic_of(error: &anyhow::Error) -> Option<Diagnostic> {
+    diagnostic::find(error).cloned().or_else(|| {
+        error
+            .chain()
+            .find_map(|e| e.downcast_ref::<StoreError>())
+            .map(StoreError::diagnostic)
+    })
 }
 
 fn print_diagnostic_chain(error: &anyhow::Error, diagnostic: Option<&Diagnostic>) {
@@ -71,11 +84,17 @@ pub fn exit_code(code: ErrorCode) -> ExitCode {
     ExitCode::from(code.exit_code() as u8)
 }
 
-/// A table with the given header.
+/// A table with the given header; framed on a terminal, plain columns
+/// (no box drawing) when stdout is a pipe or a file.
 pub fn table<const N: usize>(header: [&str; N]) -> Table {
     let mut table = Table::new();
+    let preset = if std::io::stdout().is_terminal() {
+        UTF8_BORDERS_ONLY
+    } else {
+        NOTHING
+    };
     table
-        .load_preset(UTF8_BORDERS_ONLY)
+        .load_preset(preset)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(header);
     table
