@@ -6,6 +6,7 @@ mod budget;
 mod cli;
 mod daemon;
 mod egress;
+mod golden;
 mod map;
 mod plugins;
 mod reload;
