@@ -172,7 +172,12 @@ mod tests {
     /// and then panics at parse time when their types differ.
     #[test]
     fn no_subcommand_argument_shadows_a_global_option() {
-        fn walk(command: &clap::Command, path: &str, globals: &[&clap::Arg], found: &mut Vec<String>) {
+        fn walk(
+            command: &clap::Command,
+            path: &str,
+            globals: &[&clap::Arg],
+            found: &mut Vec<String>,
+        ) {
             for sub in command.get_subcommands() {
                 let path = format!("{path} {}", sub.get_name());
                 for arg in sub.get_arguments() {

@@ -170,13 +170,11 @@ async fn tenants_connect_saves_the_connection_config_and_secrets_of_a_tenant() {
         .await;
     let saved: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
-        saved["connections"]["acme"]["config"]["base_url"],
-        "http://127.0.0.1:9/t1",
+        saved["connections"]["acme"]["config"]["base_url"], "http://127.0.0.1:9/t1",
         "{saved}"
     );
     assert_eq!(
-        saved["connections"]["acme"]["secrets"]["api_key"]["env"],
-        "T1_API_KEY",
+        saved["connections"]["acme"]["secrets"]["api_key"]["env"], "T1_API_KEY",
         "{saved}"
     );
     let out = ws.weir_ok(&["tenants", "show", "t1"]).await;
@@ -207,7 +205,11 @@ async fn a_store_locked_by_another_process_fails_the_run_with_store_unavailable_
 #[tokio::test(flavor = "multi_thread")]
 async fn sync_json_of_a_failed_run_gives_the_errors_code_message_and_hint() {
     let sim = simulator(10, 0).await;
-    sim.inject(partner_sim::Fault::new("GET", "/v1/contacts").times(1000).status(401));
+    sim.inject(
+        partner_sim::Fault::new("GET", "/v1/contacts")
+            .times(1000)
+            .status(401),
+    );
     let ws = workspace();
     ws.install(guests::ACME_CRM, "acme_crm.wasm")
         .write_config(&acme_config(&sim.base_url()));
@@ -218,7 +220,9 @@ async fn sync_json_of_a_failed_run_gives_the_errors_code_message_and_hint() {
     assert_eq!(run["status"], "failed", "{runs}");
     assert_eq!(run["error"]["code"], "connector-auth", "{runs}");
     assert!(
-        run["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        run["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "{runs}"
     );
     assert!(
@@ -240,8 +244,7 @@ async fn a_piped_sync_prints_plain_progress_lines_while_it_runs() {
     );
     let ws = workspace();
     ws.install(guests::ACME_CRM, "acme_crm.wasm").write_config(
-        &acme_config(&sim.base_url())
-            .replace("secrets.api_key", "page_size = 10\nsecrets.api_key"),
+        &acme_config(&sim.base_url()).replace("secrets.api_key", "page_size = 10\nsecrets.api_key"),
     );
     let out = ws
         .weir_async(&["sync", "contacts", "--progress-every", "200ms"])
@@ -260,7 +263,8 @@ async fn a_piped_sync_prints_plain_progress_lines_while_it_runs() {
         "{stderr}"
     );
     // Plain text: no spinner, no box drawing, no decimals in the rate.
-    let drawing = |c: char| ('\u{2500}'..='\u{257f}').contains(&c) || ('\u{2800}'..='\u{28ff}').contains(&c);
+    let drawing =
+        |c: char| ('\u{2500}'..='\u{257f}').contains(&c) || ('\u{2800}'..='\u{28ff}').contains(&c);
     assert!(!stderr.chars().any(drawing), "{stderr}");
     assert!(!String::from_utf8_lossy(&out.stdout).chars().any(drawing));
     for line in &progress {
@@ -313,5 +317,9 @@ stream = "contacts"
         hint.contains("`weir state show contacts`") && hint.contains("`weir state reset contacts`"),
         "{stderr}"
     );
-    assert_eq!(sim.counters().requests, 1, "only the first run reached the partner");
+    assert_eq!(
+        sim.counters().requests,
+        1,
+        "only the first run reached the partner"
+    );
 }

@@ -254,7 +254,10 @@ async fn run_case(case: &Path) -> Outcome {
     .expect("the command ends within 120 s")
     .unwrap();
     let mut files = vec![
-        ("stderr", normalise(&String::from_utf8_lossy(&out.stderr), &ws)),
+        (
+            "stderr",
+            normalise(&String::from_utf8_lossy(&out.stderr), &ws),
+        ),
         (
             "status",
             format!(
@@ -266,7 +269,10 @@ async fn run_case(case: &Path) -> Outcome {
         ),
     ];
     if case.join("stdout").exists() {
-        files.push(("stdout", normalise(&String::from_utf8_lossy(&out.stdout), &ws)));
+        files.push((
+            "stdout",
+            normalise(&String::from_utf8_lossy(&out.stdout), &ws),
+        ));
     }
     Outcome { files }
 }
@@ -401,7 +407,14 @@ fn every_error_code_has_a_readme_entry_and_a_golden_case_showing_its_hint() {
 fn a_command_line_of_a_case_keeps_quoted_json_together() {
     assert_eq!(
         words(r#"tenants connect t1 acme --secrets '{"api_key": {"env": "X"}}'"#),
-        ["tenants", "connect", "t1", "acme", "--secrets", r#"{"api_key": {"env": "X"}}"#]
+        [
+            "tenants",
+            "connect",
+            "t1",
+            "acme",
+            "--secrets",
+            r#"{"api_key": {"env": "X"}}"#
+        ]
     );
     assert_eq!(words("explain ''"), ["explain", ""]);
 }

@@ -126,7 +126,9 @@ impl ApiError {
                 ErrorCode::BadRequest,
                 format!("`{value}` is not a valid {what} name"),
             )
-            .with_hint("names are letters, digits, `-` and `_`; GET /status lists every tenant's flows"),
+            .with_hint(
+                "names are letters, digits, `-` and `_`; GET /status lists every tenant's flows",
+            ),
         )
     }
 

@@ -235,11 +235,16 @@ impl ProgressBoard {
     fn add(&self, flow: &str) -> Progress {
         let bar = self.bars.add(ProgressBar::new_spinner());
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {prefix}: {human_pos} records ({rate}) {elapsed}")
-                .expect("the template is valid")
-                .with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            ProgressStyle::with_template(
+                "{spinner} {prefix}: {human_pos} records ({rate}) {elapsed}",
+            )
+            .expect("the template is valid")
+            .with_key(
+                "rate",
+                |state: &ProgressState, w: &mut dyn std::fmt::Write| {
                     let _ = w.write_str(&rate(state.per_sec()));
-                }),
+                },
+            ),
         );
         bar.set_prefix(flow.to_string());
         if self.terminal {
@@ -278,7 +283,9 @@ impl ProgressBoard {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Records per second as people read them: `1,234/s`, never `1234.5678/s`.

@@ -42,6 +42,9 @@ impl Connector for FollowNextUrl {
             .secret_header("x-api-key", "api_key")
             .send()?
             .error_for_status()?;
-        Ok(Page::new(Vec::new(), Checkpoint::new(1, &Position { next })?))
+        Ok(Page::new(
+            Vec::new(),
+            Checkpoint::new(1, &Position { next })?,
+        ))
     }
 }
