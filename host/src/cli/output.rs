@@ -54,11 +54,18 @@ fn print_diagnostic_chain(error: &anyhow::Error, diagnostic: Option<&Diagnostic>
         .map(|d| format!("[{}]", d.code))
         .unwrap_or_default();
     let mut chain = error.chain();
+    let mut shown = String::new();
     if let Some(first) = chain.next() {
-        eprintln!("error{code}: {first}");
+        shown = first.to_string();
+        eprintln!("error{code}: {shown}");
     }
     for cause in chain {
-        eprintln!("  caused by: {cause}");
+        // Many errors repeat their source in their own message.
+        let text = cause.to_string();
+        if !shown.contains(&text) {
+            eprintln!("  caused by: {text}");
+        }
+        shown = text;
     }
     if let Some(hint) = diagnostic.and_then(|d| d.hint.as_deref()) {
         eprintln!("hint: {hint}");
