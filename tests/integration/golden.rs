@@ -36,7 +36,6 @@ const NOT_YET_SHOWN: &[(&str, &str)] = &[
         "plugin-imports",
         "no test guest imports an interface the host lacks",
     ),
-    ("plugin-spec", "no test guest returns an invalid spec"),
     (
         "mapping-record",
         "no command prints a record's mapping failure as a diagnostic yet",
