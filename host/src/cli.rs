@@ -165,3 +165,48 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::State(command) => state::run(&cli.config, command, json),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    #[test]
+    fn the_command_tree_passes_clap_debug_asserts() {
+        Cli::command().debug_assert();
+    }
+
+    /// Clap lets a subcommand's own argument take the id of a global one,
+    /// and then panics at parse time when their types differ.
+    #[test]
+    fn no_subcommand_argument_shadows_a_global_option() {
+        fn walk(
+            command: &clap::Command,
+            path: &str,
+            globals: &[&clap::Arg],
+            found: &mut Vec<String>,
+        ) {
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                for arg in sub.get_arguments() {
+                    let shadows = globals.iter().any(|global| {
+                        global.get_id() == arg.get_id()
+                            || (global.get_long().is_some() && global.get_long() == arg.get_long())
+                            || (global.get_short().is_some()
+                                && global.get_short() == arg.get_short())
+                    });
+                    if shadows {
+                        found.push(format!("`{path}` argument `{}`", arg.get_id()));
+                    }
+                }
+                walk(sub, &path, globals, found);
+            }
+        }
+        let root = Cli::command();
+        let globals: Vec<&clap::Arg> = root.get_arguments().filter(|a| a.is_global_set()).collect();
+        let mut found = Vec::new();
+        walk(&root, "weir", &globals, &mut found);
+        assert!(found.is_empty(), "shadowing global options: {found:?}");
+    }
+}

@@ -14,7 +14,7 @@
 use std::fmt;
 
 /// A failure shown to a user, with its stable code and an optional hint.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
     /// The stable code.
     pub code: ErrorCode,
@@ -125,7 +125,9 @@ error_codes! {
     PluginSpec = "plugin-spec", 3, "a connector's spec is invalid or its `spec()` failed",
         "Weir calls `spec()` when loading a connector. It trapped, took too long, or returned an invalid spec (a name that is not kebab-case, a version that is not semver, a duplicate stream). The message says which; fix the connector.";
     PluginDuplicate = "plugin-duplicate", 3, "two plugin files declare the same connector name",
-        "Two files in the plugins directory declare the same connector name. Weir keeps the first one (by file name) and reports the other; remove the stale file.";
+        "Two files in the plugins directory declare the same connector name. Weir keeps serving the file that provided the connector first (at startup, the first by file name), whatever the versions, and reports the other; delete the file you do not want. To upgrade a connector, replace its file in place.";
+    PluginUnreadable = "plugin-unreadable", 3, "a plugin file or the plugins directory cannot be read",
+        "The plugins directory (`plugins_dir` in `weir.toml`, by default `plugins` beside it) does not exist or cannot be listed, or a plugin file cannot be read (a wrong path given to `weir plugins inspect`, missing permissions). Create the directory and copy connectors' `.wasm` files into it, or point `plugins_dir` at the directory that holds them.";
     ConnectorNotLoaded = "connector-not-loaded", 3, "no loaded plugin provides the connector",
         "A connection names a connector that no plugin in the plugins directory provides (or whose file failed to load: see `weir plugins`). Copy the connector's `.wasm` into the plugins directory or fix the `connector` key of the connection.";
     EgressDenied = "egress-denied", 1, "a connector tried to reach a host it is not allowed to",
@@ -158,6 +160,12 @@ error_codes! {
         "A tenant's settings name a connection or flow that `weir.toml` does not define, or hold a schedule, mapping or secret that does not parse (a secret value needs `[secrets] key` in `weir.toml`). The message gives the exact path (for example `flows.contacts.mapping.fields[2].format`) and the reason; nothing was saved.";
     UnknownTenant = "unknown-tenant", 2, "no tenant has that name",
         "The command names a tenant that does not exist. `weir tenants list` shows the tenants; `weir tenants add <name>` creates one.";
+    TenantExists = "tenant-exists", 2, "a tenant of that name already exists",
+        "Creating a tenant (`POST /tenants` of the admin API, `weir tenants add`) never replaces one: its connections, secrets and flow settings would be lost. Replace its settings deliberately with `PUT /tenants/{tenant}` or `weir tenants set`, or remove it first.";
+    Unauthorized = "unauthorized", 2, "the admin API refused a request without the right token",
+        "Every admin API route but `/health` needs the header `Authorization: Bearer <token>` with the admin token of `weir.toml` (`[admin] token`, by default the `WEIR_ADMIN_TOKEN` variable of the process that runs `weir run`). The answer is 401 and nothing was done.";
+    BadRequest = "bad-request", 2, "the admin API refused a malformed request",
+        "A request to the admin API names a tenant or flow that is not a valid name (letters, digits, `-`, `_`), or its body is not the JSON the route takes. The answer is a 4xx status and nothing was done; README's admin API table lists each route's body.";
     MappingInvalid = "mapping-invalid", 2, "a mapping document is refused",
         "The mapping given to `weir map set` is not JSON, or breaks a rule of the mapping format: a rule with two sources, an unknown `type`, a time zone or date pattern that does not exist, two rules writing the same field. The message gives the exact path in the document (for example `fields[3].format`) and the reason; nothing was saved. README's *Field mappings* section lists every key.";
     MappingRecord = "mapping-record", 1, "a record did not fit the flow's mapping",
@@ -166,6 +174,17 @@ error_codes! {
         "One daemon owns a store: it schedules every tenant's flows and takes back webhook deliveries left unfinished, which two daemons would do twice. `weir run` locks `<store>.daemon.lock` (and `<inbox>.daemon.lock` with webhooks) for as long as it runs; the lock goes with the process, even when it is killed. Stop the running daemon first, or give the second one its own `store`. `weir sync`, `weir status` and every other command work beside a running daemon.";
     StoreUnavailable = "store-unavailable", 4, "the local store cannot be opened or written",
         "Weir could not open or write its SQLite store (`store` in `weir.toml`). Check that the directory exists and is writable and that the disk is not full. Another process holding a long write lock shows up as `database is locked`.";
+    Shutdown = "shutdown", 130, "a run was stopped by a shutdown",
+        "`weir runs` shows this on a run stopped by Ctrl-C or SIGTERM (of `weir sync` or `weir run`). It committed its page in flight first, so nothing is lost: the next run resumes after that page. Nothing needs doing.";
+    UnknownCode = "unknown-code", 2, "no error code has that name",
+        "`weir explain` was given a code Weir does not have. `weir explain` without a code lists every one.";
+}
+
+/// As its stable text, e.g. `"egress-denied"`.
+impl serde::Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 impl fmt::Display for ErrorCode {

@@ -103,3 +103,223 @@ fn explain_describes_every_code() {
     let out = workspace().weir(&["explain", "no-such-code"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn every_error_code_weir_runs_can_show_is_explained() {
+    // `weir runs` shows a run stopped by a signal as `[shutdown]`.
+    let out = workspace().weir(&["explain", "shutdown"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing is lost"));
+}
+
+/// Every command of the tree, as the words that name it (`["tenants",
+/// "connect"]`), so that a new subcommand is covered without a new line.
+fn every_command_path() -> Vec<Vec<String>> {
+    fn walk(command: &clap::Command, path: &[String], out: &mut Vec<Vec<String>>) {
+        for sub in command.get_subcommands() {
+            let mut path = path.to_vec();
+            path.push(sub.get_name().to_string());
+            out.push(path.clone());
+            walk(sub, &path, out);
+        }
+    }
+    let mut out = vec![Vec::new()];
+    walk(
+        &<weir_host::cli::Cli as clap::CommandFactory>::command(),
+        &[],
+        &mut out,
+    );
+    out
+}
+
+#[test]
+fn every_subcommand_prints_its_help() {
+    let ws = workspace();
+    let paths = every_command_path();
+    assert!(paths.len() > 30, "the walk found {} commands", paths.len());
+    for path in paths {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let out = ws.weir(&args);
+        assert!(out.status.success(), "weir {args:?}: {}", output_text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage: weir"),
+            "weir {args:?}: {}",
+            output_text(&out)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenants_connect_saves_the_connection_config_and_secrets_of_a_tenant() {
+    let ws = workspace();
+    ws.write_config(&acme_config("http://127.0.0.1:9"));
+    ws.weir_ok(&["tenants", "add", "t1"]).await;
+    let out = ws
+        .weir_ok(&[
+            "tenants",
+            "connect",
+            "t1",
+            "acme",
+            "--connection-config",
+            r#"{"base_url": "http://127.0.0.1:9/t1"}"#,
+            "--secrets",
+            r#"{"api_key": {"env": "T1_API_KEY"}}"#,
+            "--json",
+        ])
+        .await;
+    let saved: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        saved["connections"]["acme"]["config"]["base_url"], "http://127.0.0.1:9/t1",
+        "{saved}"
+    );
+    assert_eq!(
+        saved["connections"]["acme"]["secrets"]["api_key"]["env"], "T1_API_KEY",
+        "{saved}"
+    );
+    let out = ws.weir_ok(&["tenants", "show", "t1"]).await;
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["connections"], saved["connections"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_locked_by_another_process_fails_the_run_with_store_unavailable_and_exit_4() {
+    let ws = workspace();
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&acme_config("http://127.0.0.1:9"));
+    ws.weir_ok(&["runs"]).await;
+    // Another process holds the write lock for as long as weir tries.
+    let holder = ws.store();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let out = ws.weir_async(&["sync", "contacts"]).await;
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", output_text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error[store-unavailable]") && stderr.contains("database is locked"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\nhint: "), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_json_of_a_failed_run_gives_the_errors_code_message_and_hint() {
+    let sim = simulator(10, 0).await;
+    sim.inject(
+        partner_sim::Fault::new("GET", "/v1/contacts")
+            .times(1000)
+            .status(401),
+    );
+    let ws = workspace();
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&acme_config(&sim.base_url()));
+    let out = ws.weir_async(&["sync", "contacts", "--json"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = &runs[0];
+    assert_eq!(run["status"], "failed", "{runs}");
+    assert_eq!(run["error"]["code"], "connector-auth", "{runs}");
+    assert!(
+        run["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{runs}"
+    );
+    assert!(
+        run["error"]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("weir check")),
+        "{runs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_piped_sync_prints_plain_progress_lines_while_it_runs() {
+    let sim = simulator(30, 0).await;
+    // The second page takes seconds to arrive: progress lines come meanwhile.
+    sim.inject(
+        partner_sim::Fault::new("GET", "/v1/contacts")
+            .skip(1)
+            .trickle(128, std::time::Duration::from_millis(100)),
+    );
+    let ws = workspace();
+    ws.install(guests::ACME_CRM, "acme_crm.wasm").write_config(
+        &acme_config(&sim.base_url()).replace("secrets.api_key", "page_size = 10\nsecrets.api_key"),
+    );
+    let out = ws
+        .weir_async(&["sync", "contacts", "--progress-every", "200ms"])
+        .await;
+    assert!(out.status.success(), "{}", output_text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let progress: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("weir: flow `contacts`: "))
+        .collect();
+    assert!(!progress.is_empty(), "{stderr}");
+    assert!(
+        progress
+            .iter()
+            .all(|l| l.contains(" records (") && l.contains("/s), ")),
+        "{stderr}"
+    );
+    // Plain text: no spinner, no box drawing, no decimals in the rate.
+    let drawing =
+        |c: char| ('\u{2500}'..='\u{257f}').contains(&c) || ('\u{2800}'..='\u{28ff}').contains(&c);
+    assert!(!stderr.chars().any(drawing), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).chars().any(drawing));
+    for line in &progress {
+        let rate = line
+            .split_once("records (")
+            .and_then(|(_, rest)| rest.split_once("/s)"))
+            .map(|(rate, _)| rate.replace(',', ""))
+            .unwrap_or_default();
+        assert!(rate.parse::<u64>().is_ok(), "rate `{rate}` in {line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_denied_an_address_from_its_own_checkpoint_points_at_state_reset() {
+    let sim = simulator(10, 0).await;
+    let ws = workspace();
+    ws.install(guests::FOLLOW_NEXT_URL, "follow_next_url.wasm")
+        .write_config(&format!(
+            r#"
+[connections.links]
+connector = "follow-next-url"
+config = {{ base_url = "{url}" }}
+allowed_hosts = ["{url}"]
+secrets.api_key = {{ env = "ACME_API_KEY" }}
+
+[flows.contacts]
+source = "links"
+stream = "contacts"
+"#,
+            url = sim.base_url()
+        ));
+    ws.weir_ok(&["sync", "contacts"]).await;
+    // The partner's next-page link, kept in the checkpoint, now points at
+    // an address the connection does not allow.
+    ws.store()
+        .execute(
+            r#"UPDATE checkpoints SET state = '{"next": "http://127.0.0.1:9/v1/contacts?page=2"}' WHERE flow = 'contacts'"#,
+            [],
+        )
+        .unwrap();
+    let out = ws.weir_async(&["sync", "contacts"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error[egress-denied]"), "{stderr}");
+    let hint = stderr
+        .lines()
+        .find(|l| l.starts_with("hint: "))
+        .unwrap_or_default();
+    assert!(
+        hint.contains("`weir state show contacts`") && hint.contains("`weir state reset contacts`"),
+        "{stderr}"
+    );
+    assert_eq!(
+        sim.counters().requests,
+        1,
+        "only the first run reached the partner"
+    );
+}

@@ -7,6 +7,7 @@ mod budget;
 mod cli;
 mod daemon;
 mod egress;
+mod golden;
 mod map;
 mod partner_bounds;
 mod plugins;

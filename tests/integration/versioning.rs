@@ -202,7 +202,7 @@ async fn inspect_needs_no_weir_toml_and_reports_bad_files_like_the_plugins_direc
     ws.install_bytes("notes.wasm", b"not a component");
     for (file, code) in [
         ("plugins/notes.wasm", "plugin-not-component"),
-        ("plugins/missing.wasm", "plugin-invalid"),
+        ("plugins/missing.wasm", "plugin-unreadable"),
         (guests::WRONG_WORLD, "plugin-wrong-world"),
     ] {
         let out = ws.weir_async(&["plugins", "inspect", file]).await;

@@ -64,6 +64,27 @@ pub fn router(state: Shared) -> Router {
 /// An error as the API answers it.
 struct ApiError(StatusCode, Value);
 
+/// A JSON request body; one that does not parse (or does not fit the
+/// route) is answered as `bad-request` like every other refusal, not with
+/// axum's plain-text rejection.
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(body)) => Ok(Body(body)),
+            Err(rejection) => Err(ApiError::from_diagnostic(
+                rejection.status(),
+                &Diagnostic::new(ErrorCode::BadRequest, rejection.body_text()).with_hint(
+                    "send `Content-Type: application/json` and the body README's admin API table gives for the route",
+                ),
+            )),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.0, Json(json!({ "error": self.1 }))).into_response()
@@ -84,6 +105,7 @@ impl ApiError {
             EditError::UnknownTenant(_) => {
                 Self::from_diagnostic(StatusCode::NOT_FOUND, &diagnostic)
             }
+            EditError::Exists(_) => Self::from_diagnostic(StatusCode::CONFLICT, &diagnostic),
             EditError::Invalid(invalid) => Self(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({
@@ -98,9 +120,15 @@ impl ApiError {
     }
 
     fn bad_name(what: &str, value: &str) -> Self {
-        Self(
+        Self::from_diagnostic(
             StatusCode::BAD_REQUEST,
-            json!({ "code": "bad-request", "message": format!("`{value}` is not a valid {what} name") }),
+            &Diagnostic::new(
+                ErrorCode::BadRequest,
+                format!("`{value}` is not a valid {what} name"),
+            )
+            .with_hint(
+                "names are letters, digits, `-` and `_`; GET /status lists every tenant's flows",
+            ),
         )
     }
 
@@ -119,10 +147,13 @@ async fn authenticate(State(state): State<Shared>, request: Request, next: Next)
     if constant_time_eq(presented.as_bytes(), state.token.expose()) {
         return next.run(request).await;
     }
-    let mut response = ApiError(
+    let mut response = ApiError::from_diagnostic(
         StatusCode::UNAUTHORIZED,
-        json!({ "code": "unauthorized", "message": "a valid `Authorization: Bearer <token>` header is required",
-                "hint": "the token is the admin token of weir.toml (`[admin] token`, by default the WEIR_ADMIN_TOKEN variable)" }),
+        &Diagnostic::new(
+            ErrorCode::Unauthorized,
+            "a valid `Authorization: Bearer <token>` header is required",
+        )
+        .with_hint("the token is the admin token of weir.toml (`[admin] token`, by default the `WEIR_ADMIN_TOKEN` variable)"),
     )
     .into_response();
     response.headers_mut().insert(
@@ -259,23 +290,10 @@ async fn list_tenants(State(state): State<Shared>) -> Result<Json<Vec<Tenant>>, 
 
 async fn create_tenant(
     State(state): State<Shared>,
-    Json(tenant): Json<Tenant>,
+    Body(tenant): Body<Tenant>,
 ) -> Result<(StatusCode, Json<Tenant>), ApiError> {
     let id = tenant.id.to_string();
-    let exists = {
-        let id = tenant.id.clone();
-        blocking(&state, move |store| store.tenant(&id))
-            .await
-            .map_err(ApiError::store)?
-    };
-    if exists.is_some() {
-        return Err(ApiError(
-            StatusCode::CONFLICT,
-            json!({ "code": "tenant-exists", "message": format!("tenant `{id}` already exists"),
-                    "hint": "PUT /tenants/{tenant} replaces it" }),
-        ));
-    }
-    let saved = edit(&state, &id, TenantChange::Replace(tenant)).await?;
+    let saved = edit(&state, &id, TenantChange::Create(tenant)).await?;
     Ok((StatusCode::CREATED, saved))
 }
 
@@ -294,7 +312,7 @@ async fn get_tenant(
 async fn replace_tenant(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
-    Json(body): Json<Tenant>,
+    Body(body): Body<Tenant>,
 ) -> Result<Json<Tenant>, ApiError> {
     edit(&state, &tenant, TenantChange::Replace(body)).await
 }
@@ -321,7 +339,7 @@ async fn delete_tenant(
 async fn set_connection(
     State(state): State<Shared>,
     Path((tenant, connection)): Path<(String, String)>,
-    Json(body): Json<TenantConnection>,
+    Body(body): Body<TenantConnection>,
 ) -> Result<Json<Tenant>, ApiError> {
     edit(&state, &tenant, TenantChange::Connection(connection, body)).await
 }
@@ -349,7 +367,7 @@ struct ScheduleBody {
 async fn set_schedule(
     State(state): State<Shared>,
     Path((tenant, flow)): Path<(String, String)>,
-    Json(body): Json<ScheduleBody>,
+    Body(body): Body<ScheduleBody>,
 ) -> Result<Json<Tenant>, ApiError> {
     edit(&state, &tenant, TenantChange::Schedule(flow, body.schedule)).await
 }
@@ -363,7 +381,7 @@ struct MappingBody {
 async fn set_mapping(
     State(state): State<Shared>,
     Path((tenant, flow)): Path<(String, String)>,
-    Json(body): Json<MappingBody>,
+    Body(body): Body<MappingBody>,
 ) -> Result<Json<Tenant>, ApiError> {
     edit(&state, &tenant, TenantChange::Mapping(flow, body.mapping)).await
 }

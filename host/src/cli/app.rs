@@ -47,14 +47,7 @@ impl Plugins {
     /// Like `load`, leaving failures to the caller.
     pub async fn load_quietly(config: &Config) -> anyhow::Result<Self> {
         let runtime = Runtime::new(RuntimeOptions::new(config.cache_dir.clone()))?;
-        let registry = PluginRegistry::load_dir(&runtime, &config.plugins_dir)
-            .await
-            .map_err(|e| {
-                e.context(format!(
-                    "plugins directory `{}`",
-                    config.plugins_dir.display()
-                ))
-            })?;
+        let registry = PluginRegistry::load_dir(&runtime, &config.plugins_dir).await?;
         Ok(Self { runtime, registry })
     }
 

@@ -6,6 +6,22 @@ use std::process::ExitCode;
 use super::app::{self, Plugins};
 use super::output;
 use crate::connection::ConnectionServices;
+use crate::diagnostic::ErrorCode;
+use crate::runtime::CallError;
+
+/// The failure of a command that makes one call, not a run: nothing
+/// resumes from a checkpoint, so a failure that may pass says to run the
+/// command again.
+fn one_call(error: &CallError, command: &str) -> anyhow::Error {
+    let mut diagnostic = error.diagnostic();
+    let again = match diagnostic.code {
+        ErrorCode::ConnectorTransient => "the partner or the network failed in a way that may pass",
+        ErrorCode::RateLimited => "the partner asked to slow down",
+        _ => return output::fail(diagnostic),
+    };
+    diagnostic.hint = Some(format!("{again}: run `weir {command}` again later"));
+    output::fail(diagnostic)
+}
 
 /// `weir check <connection>`.
 pub async fn check(config_path: &Path, name: &str, json: bool) -> anyhow::Result<ExitCode> {
@@ -16,7 +32,7 @@ pub async fn check(config_path: &Path, name: &str, json: bool) -> anyhow::Result
     let missing = connection.missing_secrets();
     let checked = connection.check().await;
     services.flush().await;
-    checked.map_err(|e| output::fail(e.diagnostic()))?;
+    checked.map_err(|e| one_call(&e, &format!("check {name}")))?;
     if json {
         output::print_json(&serde_json::json!({
             "connection": name,
@@ -46,7 +62,7 @@ pub async fn discover(config_path: &Path, name: &str, json: bool) -> anyhow::Res
     let connection = plugins.connection(&config, name, &services)?;
     let discovered = connection.discover().await;
     services.flush().await;
-    let streams = discovered.map_err(|e| output::fail(e.diagnostic()))?;
+    let streams = discovered.map_err(|e| one_call(&e, &format!("discover {name}")))?;
     let spec = connection.spec();
     if json {
         let list: Vec<_> = streams

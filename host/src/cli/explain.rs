@@ -8,15 +8,7 @@ use super::output;
 pub fn run(code: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
     let codes: Vec<ErrorCode> = match code {
         None => ErrorCode::ALL.to_vec(),
-        Some(text) => vec![ErrorCode::parse(text).ok_or_else(|| {
-            output::fail(
-                Diagnostic::new(
-                    ErrorCode::ConfigInvalid,
-                    format!("`{text}` is not a Weir error code"),
-                )
-                .with_hint("`weir explain` lists every code"),
-            )
-        })?],
+        Some(text) => vec![ErrorCode::parse(text).ok_or_else(|| output::fail(unknown(text)))?],
     };
     if json {
         let list: Vec<_> = codes
@@ -50,4 +42,42 @@ pub fn run(code: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
         println!("{table}\n\n`weir explain <code>` tells why it happens and what to do.");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A code Weir does not have, with the closest one it does.
+fn unknown(text: &str) -> Diagnostic {
+    let closest = ErrorCode::ALL
+        .iter()
+        .map(|c| (strsim::jaro_winkler(text, c.as_str()), c))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        // Below this, the "closest" code has little to do with the text.
+        .filter(|(similarity, _)| *similarity >= 0.85);
+    let hint = match closest {
+        Some((_, code)) => format!("did you mean `{code}`? `weir explain` lists every code"),
+        None => "`weir explain` lists every code".to_string(),
+    };
+    Diagnostic::new(
+        ErrorCode::UnknownCode,
+        format!("`{text}` is not a Weir error code"),
+    )
+    .with_hint(hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_code_suggests_the_closest_one() {
+        let d = unknown("egress-denid");
+        assert_eq!(d.code, ErrorCode::UnknownCode);
+        assert_eq!(
+            d.hint.as_deref(),
+            Some("did you mean `egress-denied`? `weir explain` lists every code")
+        );
+        assert_eq!(
+            unknown("nope").hint.as_deref(),
+            Some("`weir explain` lists every code")
+        );
+    }
 }

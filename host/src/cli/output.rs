@@ -4,11 +4,12 @@ use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
-use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::presets::{NOTHING, UTF8_BORDERS_ONLY};
 use comfy_table::{ContentArrangement, Table};
 use tracing_subscriber::EnvFilter;
 
 use crate::diagnostic::{self, Diagnostic, ErrorCode};
+use crate::store::StoreError;
 
 /// Logs go to stderr; `WEIR_LOG` overrides the level set by `-v`, and
 /// `--debug-http` adds every partner request (the `weir::http` target).
@@ -36,9 +37,21 @@ pub fn init_logging(verbose: u8, debug_http: bool) {
 /// Prints an error as `error[code]: ...`, its causes and its hint, and
 /// returns the exit code its code maps to.
 pub fn report(error: &anyhow::Error) -> ExitCode {
-    let diagnostic = diagnostic::find(error);
-    print_diagnostic_chain(error, diagnostic);
+    let diagnostic = diagnostic_of(error);
+    print_diagnostic_chain(error, diagnostic.as_ref());
     ExitCode::from(diagnostic.map_or(1, |d| d.code.exit_code()) as u8)
+}
+
+/// The diagnostic an error carries: a [`Diagnostic`] in its chain, or the
+/// user-facing form of a store error, which reaches here through `?` from
+/// anywhere that touches the store (opening a run, ending it, a listing).
+fn diagnostic_of(error: &anyhow::Error) -> Option<Diagnostic> {
+    diagnostic::find(error).cloned().or_else(|| {
+        error
+            .chain()
+            .find_map(|e| e.downcast_ref::<StoreError>())
+            .map(StoreError::diagnostic)
+    })
 }
 
 fn print_diagnostic_chain(error: &anyhow::Error, diagnostic: Option<&Diagnostic>) {
@@ -46,11 +59,18 @@ fn print_diagnostic_chain(error: &anyhow::Error, diagnostic: Option<&Diagnostic>
         .map(|d| format!("[{}]", d.code))
         .unwrap_or_default();
     let mut chain = error.chain();
+    let mut shown = String::new();
     if let Some(first) = chain.next() {
-        eprintln!("error{code}: {first}");
+        shown = first.to_string();
+        eprintln!("error{code}: {shown}");
     }
     for cause in chain {
-        eprintln!("  caused by: {cause}");
+        // Many errors repeat their source in their own message.
+        let text = cause.to_string();
+        if !shown.contains(&text) {
+            eprintln!("  caused by: {text}");
+        }
+        shown = text;
     }
     if let Some(hint) = diagnostic.and_then(|d| d.hint.as_deref()) {
         eprintln!("hint: {hint}");
@@ -76,11 +96,17 @@ pub fn exit_code(code: ErrorCode) -> ExitCode {
     ExitCode::from(code.exit_code() as u8)
 }
 
-/// A table with the given header.
+/// A table with the given header; framed on a terminal, plain columns
+/// (no box drawing) when stdout is a pipe or a file.
 pub fn table<const N: usize>(header: [&str; N]) -> Table {
     let mut table = Table::new();
+    let preset = if std::io::stdout().is_terminal() {
+        UTF8_BORDERS_ONLY
+    } else {
+        NOTHING
+    };
     table
-        .load_preset(UTF8_BORDERS_ONLY)
+        .load_preset(preset)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(header);
     table

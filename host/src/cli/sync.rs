@@ -1,12 +1,14 @@
 //! `weir sync`.
 
+use std::io::IsTerminal as _;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Args;
 use futures_util::StreamExt as _;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use super::app::{self, Plugins};
 use super::output;
@@ -38,6 +40,10 @@ pub struct SyncArgs {
     /// Run the tenant's instance of the flows, with its settings.
     #[arg(long)]
     tenant: Option<String>,
+    /// When stderr is not a terminal (a pipe, a log file): how often a
+    /// plain progress line per running flow is printed there; `0s` for none.
+    #[arg(long, env = "WEIR_PROGRESS_EVERY", value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    progress_every: Duration,
 }
 
 /// Runs the flows and prints a summary. One failing flow does not stop the
@@ -89,23 +95,23 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
         cancel: Some(stop.clone()),
         ..RunOptions::default()
     };
-    let bars = if json {
-        MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
-    } else {
-        MultiProgress::new()
-    };
+    let board = ProgressBoard::new(!json && std::io::stderr().is_terminal());
+    let lines = board.print_lines_every(args.progress_every);
     let context = Context {
         plugins: &plugins,
         runner: &runner,
         services: &services,
         options,
-        bars: &bars,
+        board: &board,
     };
     let results: Vec<anyhow::Result<Option<RunSummary>>> = futures_util::stream::iter(&flows)
         .map(|flow| context.run_flow(flow))
         .buffered(args.jobs.max(1))
         .collect()
         .await;
+    if let Some(lines) = lines {
+        lines.abort();
+    }
     services.flush().await;
     let mut summaries = Vec::new();
     let mut exit = first_problem.map_or(ExitCode::SUCCESS, output::exit_code);
@@ -165,7 +171,7 @@ struct Context<'a> {
     runner: &'a FlowRunner,
     services: &'a ConnectionServices,
     options: RunOptions,
-    bars: &'a MultiProgress,
+    board: &'a ProgressBoard,
 }
 
 impl Context<'_> {
@@ -206,7 +212,7 @@ impl Context<'_> {
             &flow.transforms,
         )
         .map_err(super::output::fail)?;
-        let progress = Progress::new(self.bars, flow.id.as_str());
+        let progress = self.board.add(flow.id.as_str());
         let legs = Legs {
             source: &source,
             reshaper: &reshaper,
@@ -216,7 +222,6 @@ impl Context<'_> {
             .runner
             .run(flow, &legs, &self.options, &progress)
             .await?;
-        progress.bar.finish_and_clear();
         Ok(Some(summary))
     }
 }
@@ -245,29 +250,113 @@ fn print_summary(summaries: &[RunSummary]) {
     println!("{table}");
 }
 
-/// A spinner per flow with the record count and rate; drawn only when
-/// stderr is a terminal.
+/// Progress of the running flows, on stderr: a spinner per flow on a
+/// terminal; anywhere else (a pipe, a log file, `--json`) plain lines, one
+/// per running flow every so often, which a log keeps readable.
+struct ProgressBoard {
+    bars: MultiProgress,
+    terminal: bool,
+    running: Arc<Mutex<Vec<ProgressBar>>>,
+}
+
+impl ProgressBoard {
+    fn new(terminal: bool) -> Self {
+        let bars = if terminal {
+            MultiProgress::new()
+        } else {
+            MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+        };
+        Self {
+            bars,
+            terminal,
+            running: Arc::default(),
+        }
+    }
+
+    fn add(&self, flow: &str) -> Progress {
+        let bar = self.bars.add(ProgressBar::new_spinner());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {prefix}: {human_pos} records ({rate}) {elapsed}",
+            )
+            .expect("the template is valid")
+            .with_key(
+                "rate",
+                |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(&rate(state.per_sec()));
+                },
+            ),
+        );
+        bar.set_prefix(flow.to_string());
+        if self.terminal {
+            bar.enable_steady_tick(Duration::from_millis(120));
+        }
+        lock(&self.running).push(bar.clone());
+        Progress { bar }
+    }
+
+    /// Off a terminal: prints a line per running flow every `every`
+    /// until the task is aborted.
+    fn print_lines_every(&self, every: Duration) -> Option<tokio::task::JoinHandle<()>> {
+        if self.terminal || every.is_zero() {
+            return None;
+        }
+        let running = self.running.clone();
+        Some(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The first tick is immediate: nothing has happened yet.
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                for bar in lock(&running).iter().filter(|bar| !bar.is_finished()) {
+                    eprintln!(
+                        "weir: flow `{}`: {} records ({}), {}",
+                        bar.prefix(),
+                        output::count(bar.position()),
+                        rate(bar.per_sec()),
+                        output::duration(bar.elapsed())
+                    );
+                }
+            }
+        }))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Records per second as people read them: `1,234/s`, never `1234.5678/s`.
+fn rate(per_second: f64) -> String {
+    format!("{}/s", output::count(per_second.round() as u64))
+}
+
+/// One flow's progress; its spinner (or line) ends with the run, however
+/// the run ends.
 struct Progress {
     bar: ProgressBar,
 }
 
-impl Progress {
-    fn new(bars: &MultiProgress, flow: &str) -> Self {
-        let bar = bars.add(ProgressBar::new_spinner());
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {prefix}: {human_pos} records ({per_sec}) {elapsed}",
-            )
-            .expect("the template is valid"),
-        );
-        bar.set_prefix(flow.to_string());
-        bar.enable_steady_tick(Duration::from_millis(120));
-        Self { bar }
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
     }
 }
 
 impl RunObserver for Progress {
     fn page_committed(&self, records: u64) {
         self.bar.inc(records);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_rate_is_shown_in_whole_records_per_second() {
+        assert_eq!(super::rate(1234.5678), "1,235/s");
+        assert_eq!(super::rate(0.4), "0/s");
     }
 }

@@ -22,7 +22,8 @@ pub enum TenantsCommand {
         /// The tenant.
         tenant: String,
     },
-    /// Create a tenant (every flow as weir.toml says).
+    /// Create a tenant (every flow as weir.toml says); an existing one is
+    /// never replaced (`weir tenants set` does that).
     Add {
         /// Its name (letters, digits, `-`, `_`; no `.`).
         tenant: String,
@@ -43,12 +44,13 @@ pub enum TenantsCommand {
         tenant: String,
         /// The connection of weir.toml.
         connection: String,
-        /// Config values merged over weir.toml's, as a JSON object.
-        #[arg(long, default_value = "{}")]
-        config: String,
+        /// Config values merged over weir.toml's, as a JSON object (named
+        /// apart from the global `--config <PATH>` of weir.toml itself).
+        #[arg(long = "connection-config", value_name = "JSON", default_value = "{}")]
+        connection_config: String,
         /// Secrets, as a JSON object: `{"api_key": {"env": "VAR"}}`, or
         /// `{"api_key": {"value": "..."}}` to keep the value sealed.
-        #[arg(long, default_value = "{}")]
+        #[arg(long, value_name = "JSON", default_value = "{}")]
         secrets: String,
     },
     /// Remove a tenant's settings (its synced data stays).
@@ -169,7 +171,7 @@ pub fn tenants(
             if let Some(name) = name {
                 new.name = name;
             }
-            change(config_path, &tenant, TenantChange::Replace(new), json)
+            change(config_path, &tenant, TenantChange::Create(new), json)
         }
         TenantsCommand::Set { tenant, file } => {
             let text = if file.as_os_str() == "-" {
@@ -188,7 +190,7 @@ pub fn tenants(
         TenantsCommand::Connect {
             tenant,
             connection,
-            config,
+            connection_config,
             secrets,
         } => {
             fn parse<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> anyhow::Result<T> {
@@ -200,7 +202,7 @@ pub fn tenants(
                 })
             }
             let settings = TenantConnection {
-                config: parse("config", &config)?,
+                config: parse("connection-config", &connection_config)?,
                 secrets: parse("secrets", &secrets)?,
             };
             change(

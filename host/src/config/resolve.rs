@@ -92,7 +92,9 @@ impl ConfigError {
         match self {
             Self::Unreadable { .. } => Diagnostic::new(ErrorCode::ConfigUnreadable, message)
                 .with_hint("run `weir` where `weir.toml` is, or pass `--config <path>`"),
-            Self::Syntax { .. } => Diagnostic::new(ErrorCode::ConfigSyntax, message),
+            Self::Syntax { .. } => Diagnostic::new(ErrorCode::ConfigSyntax, message).with_hint(
+                "fix the file at that line and column: strings need quotes, a table is declared once, and README's `weir.toml` reference gives each key's type",
+            ),
             Self::UnknownKey { key, expected, .. } => {
                 let diagnostic = Diagnostic::new(ErrorCode::ConfigUnknownKey, message);
                 if expected.is_empty() {
@@ -107,7 +109,9 @@ impl ConfigError {
                     ))
                 }
             }
-            Self::Invalid { .. } => Diagnostic::new(ErrorCode::ConfigInvalid, message),
+            Self::Invalid { key, .. } => {
+                Diagnostic::new(ErrorCode::ConfigInvalid, message).with_hint(invalid_hint(key))
+            }
             Self::UnknownConnection { name, known, .. } => Diagnostic::new(
                 ErrorCode::UnknownConnection,
                 message,
@@ -124,6 +128,15 @@ impl ConfigError {
 impl From<ConfigError> for Diagnostic {
     fn from(error: ConfigError) -> Self {
         error.diagnostic()
+    }
+}
+
+/// What to do about a wrong value, by the key it is under.
+fn invalid_hint(key: &str) -> String {
+    let name = key.rsplit('.').next().unwrap_or(key);
+    match name.split('[').next().unwrap_or(name) {
+        "allowed_hosts" => "write each entry as `scheme://host[:port]` with no path, e.g. `\"https://api.example.com\"`; the host may start with `*.` and the port may be `*`".into(),
+        _ => format!("fix `{key}`; README's `weir.toml` reference says what each key takes"),
     }
 }
 

@@ -69,8 +69,7 @@ pub struct RunSummary {
     /// When a paused run may resume.
     #[serde(skip)]
     pub resume_after: Option<Duration>,
-    /// Why it did not succeed.
-    #[serde(skip)]
+    /// Why it did not succeed: code, message and hint.
     pub error: Option<Diagnostic>,
 }
 
@@ -191,7 +190,7 @@ impl FlowRunner {
             error: match (&error, status) {
                 (Some(d), _) => Some((d.code.to_string(), d.message.clone())),
                 (None, RunStatus::Interrupted) => Some((
-                    "shutdown".to_string(),
+                    ErrorCode::Shutdown.to_string(),
                     "stopped by a shutdown after its last page was committed; the next run resumes from there"
                         .to_string(),
                 )),
@@ -266,7 +265,7 @@ impl FlowRunner {
             let read = read_with_retry(source, &flow.stream, checkpoint.clone(), &options.retry);
             let page = match bounds.within(read).await {
                 Ok(page) => page,
-                Err(stop) => break Err(stop),
+                Err(stop) => break Err(denied_by_checkpoint(stop, flow, checkpoint.as_ref())),
             };
             let has_more = page.has_more;
             // A partner destination must hear of the deletes the last page
@@ -582,6 +581,47 @@ fn finds_deletes_by_absence(flow: &FlowConfig, source: &Connection) -> bool {
         .is_some_and(|stream| stream.deletes == DeleteFeed::None)
 }
 
+/// A run denied an address its own checkpoint holds (a next-page URL the
+/// partner once gave) fails the same way on every run from there: the
+/// hint says how to look at the checkpoint and start over.
+fn denied_by_checkpoint(stop: Stop, flow: &FlowConfig, checkpoint: Option<&Checkpoint>) -> Stop {
+    let Stop::Failed(mut diagnostic) = stop else {
+        return stop;
+    };
+    let from_checkpoint = diagnostic.code == ErrorCode::EgressDenied
+        && checkpoint.is_some_and(|checkpoint| {
+            hosts_in(&checkpoint.state).any(|host| diagnostic.message.contains(&host))
+        });
+    if from_checkpoint {
+        let note = format!(
+            "the address comes from the flow's checkpoint, so every run from it is denied: `weir state show {flow}` shows it, `weir state reset {flow}` starts over",
+            flow = flow.id
+        );
+        diagnostic.hint = Some(match diagnostic.hint {
+            Some(hint) => format!("{hint}; {note}"),
+            None => note,
+        });
+    }
+    Stop::Failed(diagnostic)
+}
+
+/// The hosts (with their port, when the URL gives one) of the URLs
+/// written in a checkpoint's state.
+fn hosts_in(state: &str) -> impl Iterator<Item = String> + '_ {
+    state.match_indices("http").filter_map(|(at, _)| {
+        let candidate: String = state[at..]
+            .chars()
+            .take_while(|c| !c.is_whitespace() && !matches!(c, '"' | '\\' | '\''))
+            .collect();
+        let url = url::Url::parse(&candidate).ok()?;
+        let host = url.host_str()?;
+        Some(match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        })
+    })
+}
+
 fn check_streams(
     flow: &FlowConfig,
     source: &Connection,
@@ -593,8 +633,7 @@ fn check_streams(
             Diagnostic::new(
                 ErrorCode::UnknownStream,
                 format!(
-                    "flow `{}`: connector `{}` of connection `{}` has no stream `{stream}`",
-                    flow.id,
+                    "connector `{}` of connection `{}` has no stream `{stream}`",
                     connection.plugin().label(),
                     connection.id()
                 ),
@@ -617,15 +656,20 @@ fn check_streams(
             return Err(unknown(connection, stream));
         };
         if !capabilities.writable() {
-            return Err(Stop::Failed(Diagnostic::new(
-                ErrorCode::ConnectorUnsupported,
-                format!(
-                    "flow `{}` writes to stream `{stream}` of connection `{}`, which connector `{}` declares read-only",
-                    flow.id,
-                    connection.id(),
-                    connection.plugin().label()
-                ),
-            )));
+            return Err(Stop::Failed(
+                Diagnostic::new(
+                    ErrorCode::ConnectorUnsupported,
+                    format!(
+                        "the flow writes to stream `{stream}` of connection `{}`, which connector `{}` declares read-only",
+                        connection.id(),
+                        connection.plugin().label()
+                    ),
+                )
+                .with_hint(format!(
+                    "write to a stream `weir discover {}` marks writable, or deliver to the store",
+                    connection.id()
+                )),
+            ));
         }
     }
     Ok(())

@@ -59,7 +59,11 @@ impl LoadFailure {
     pub fn diagnostic(&self) -> Diagnostic {
         let message = format!("plugin `{}` {}", self.file.display(), self.error);
         let (code, hint) = match &self.error {
-            PluginError::Io(_) => (ErrorCode::PluginInvalid, "check the file's permissions".to_string()),
+            PluginError::Io(error) => (ErrorCode::PluginUnreadable, match error.kind() {
+                std::io::ErrorKind::NotFound => "check the path; `weir plugins` lists the files of the plugins directory".into(),
+                std::io::ErrorKind::PermissionDenied => "let the user that runs `weir` read the file (`chmod a+r` it)".into(),
+                _ => "check that the path names a readable file".into(),
+            }),
             PluginError::NotComponent(_) | PluginError::Precompiled => (
                 ErrorCode::PluginNotComponent,
                 "build the connector with `cargo build --release --target wasm32-wasip2` and copy `target/wasm32-wasip2/release/<name>.wasm` here".into(),
@@ -80,9 +84,13 @@ impl LoadFailure {
                 "connectors may import only `weir:connector/*` and WASI; remove the dependency that pulls in the import".into(),
             ),
             PluginError::Spec(_) => (ErrorCode::PluginSpec, "fix the connector's `spec()` and rebuild it".into()),
-            PluginError::Duplicate { .. } => (
+            PluginError::Duplicate { name, other } => (
                 ErrorCode::PluginDuplicate,
-                "remove the older file from the plugins directory".into(),
+                format!(
+                    "`{}` keeps serving `{name}` and this file is ignored, whatever its version: delete the file you do not want (to upgrade, replace `{}` itself)",
+                    other.display(),
+                    other.display()
+                ),
             ),
         };
         Diagnostic::new(code, message).with_hint(hint)

@@ -2,10 +2,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context as _;
-
 use super::Plugin;
 use super::load::{LoadFailure, PluginError, load_plugin};
+use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::runtime::Runtime;
 
 /// Older versions kept per connector, for rollbacks and tenant pins.
@@ -56,8 +55,8 @@ pub struct PluginRegistry {
 impl PluginRegistry {
     /// Loads every `*.wasm` file of `dir`, in file-name order.
     pub async fn load_dir(runtime: &Arc<Runtime>, dir: &Path) -> anyhow::Result<Self> {
-        let mut files: Vec<_> = fs_err::read_dir(dir)
-            .with_context(|| "cannot list the plugins directory (`plugins_dir` in weir.toml)")?
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|error| anyhow::Error::new(unreadable_dir(dir, &error)))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|path| is_plugin_file(path))
             .collect();
@@ -264,4 +263,22 @@ fn new_hosts(current: &Plugin, new: &Plugin) -> Vec<String> {
         .filter(|h| !current.hosts.contains(h))
         .cloned()
         .collect()
+}
+
+/// The plugins directory cannot be listed: most often it does not exist
+/// yet, on a first run.
+fn unreadable_dir(dir: &Path, error: &std::io::Error) -> Diagnostic {
+    let message = format!(
+        "cannot read the plugins directory `{}`: {error}",
+        dir.display()
+    );
+    let hint = if error.kind() == std::io::ErrorKind::NotFound {
+        format!(
+            "create it (`mkdir -p {}`) and copy connectors' `.wasm` files into it, or point `plugins_dir` in weir.toml at the directory that holds them",
+            dir.display()
+        )
+    } else {
+        "let the user that runs `weir` list it, or point `plugins_dir` in weir.toml at another directory".into()
+    };
+    Diagnostic::new(ErrorCode::PluginUnreadable, message).with_hint(hint)
 }

@@ -273,10 +273,8 @@ impl CallError {
                     ConnectorError::Denied(_) => (ErrorCode::EgressDenied, None),
                     ConnectorError::RateLimited { .. } => (ErrorCode::RateLimited, Some("nothing is lost: run the flow again later and it resumes from its last checkpoint")),
                     ConnectorError::Transient(_) => (ErrorCode::ConnectorTransient, Some("run the flow again later; it resumes from its last checkpoint")),
-                    ConnectorError::Permanent(_) => {
-                        (ErrorCode::ConnectorPermanent, partner_hint.as_deref())
-                    }
-                    ConnectorError::Unsupported(_) => (ErrorCode::ConnectorUnsupported, None),
+                    ConnectorError::Permanent(_) => (ErrorCode::ConnectorPermanent, Some(partner_hint.as_deref().unwrap_or("retrying will not help: the message says what the partner or the connector refused; fix that, then run the flow again (it resumes from its last checkpoint)"))),
+                    ConnectorError::Unsupported(_) => (ErrorCode::ConnectorUnsupported, Some("the connector does not offer this: choose another stream or connector; `weir discover <connection>` lists what each stream supports")),
                 };
                 let diagnostic = Diagnostic::new(code, self.to_string());
                 match hint {

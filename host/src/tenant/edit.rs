@@ -12,6 +12,8 @@ use crate::store::{StoreError, TenantStore};
 /// One change to a tenant.
 #[derive(Debug, Clone)]
 pub enum TenantChange {
+    /// Create it; refused if it exists (its settings would be lost).
+    Create(Tenant),
     /// Create it, or replace all its settings.
     Replace(Tenant),
     /// Turn a flow on.
@@ -34,6 +36,9 @@ pub enum EditError {
     /// No such tenant.
     #[error("no tenant `{0}`")]
     UnknownTenant(String),
+    /// Creating a tenant that exists.
+    #[error("tenant `{0}` already exists")]
+    Exists(String),
     /// The change does not fit the integration.
     #[error("{0}")]
     Invalid(TenantError),
@@ -50,6 +55,10 @@ impl EditError {
                 .with_hint(
                     "`weir tenants list` shows the tenants; `weir tenants add <name>` creates one",
                 ),
+            Self::Exists(_) => Diagnostic::new(ErrorCode::TenantExists, self.to_string())
+                .with_hint(format!(
+                    "`weir tenants set {tenant} <file>` (or `PUT /tenants/{tenant}`) replaces its settings; `weir tenants remove {tenant}` removes it"
+                )),
             Self::Invalid(error) => error.diagnostic(tenant),
             Self::Store(error) => error.diagnostic(),
         }
@@ -97,12 +106,13 @@ pub fn apply(
     change: TenantChange,
 ) -> Result<Tenant, EditError> {
     let mut tenant = match (&change, store.tenant(id)?) {
-        (TenantChange::Replace(new), _) => new.clone(),
+        (TenantChange::Create(_), Some(_)) => return Err(EditError::Exists(id.to_string())),
+        (TenantChange::Create(new) | TenantChange::Replace(new), _) => new.clone(),
         (_, Some(existing)) => existing,
         (_, None) => return Err(EditError::UnknownTenant(id.to_string())),
     };
     match change {
-        TenantChange::Replace(_) => {}
+        TenantChange::Create(_) | TenantChange::Replace(_) => {}
         TenantChange::Enable(flow) => tenant.flows.entry(flow).or_default().enabled = Some(true),
         TenantChange::Disable(flow) => tenant.flows.entry(flow).or_default().enabled = Some(false),
         TenantChange::Schedule(flow, schedule) => {
