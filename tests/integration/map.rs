@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use partner_sim::PartnerSim;
 use serde_json::{Value, json};
-use weir_tests::{Workspace, acme_connection, contact_mapping, guests, output_text};
+use weir_tests::{
+    Workspace, acme_connection, connected_tenant, contact_mapping, guests, output_text,
+};
 
 use crate::{simulator, workspace};
 
@@ -44,7 +46,7 @@ destination = {{ connection = "mirror", stream = "contacts" }}
 }
 
 /// A workspace with the connector and the transform installed and tenant
-/// `t1` created through the CLI.
+/// `t1` created, with its own key for each connection, through the CLI.
 async fn installed(source: &PartnerSim, destination: Option<&PartnerSim>) -> Workspace {
     let ws = workspace();
     ws.install(guests::ACME_CRM, "acme_crm.wasm")
@@ -53,7 +55,13 @@ async fn installed(source: &PartnerSim, destination: Option<&PartnerSim>) -> Wor
             &source.base_url(),
             destination.map(|d| d.base_url()).as_deref(),
         ));
-    weir_ok(&ws, &["tenants", "add", "t1"]).await;
+    let connections: &[&str] = match destination {
+        Some(_) => &["acme", "mirror"],
+        None => &["acme"],
+    };
+    let tenant = ws.path().join("t1.json");
+    std::fs::write(&tenant, connected_tenant("t1", connections).to_string()).unwrap();
+    weir_ok(&ws, &["tenants", "set", "t1", tenant.to_str().unwrap()]).await;
     ws
 }
 

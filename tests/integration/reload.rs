@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use weir_tests::{RunningWeir, Workspace, acme_connection, guests, wait_until};
+use weir_tests::{RunningWeir, Workspace, acme_connection, connected_tenant, guests, wait_until};
 
 use crate::{simulator, workspace};
 
@@ -92,7 +92,7 @@ async fn trigger(weir: &RunningWeir, tenant: &str) -> Value {
 async fn add_tenants(weir: &RunningWeir, names: &[&str]) {
     for name in names {
         let (status, body) = weir
-            .admin("POST", "/tenants", Some(json!({ "id": name })))
+            .admin("POST", "/tenants", Some(connected_tenant(name, &["acme"])))
             .await;
         assert_eq!(status, 201, "{body}");
     }

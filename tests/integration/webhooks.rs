@@ -28,6 +28,9 @@ coverage_grace = "1s"
 {ingress_extra}
 
 {connection}secrets.webhook_secret = {{ env = "ACME_WEBHOOK_SECRET" }}
+# Webhook mechanics, not tenancy, are tested here: every tenant uses the
+# integration's account.
+shared_credentials = true
 
 [flows.contacts]
 source = "acme"

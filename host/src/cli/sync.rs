@@ -60,8 +60,12 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
         .into_iter()
         .map(|flow| match &tenant {
             None => Ok(ResolvedFlow::untenanted(&config, flow)),
-            Some(tenant) => resolve_flow(&config, tenant, &flow.id)
-                .map_err(|e| output::fail(e.diagnostic(tenant.id.as_str()))),
+            Some(tenant) => {
+                let resolved = resolve_flow(&config, tenant, &flow.id)
+                    .map_err(|e| output::fail(e.diagnostic(tenant.id.as_str())))?;
+                resolved.ensure_connected().map_err(output::fail)?;
+                Ok(resolved)
+            }
         })
         .collect::<anyhow::Result<_>>()?;
     let services = ConnectionServices::new(store.clone());
