@@ -653,3 +653,64 @@ async fn a_tenant_without_its_own_connection_never_reaches_the_partner_and_shows
     assert_eq!(ws.records("bare.acme", "contacts").len(), 40);
     assert!(weir.terminate().await.success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_pinned_from_the_cli_runs_only_that_connector_version_with_or_without_the_daemon()
+{
+    let sim = simulator(40, 0).await;
+    let ws = workspace();
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&daemon_config(&sim.base_url(), ""));
+    let mut t1 = connected_tenant("t1", &["acme"]);
+    t1["flows"] = json!({ "companies": { "enabled": false } });
+    let file = ws.path().join("t1.json");
+    std::fs::write(&file, t1.to_string()).unwrap();
+    ws.weir_ok(&["tenants", "set", "t1", file.to_str().unwrap()])
+        .await;
+
+    // Without a daemon: the pin is saved in the store and honoured.
+    ws.weir_ok(&["tenants", "pin", "t1", "acme-crm", "9.9.9"])
+        .await;
+    let shown: Value =
+        serde_json::from_slice(&ws.weir_ok(&["tenants", "show", "t1"]).await.stdout).unwrap();
+    assert_eq!(shown["pins"], json!({ "acme-crm": "9.9.9" }));
+    let out = ws.weir_async(&["sync", "contacts", "--tenant", "t1"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
+    assert!(
+        stderr.contains("pinned to acme-crm 9.9.9")
+            && stderr.contains("weir tenants unpin t1 acme-crm"),
+        "{stderr}"
+    );
+    assert_eq!(sim.counters().requests, 0, "no other version ran instead");
+    ws.weir_ok(&["tenants", "pin", "t1", "acme-crm", "0.1.0"])
+        .await;
+    ws.weir_ok(&["sync", "contacts", "--tenant", "t1"]).await;
+    assert_eq!(ws.records("t1.acme", "contacts").len(), 40);
+
+    // With the daemon running: the CLI's pin and unpin apply at its next runs.
+    let weir = ws.start_daemon().await;
+    ws.weir_ok(&["tenants", "pin", "t1", "acme-crm", "9.9.9"])
+        .await;
+    let last_error = || {
+        ws.store()
+            .query_row(
+                "SELECT last_error FROM flow_states WHERE flow = 't1.contacts'",
+                [],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .ok()
+            .flatten()
+    };
+    let refused = wait_until(Duration::from_secs(60), || {
+        last_error().is_some_and(|e| e.contains("pinned to acme-crm 9.9.9"))
+    });
+    assert!(refused, "the daemon honours the pin: {:?}", last_error());
+    ws.weir_ok(&["tenants", "unpin", "t1", "acme-crm"]).await;
+    let unpinned = now_ms();
+    let resumed = wait_until(Duration::from_secs(60), || {
+        last_error().is_none() && last_start(&ws, "t1.contacts") > unpinned
+    });
+    assert!(resumed, "unpinned, it follows the serving version");
+    assert!(weir.terminate().await.success());
+}

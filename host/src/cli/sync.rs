@@ -11,7 +11,6 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::app::{self, Plugins};
 use super::output;
 use crate::config::{self, FlowConfig};
-use crate::connection::Connection;
 use crate::connection::ConnectionServices;
 use crate::flow::{Destination, FlowRunner, Legs, Reshaper, RunObserver, RunOptions, RunSummary};
 use crate::tenant::{ResolvedFlow, resolve_flow};
@@ -143,14 +142,15 @@ impl Context<'_> {
         }
         let flow = &resolved.flow;
         let open = |config| {
-            Connection::open(
-                &self.plugins.runtime,
-                &self.plugins.registry,
-                config,
-                self.services,
-            )
-            .map(std::sync::Arc::new)
-            .map_err(output::fail)
+            resolved
+                .open(
+                    &self.plugins.runtime,
+                    &self.plugins.registry,
+                    config,
+                    self.services,
+                )
+                .map(std::sync::Arc::new)
+                .map_err(output::fail)
         };
         let source = open(&resolved.source)?;
         let destination = match (&flow.destination, &resolved.destination) {

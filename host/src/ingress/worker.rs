@@ -216,7 +216,8 @@ async fn feed_flows(
             None if reshaper.is_identity() => continue, // the merge already stored them
             None => None,
             Some(config) => Some(
-                Connection::open(&daemon.runtime, &plugins, config, &daemon.services)
+                resolved
+                    .open(&daemon.runtime, &plugins, config, &daemon.services)
                     .map(Arc::new)
                     .map_err(|d| d.message)?,
             ),
