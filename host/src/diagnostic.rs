@@ -128,6 +128,8 @@ error_codes! {
         "Two files in the plugins directory declare the same connector name. Weir keeps the first one (by file name) and reports the other; remove the stale file.";
     ConnectorNotLoaded = "connector-not-loaded", 3, "no loaded plugin provides the connector",
         "A connection names a connector that no plugin in the plugins directory provides (or whose file failed to load: see `weir plugins`). Copy the connector's `.wasm` into the plugins directory or fix the `connector` key of the connection.";
+    DaemonNotRunning = "daemon-not-running", 1, "no `weir run` answers the admin API",
+        "The command acts on a running `weir run` through its admin API (approving a connector version that waits, rolling one back), and nothing answered at the address it used: `[admin] listen` of `weir.toml`, or `--admin <url>`. Versions wait for approval, and older versions are kept, only in a running daemon; at its start every plugin file loads as it is. Start `weir run`, or point `--admin` at the one running.";
     EgressDenied = "egress-denied", 1, "a connector tried to reach a host it is not allowed to",
         "Connectors reach only origins that both the connector declares (`spec.hosts`) and the connection allows (`allowed_hosts` in `weir.toml`). If you trust the destination, add it to `allowed_hosts` as `scheme://host[:port]`; if the connector does not declare it, the connector itself must be changed.";
     ConnectorConfig = "connector-config", 2, "the connector refused the connection's configuration",
