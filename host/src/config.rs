@@ -140,6 +140,12 @@ pub struct ConnectionConfig {
     pub allowed_hosts: Vec<OriginPattern>,
     /// Secret sources by the name the connector uses.
     pub secrets: BTreeMap<String, Vec<SecretSource>>,
+    /// Whether tenants may use these secrets when they have none of their
+    /// own (`shared_credentials = true`); by default they never do.
+    pub shared_credentials: bool,
+    /// Set on a tenant's instance that lacks its own credentials: such a
+    /// connection is never opened, so nothing reaches the partner.
+    pub not_connected: Option<crate::tenant::NotConnected>,
     /// Limits of each call into the connector.
     pub limits: CallLimits,
     /// Records per page.

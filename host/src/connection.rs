@@ -85,6 +85,15 @@ impl EgressLog for NothingRecorded {
     }
 }
 
+/// A tenant's connection without its own credentials is never opened:
+/// nothing of it may reach the partner.
+fn refuse_unconnected(config: &ConnectionConfig) -> Result<(), Diagnostic> {
+    match &config.not_connected {
+        Some(not_connected) => Err(not_connected.diagnostic()),
+        None => Ok(()),
+    }
+}
+
 /// A connector ready to be called for one connection.
 pub struct Connection {
     config: ConnectionConfig,
@@ -102,6 +111,7 @@ impl Connection {
         config: &ConnectionConfig,
         services: &ConnectionServices,
     ) -> Result<Self, Diagnostic> {
+        refuse_unconnected(config)?;
         let id = &config.id;
         let plugin = registry.get(config.connector.as_str()).cloned().ok_or_else(|| {
             let loaded: Vec<String> = registry.plugins().map(|p| format!("`{}`", p.name)).collect();
@@ -129,6 +139,7 @@ impl Connection {
         config: &ConnectionConfig,
         services: &ConnectionServices,
     ) -> Result<Self, Diagnostic> {
+        refuse_unconnected(config)?;
         let id = &config.id;
         let PluginKind::Connector { spec, .. } = &plugin.kind else {
             return Err(Diagnostic::new(

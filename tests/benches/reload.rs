@@ -8,7 +8,6 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use weir_tests::measure::percentile;
 use weir_tests::{RunningWeir, Workspace, guests};
 
@@ -103,7 +102,11 @@ schedule = "every 1s"
     let weir = ws.start_daemon().await;
     for i in 0..20 {
         let (status, body) = weir
-            .admin("POST", "/tenants", Some(json!({ "id": format!("t{i}") })))
+            .admin(
+                "POST",
+                "/tenants",
+                Some(weir_tests::connected_tenant(&format!("t{i}"), &["acme"])),
+            )
             .await;
         anyhow::ensure!(status == 201, "{body}");
     }

@@ -8,7 +8,6 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use weir_host::ids::TenantId;
 use weir_host::store::{SqliteStore, TenantStore};
 use weir_host::tenant::Tenant;
 use weir_tests::{Workspace, guests};
@@ -51,7 +50,9 @@ schedule = "every 1h"
     {
         let store = SqliteStore::open(&ws.store_path())?;
         for i in 0..TENANTS {
-            store.save_tenant(&Tenant::new(TenantId::new(format!("t{i}"))?))?;
+            let tenant: Tenant =
+                serde_json::from_value(weir_tests::connected_tenant(&format!("t{i}"), &["acme"]))?;
+            store.save_tenant(&tenant)?;
         }
     }
     let started = Instant::now();

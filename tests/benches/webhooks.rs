@@ -37,6 +37,7 @@ per_tenant_rate = 1000000
 per_tenant_burst = 1000000
 
 {connection}secrets.webhook_secret = {{ env = "ACME_WEBHOOK_SECRET" }}
+shared_credentials = true
 
 [flows.contacts]
 source = "acme"

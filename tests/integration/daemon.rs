@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use partner_sim::Fault;
 use serde_json::{Value, json};
-use weir_tests::{RunningWeir, Workspace, acme_connection, guests, output_text, wait_until};
+use weir_tests::{
+    RunningWeir, Workspace, acme_connection, connected_tenant, guests, output_text, wait_until,
+};
 
 use crate::{simulator, workspace};
 
@@ -66,13 +68,19 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// Creates `count` tenants, each connected to `acme` with its own key
+/// unless `customize` gives its connections.
 async fn add_tenants(
     weir: &RunningWeir,
     count: usize,
     customize: impl Fn(usize) -> serde_json::Value,
 ) {
     for i in 0..count {
-        let (status, body) = weir.admin("POST", "/tenants", Some(customize(i))).await;
+        let mut tenant = customize(i);
+        if tenant.get("connections").is_none() {
+            tenant["connections"] = connected_tenant("-", &["acme"])["connections"].take();
+        }
+        let (status, body) = weir.admin("POST", "/tenants", Some(tenant)).await;
         assert_eq!(status, 201, "tenant {i}: {body}");
     }
 }
@@ -697,4 +705,197 @@ async fn a_killed_daemons_run_shows_interrupted_in_status_with_its_end_at_its_la
         text.contains("interrupted") && !text.contains("running"),
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_without_its_own_connection_never_reaches_the_partner_and_shows_not_connected() {
+    // weir.toml's account is on `default`; tenant `own` connects its own
+    // account on `theirs`. `bare` gives nothing: none of its flows may
+    // run on weir.toml's account.
+    let (default, theirs) = (simulator(40, 5).await, simulator(30, 0).await);
+    let ws = workspace();
+    let config = daemon_config(&default.base_url(), "").replace(
+        &format!("allowed_hosts = [\"{}\"]", default.base_url()),
+        &format!(
+            "allowed_hosts = [\"{}\", \"{}\"]",
+            default.base_url(),
+            theirs.base_url()
+        ),
+    );
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&config);
+    let weir = ws.start_daemon().await;
+    let (status, body) = weir
+        .admin("POST", "/tenants", Some(json!({ "id": "bare" })))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let mut own = connected_tenant("own", &["acme"]);
+    own["connections"]["acme"]["config"] = json!({ "base_url": theirs.base_url() });
+    own["flows"] = json!({ "companies": { "enabled": false } });
+    let (status, body) = weir.admin("POST", "/tenants", Some(own)).await;
+    assert_eq!(status, 201, "{body}");
+
+    // `own` runs twice on its schedule of 2 s: the scheduler went past the
+    // time `bare` was due (its jitter is under 200 ms) more than once.
+    let scheduled = wait_until(Duration::from_secs(120), || {
+        succeeded_runs(&ws)
+            .get("own.contacts")
+            .copied()
+            .unwrap_or(0)
+            >= 2
+    });
+    assert!(
+        scheduled,
+        "the connected tenant runs: {:?}",
+        succeeded_runs(&ws)
+    );
+    assert_eq!(
+        default.counters().requests,
+        0,
+        "nothing reached weir.toml's account"
+    );
+    assert!(theirs.counters().route("GET /v1/contacts") >= 2);
+    assert_eq!(last_start(&ws, "bare.contacts"), 0, "bare never ran");
+
+    let out = ws.weir_async(&["status", "--json"]).await;
+    assert!(out.status.success(), "{}", output_text(&out));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let flow = |name: &str| {
+        status["flows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["flow"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+            .clone()
+    };
+    for name in ["bare.contacts", "bare.companies"] {
+        let bare = flow(name);
+        assert_eq!(bare["connection"], "not-connected", "{bare}");
+        assert_eq!(bare["not_connected"][0]["connection"], "acme", "{bare}");
+        assert_eq!(bare["not_connected"][0]["missing"], json!(["api_key"]));
+        assert_eq!(bare["next_run_at_ms"], Value::Null, "{bare}");
+    }
+    assert_eq!(flow("own.contacts")["connection"], "connected");
+    let out = ws.weir_async(&["status"]).await;
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("bare") && l.contains("not-connected")),
+        "{table}"
+    );
+    let (_, api_status) = weir.admin("GET", "/status", None).await;
+    let bare = api_status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["flow"] == "bare.contacts")
+        .unwrap();
+    assert_eq!(bare["connection"], "not-connected", "{api_status}");
+
+    // Asked to run, on the admin API or the CLI, it refuses and says how
+    // to connect.
+    let (status, body) = weir
+        .admin("POST", "/tenants/bare/flows/contacts/run", None)
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "not-connected", "{body}");
+    assert!(
+        body["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("PUT /tenants/bare/connections/acme"),
+        "{body}"
+    );
+    let out = ws
+        .weir_async(&["sync", "contacts", "--tenant", "bare"])
+        .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(
+        stderr.contains("error[not-connected]")
+            && stderr.contains("hint:")
+            && stderr.contains("weir tenants connect bare acme"),
+        "{stderr}"
+    );
+    assert_eq!(default.counters().requests, 0, "still nothing reached it");
+
+    // Once it connects its own account, it runs at once.
+    let (status, body) = weir
+        .admin(
+            "PUT",
+            "/tenants/bare/connections/acme",
+            Some(json!({ "secrets": { "api_key": { "env": "ACME_API_KEY" } } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let ran = wait_until(Duration::from_secs(60), || {
+        succeeded_runs(&ws).contains_key("bare.contacts")
+    });
+    assert!(ran, "a connected tenant runs");
+    assert!(default.counters().route("GET /v1/contacts") >= 1);
+    assert_eq!(ws.records("bare.acme", "contacts").len(), 40);
+    assert!(weir.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_pinned_from_the_cli_runs_only_that_connector_version_with_or_without_the_daemon()
+{
+    let sim = simulator(40, 0).await;
+    let ws = workspace();
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&daemon_config(&sim.base_url(), ""));
+    let mut t1 = connected_tenant("t1", &["acme"]);
+    t1["flows"] = json!({ "companies": { "enabled": false } });
+    let file = ws.path().join("t1.json");
+    std::fs::write(&file, t1.to_string()).unwrap();
+    ws.weir_ok(&["tenants", "set", "t1", file.to_str().unwrap()])
+        .await;
+
+    // Without a daemon: the pin is saved in the store and honoured.
+    ws.weir_ok(&["tenants", "pin", "t1", "acme-crm", "9.9.9"])
+        .await;
+    let shown: Value =
+        serde_json::from_slice(&ws.weir_ok(&["tenants", "show", "t1"]).await.stdout).unwrap();
+    assert_eq!(shown["pins"], json!({ "acme-crm": "9.9.9" }));
+    let out = ws.weir_async(&["sync", "contacts", "--tenant", "t1"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
+    assert!(
+        stderr.contains("pinned to acme-crm 9.9.9")
+            && stderr.contains("weir tenants unpin t1 acme-crm"),
+        "{stderr}"
+    );
+    assert_eq!(sim.counters().requests, 0, "no other version ran instead");
+    ws.weir_ok(&["tenants", "pin", "t1", "acme-crm", "0.1.0"])
+        .await;
+    ws.weir_ok(&["sync", "contacts", "--tenant", "t1"]).await;
+    assert_eq!(ws.records("t1.acme", "contacts").len(), 40);
+
+    // With the daemon running: the CLI's pin and unpin apply at its next runs.
+    let weir = ws.start_daemon().await;
+    ws.weir_ok(&["tenants", "pin", "t1", "acme-crm", "9.9.9"])
+        .await;
+    let last_error = || {
+        ws.store()
+            .query_row(
+                "SELECT last_error FROM flow_states WHERE flow = 't1.contacts'",
+                [],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .ok()
+            .flatten()
+    };
+    let refused = wait_until(Duration::from_secs(60), || {
+        last_error().is_some_and(|e| e.contains("pinned to acme-crm 9.9.9"))
+    });
+    assert!(refused, "the daemon honours the pin: {:?}", last_error());
+    ws.weir_ok(&["tenants", "unpin", "t1", "acme-crm"]).await;
+    let unpinned = now_ms();
+    let resumed = wait_until(Duration::from_secs(60), || {
+        last_error().is_none() && last_start(&ws, "t1.contacts") > unpinned
+    });
+    assert!(resumed, "unpinned, it follows the serving version");
+    assert!(weir.terminate().await.success());
 }

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use partner_sim::PartnerSim;
 use serde_json::{Value, json};
-use weir_tests::{Workspace, acme_connection, contact_mapping, guests, output_text};
+use weir_tests::{
+    Workspace, acme_connection, connected_tenant, contact_mapping, guests, output_text,
+};
 
 use crate::{simulator, workspace};
 
@@ -44,7 +46,7 @@ destination = {{ connection = "mirror", stream = "contacts" }}
 }
 
 /// A workspace with the connector and the transform installed and tenant
-/// `t1` created through the CLI.
+/// `t1` created, with its own key for each connection, through the CLI.
 async fn installed(source: &PartnerSim, destination: Option<&PartnerSim>) -> Workspace {
     let ws = workspace();
     ws.install(guests::ACME_CRM, "acme_crm.wasm")
@@ -53,7 +55,13 @@ async fn installed(source: &PartnerSim, destination: Option<&PartnerSim>) -> Wor
             &source.base_url(),
             destination.map(|d| d.base_url()).as_deref(),
         ));
-    weir_ok(&ws, &["tenants", "add", "t1"]).await;
+    let connections: &[&str] = match destination {
+        Some(_) => &["acme", "mirror"],
+        None => &["acme"],
+    };
+    let tenant = ws.path().join("t1.json");
+    std::fs::write(&tenant, connected_tenant("t1", connections).to_string()).unwrap();
+    weir_ok(&ws, &["tenants", "set", "t1", tenant.to_str().unwrap()]).await;
     ws
 }
 
@@ -546,4 +554,58 @@ async fn a_flow_chaining_a_mapping_and_the_contact_mapper_transform_stores_the_t
         assert_eq!(created.len(), 10, "a day: {created}");
     }
     assert!(dead_letters(&ws, "t1.crm").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_of_a_flow_run_without_a_tenant_are_listed_and_retried_by_its_name() {
+    let sim = simulator(100, 0).await;
+    let churned: Vec<String> = sim
+        .records("contacts")
+        .iter()
+        .filter(|c| c["lifecycle_stage"] == "churned")
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!churned.is_empty(), "the seed has churned contacts");
+    let ws = workspace();
+    let strict = r#"mapping = { fields = [{ to = "/email", from = "/email" }, { to = "/stage", from = "/lifecycle_stage", values = { lead = "New", prospect = "Open", customer = "Won" } }] }"#;
+    let config = format!(
+        "{}\n[flows.contacts]\nsource = \"acme\"\nstream = \"contacts\"\n{strict}\n",
+        acme_connection("acme", &sim.base_url())
+    );
+    ws.install(guests::ACME_CRM, "acme_crm.wasm")
+        .write_config(&config);
+    weir_ok(&ws, &["sync", "contacts"]).await;
+    assert_eq!(dead_letters(&ws, "contacts").len(), churned.len());
+
+    let listed = json_out(&weir_ok(&ws, &["deadletters", "list", "contacts", "--json"]).await);
+    let mut keys: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["source_key"].as_str().unwrap().to_owned())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, churned);
+    let table = weir_ok(&ws, &["deadletters", "list", "contacts"]).await;
+    assert!(
+        table.contains(&churned[0]) && table.contains("weir deadletters retry contacts"),
+        "{table}"
+    );
+
+    // weir.toml's mapping fixed: the retry delivers them, asking nothing.
+    ws.write_config(&config.replace(
+        "customer = \"Won\" }",
+        "customer = \"Won\" }, otherwise = \"Lost\"",
+    ));
+    sim.reset_counters();
+    let summary = json_out(&weir_ok(&ws, &["deadletters", "retry", "contacts", "--json"]).await);
+    assert_eq!(summary["resolved"], json!(churned.len()), "{summary}");
+    assert_eq!(sim.counters().requests, 0);
+    assert!(dead_letters(&ws, "contacts").is_empty());
+    assert_eq!(mapped_rows(&ws, "contacts")[&churned[0]]["stage"], "Lost");
+    let listing = weir_ok(&ws, &["deadletters", "list", "contacts"]).await;
+    assert!(
+        listing.contains("flow `contacts`: no dead letters"),
+        "{listing}"
+    );
 }

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use weir_tests::{RunningWeir, Workspace, acme_connection, guests, wait_until};
+use weir_tests::{RunningWeir, Workspace, acme_connection, connected_tenant, guests, wait_until};
 
 use crate::{simulator, workspace};
 
@@ -92,7 +92,7 @@ async fn trigger(weir: &RunningWeir, tenant: &str) -> Value {
 async fn add_tenants(weir: &RunningWeir, names: &[&str]) {
     for name in names {
         let (status, body) = weir
-            .admin("POST", "/tenants", Some(json!({ "id": name })))
+            .admin("POST", "/tenants", Some(connected_tenant(name, &["acme"])))
             .await;
         assert_eq!(status, 201, "{body}");
     }
@@ -335,4 +335,66 @@ async fn a_removed_plugin_pauses_its_flows_and_they_resume_when_it_returns() {
     );
     assert!(runs(&ws).iter().all(|(_, status, _)| status != "failed"));
     assert!(weir.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugins_approve_and_rollback_from_the_cli_act_on_the_running_daemon_and_say_when_none_runs()
+ {
+    let sim = simulator(20, 0).await;
+    let ws = workspace();
+    ws.write_config(&config(&sim.base_url(), ""));
+    install(&ws, guests::ACME_CRM);
+    let weir = ws.start_daemon().await;
+    let cli = |args: &[&str]| {
+        let mut command = ws.command(args);
+        command
+            .args(["--admin", &weir.admin_url])
+            .env("WEIR_ADMIN_TOKEN", weir_tests::ADMIN_TOKEN);
+        tokio::process::Command::from(command).output()
+    };
+    install(&ws, guests::ACME_CRM_NEW_HOST);
+    let pending = wait_until(Duration::from_secs(30), || {
+        let handle = tokio::runtime::Handle::current();
+        let (_, plugins) =
+            tokio::task::block_in_place(|| handle.block_on(weir.admin("GET", "/plugins", None)));
+        plugins["pending"][0]["version"] == "1.1.0"
+    });
+    assert!(pending, "the new version waits for approval");
+
+    let out = cli(&["plugins", "approve", "acme-crm"]).await.unwrap();
+    assert!(out.status.success(), "{}", weir_tests::output_text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1.1.0 now serves"));
+    assert_eq!(serving(&weir).await.as_deref(), Some("1.1.0"));
+    let out = cli(&["plugins", "approve", "acme-crm"]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("error[connector-not-loaded]")
+            && stderr.contains("has no version waiting for approval")
+            && stderr.contains("hint:"),
+        "{stderr}"
+    );
+    let out = cli(&["plugins", "rollback", "acme-crm", "--json"])
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", weir_tests::output_text(&out));
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["serving"], "0.1.0");
+    assert_eq!(serving(&weir).await.as_deref(), Some("0.1.0"));
+
+    // Without a daemon nothing waits or is kept: the command says so.
+    let url = weir.admin_url.clone();
+    assert!(weir.terminate().await.success());
+    let out = ws
+        .command(&["plugins", "approve", "acme-crm", "--admin", &url])
+        .env("WEIR_ADMIN_TOKEN", weir_tests::ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error[daemon-not-running]")
+            && stderr.contains("only in a running `weir run`"),
+        "{stderr}"
+    );
 }

@@ -28,6 +28,9 @@ coverage_grace = "1s"
 {ingress_extra}
 
 {connection}secrets.webhook_secret = {{ env = "ACME_WEBHOOK_SECRET" }}
+# Webhook mechanics, not tenancy, are tested here: every tenant uses the
+# integration's account.
+shared_credentials = true
 
 [flows.contacts]
 source = "acme"
@@ -1092,4 +1095,27 @@ async fn new_content_under_the_same_version_is_stored_from_webhooks_and_polls_an
         "{}",
         weir_tests::output_text(&text)
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_to_a_tenant_without_its_own_connection_is_refused_and_never_stored() {
+    let sim = simulator(5, 0).await;
+    let ws = workspace();
+    // Without `shared_credentials`, tenant `bare` has no webhook secret
+    // (nor API key) of its own.
+    let config = config(&sim.base_url(), "").replace("shared_credentials = true", "");
+    let weir = start_with(&ws, &config, &["bare"]).await;
+    let url = weir.webhook_url("bare", "acme").await;
+    // Signed with weir.toml's secret: before tenants stopped inheriting it,
+    // this was accepted into `bare`'s data.
+    let body = event(&sim.records("contacts")[0]);
+    let response = signed(&url, "msg_bare_1", now_secs(), &body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(inbox_rows(&ws), 0, "nothing was stored");
+    assert!(ws.records("bare.acme", "contacts").is_empty());
+    assert_eq!(sim.counters().requests, 0, "nothing reached the partner");
+    assert!(weir.terminate().await.success());
 }

@@ -351,3 +351,17 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A tenant document whose `connections` have their own API key, read from
+/// `ACME_API_KEY` (the key the simulators accept), as a customer connecting
+/// their own account would give it.
+pub fn connected_tenant(id: &str, connections: &[&str]) -> serde_json::Value {
+    let own = serde_json::json!({ "secrets": { "api_key": { "env": "ACME_API_KEY" } } });
+    serde_json::json!({
+        "id": id,
+        "connections": connections
+            .iter()
+            .map(|c| (c.to_string(), own.clone()))
+            .collect::<serde_json::Map<_, _>>(),
+    })
+}

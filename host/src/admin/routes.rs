@@ -257,9 +257,12 @@ async fn plugins(State(state): State<Shared>) -> Json<Value> {
 }
 
 async fn status(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
-    let statuses = blocking(&state, |store| crate::status::flow_statuses(store))
-        .await
-        .map_err(ApiError::store)?;
+    let config = state.daemon.config.clone();
+    let statuses = blocking(&state, move |store| {
+        crate::status::flow_statuses(&config, store)
+    })
+    .await
+    .map_err(ApiError::store)?;
     Ok(Json(json!(statuses)))
 }
 
@@ -399,6 +402,25 @@ async fn run_now(
                     "message": format!("tenant `{tenant}` has no flow `{flow}` scheduled"),
                     "hint": "check the names: GET /status lists every tenant's flows" }),
         )),
+        TriggerOutcome::NotConnected => {
+            let config = state.daemon.config.clone();
+            let diagnostic = blocking(&state, move |store| {
+                let stored = store.tenant(&tenant_id).ok().flatten()?;
+                let resolved = crate::tenant::resolve_flow(&config, &stored, &flow_id).ok()?;
+                resolved.ensure_connected().err()
+            })
+            .await
+            .unwrap_or_else(|| {
+                Diagnostic::new(
+                    ErrorCode::NotConnected,
+                    format!(
+                        "tenant `{tenant}` has not connected every connection flow `{flow}` uses"
+                    ),
+                )
+                .with_hint("GET /status says which secrets each flow still needs")
+            });
+            Err(ApiError::from_diagnostic(StatusCode::CONFLICT, &diagnostic))
+        }
         outcome => Ok((StatusCode::ACCEPTED, Json(json!({ "outcome": outcome })))),
     }
 }

@@ -1,10 +1,12 @@
-//! `weir deadletters ...`: records a tenant's flow could not deliver, and
-//! delivering them again once the cause is fixed.
+//! `weir deadletters ...`: records a flow could not deliver, and
+//! delivering them again once the cause is fixed. The flow is one of
+//! weir.toml run without a tenant (`contacts`), or a tenant's instance of
+//! one (`t1 contacts`, or `t1.contacts` as `weir runs` spells it).
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
 use super::app::Plugins;
 use super::map::{TenantFlow, report};
@@ -16,13 +18,10 @@ use crate::store::Deliveries;
 /// `weir deadletters ...`.
 #[derive(Debug, Subcommand)]
 pub enum DeadLettersCommand {
-    /// List a tenant's dead letters of a flow, oldest first: key, stage,
-    /// error, when.
+    /// List a flow's dead letters, oldest first: key, stage, error, when.
     List {
-        /// The tenant.
-        tenant: String,
-        /// The flow of weir.toml.
-        flow: String,
+        #[command(flatten)]
+        flow: Which,
         /// How many to show.
         #[arg(long, default_value_t = 50)]
         limit: usize,
@@ -30,11 +29,36 @@ pub enum DeadLettersCommand {
     /// Reshape and deliver them again; those that go through are removed,
     /// the others kept with the reason of now.
     Retry {
-        /// The tenant.
-        tenant: String,
-        /// The flow of weir.toml.
-        flow: String,
+        #[command(flatten)]
+        flow: Which,
     },
+}
+
+/// Which flow's dead letters.
+#[derive(Debug, Args)]
+pub struct Which {
+    /// The flow of weir.toml (as `weir sync <flow>` runs it), or a
+    /// tenant's instance of it: `<tenant> <flow>` or `tenant.flow`.
+    #[arg(value_name = "[TENANT] FLOW", num_args = 1..=2, required = true)]
+    names: Vec<String>,
+}
+
+impl Which {
+    fn open(&self, config_path: &Path) -> anyhow::Result<TenantFlow> {
+        match self.names.as_slice() {
+            [tenant, flow] => TenantFlow::resolve(config_path, tenant, flow),
+            [name] => match name.split_once('.') {
+                Some((tenant, flow)) => TenantFlow::resolve(config_path, tenant, flow),
+                None => TenantFlow::untenanted(config_path, name),
+            },
+            _ => unreachable!("clap takes one or two names"),
+        }
+    }
+
+    /// The names as given, for the commands messages suggest.
+    fn spelled(&self) -> String {
+        self.names.join(" ")
+    }
 }
 
 /// Runs a `deadletters` subcommand.
@@ -44,12 +68,8 @@ pub async fn run(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     match command {
-        DeadLettersCommand::List {
-            tenant,
-            flow,
-            limit,
-        } => {
-            let opened = TenantFlow::resolve(config_path, &tenant, &flow)?;
+        DeadLettersCommand::List { flow, limit } => {
+            let opened = flow.open(config_path)?;
             let store = opened.store.clone();
             let id = opened.resolved.flow.id.clone();
             let letters = tokio::task::spawn_blocking(move || store.dead_letters(&id, limit))
@@ -79,12 +99,13 @@ pub async fn run(
                 println!("the oldest {limit} are shown; `--limit` shows more");
             }
             println!(
-                "fix the mapping (`weir map set`) or the data at the partner, then `weir deadletters retry {tenant} {flow}`"
+                "fix the mapping (`weir map set`, or `mapping` in weir.toml for a flow without a tenant) or the data at the partner, then `weir deadletters retry {}`",
+                flow.spelled()
             );
             Ok(ExitCode::SUCCESS)
         }
-        DeadLettersCommand::Retry { tenant, flow } => {
-            let opened = TenantFlow::resolve(config_path, &tenant, &flow)?;
+        DeadLettersCommand::Retry { flow } => {
+            let opened = flow.open(config_path)?;
             let plugins = Plugins::load(&opened.config).await?;
             let reshaper = opened.reshaper(&plugins)?;
             let services = ConnectionServices::new(opened.store.clone());
@@ -101,8 +122,9 @@ pub async fn run(
             )?;
             if !json && summary.failed > 0 {
                 println!(
-                    "{} still failing: `weir deadletters list {tenant} {flow}` shows why",
-                    summary.failed
+                    "{} still failing: `weir deadletters list {}` shows why",
+                    summary.failed,
+                    flow.spelled()
                 );
             }
             Ok(code)

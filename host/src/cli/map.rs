@@ -78,12 +78,13 @@ pub async fn run(config_path: &Path, command: MapCommand, json: bool) -> anyhow:
     }
 }
 
-/// A tenant's flow, resolved against weir.toml, with the store.
+/// A tenant's flow, resolved against weir.toml, with the store; or a flow
+/// of weir.toml run without a tenant (no tenant then).
 pub(super) struct TenantFlow {
     pub config: Config,
     pub store: Arc<SqliteStore>,
     pub resolved: ResolvedFlow,
-    tenant: String,
+    tenant: Option<String>,
 }
 
 impl TenantFlow {
@@ -99,7 +100,21 @@ impl TenantFlow {
             config,
             store,
             resolved,
-            tenant: tenant.to_owned(),
+            tenant: Some(tenant.to_owned()),
+        })
+    }
+
+    /// A flow of weir.toml as `weir sync <flow>` runs it, without a tenant.
+    pub fn untenanted(config_path: &Path, flow: &str) -> anyhow::Result<Self> {
+        let config = app::config(config_path)?;
+        let resolved =
+            ResolvedFlow::untenanted(&config, config.flow(flow).map_err(app::diagnostic)?);
+        let store = app::store(&config)?;
+        Ok(Self {
+            config,
+            store,
+            resolved,
+            tenant: None,
         })
     }
 
@@ -156,13 +171,12 @@ impl TenantFlow {
         )
     }
 
-    /// `tenant `t`, flow `f``, for messages.
+    /// `flow `f` of tenant `t``, for messages.
     pub fn label(&self) -> String {
-        format!(
-            "flow `{}` of tenant `{}`",
-            self.template_name(),
-            self.tenant
-        )
+        match &self.tenant {
+            Some(tenant) => format!("flow `{}` of tenant `{tenant}`", self.template_name()),
+            None => format!("flow `{}`", self.template_name()),
+        }
     }
 
     /// The flow's name in weir.toml.

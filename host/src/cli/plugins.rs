@@ -3,18 +3,41 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::app::{self, Plugins};
 use super::output;
+use crate::capability::Secrets;
 use crate::config::Config;
+use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::plugin::{LoadFailure, Plugin, PluginKind, load_plugin};
 use crate::runtime::{Runtime, RuntimeOptions};
 
 /// What `weir plugins` does besides listing.
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
+    /// Let the version of a connector that waits for approval (it declares
+    /// hosts the serving version does not) serve new runs of the running
+    /// `weir run`.
+    ///
+    /// Versions wait, and older ones are kept, only in a running daemon:
+    /// at its start every plugin file loads as it is. So this asks the
+    /// daemon, through its admin API.
+    Approve {
+        /// The connector's name, e.g. `acme-crm`.
+        name: String,
+        #[command(flatten)]
+        daemon: RunningDaemon,
+    },
+    /// Serve the previous good version of a connector again in the running
+    /// `weir run` (the current one is kept, to roll forward by a reload).
+    Rollback {
+        /// The connector's name, e.g. `acme-crm`.
+        name: String,
+        #[command(flatten)]
+        daemon: RunningDaemon,
+    },
     /// Describe one plugin file, without running it against a partner.
     ///
     /// Prints its name and version, the WIT version it was built for, its
@@ -28,6 +51,15 @@ pub enum PluginsCommand {
     },
 }
 
+/// Where the running `weir run` serves its admin API.
+#[derive(Debug, Args)]
+pub struct RunningDaemon {
+    /// Its admin API, e.g. `http://127.0.0.1:7070` (default: `[admin]
+    /// listen` of weir.toml); the token is `[admin] token`'s.
+    #[arg(long, env = "WEIR_ADMIN_URL", value_name = "URL")]
+    admin: Option<String>,
+}
+
 /// `weir plugins [inspect <file>]`.
 pub async fn run(
     config_path: &Path,
@@ -37,7 +69,118 @@ pub async fn run(
     match command {
         None => list(config_path, json).await,
         Some(PluginsCommand::Inspect { file }) => inspect(config_path, &file, json).await,
+        Some(PluginsCommand::Approve { name, daemon }) => {
+            swap(config_path, &name, "approve", daemon, json).await
+        }
+        Some(PluginsCommand::Rollback { name, daemon }) => {
+            swap(config_path, &name, "rollback", daemon, json).await
+        }
     }
+}
+
+/// Asks the running daemon to approve or roll back a connector.
+async fn swap(
+    config_path: &Path,
+    name: &str,
+    action: &str,
+    daemon: RunningDaemon,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = app::config(config_path)?;
+    let base = daemon
+        .admin
+        .unwrap_or_else(|| format!("http://{}", config.admin.listen));
+    let base = base.trim_end_matches('/');
+    let token = admin_token(&config)?;
+    let sent = reqwest::Client::new()
+        .post(format!("{base}/plugins/{name}/{action}"))
+        .bearer_auth(String::from_utf8_lossy(token.expose()))
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await;
+    let response = match sent {
+        Ok(response) => response,
+        Err(error) if error.is_connect() => {
+            return Err(app::diagnostic(
+                Diagnostic::new(
+                    ErrorCode::DaemonNotRunning,
+                    format!("no `weir run` answers at {base}, so no version of `{name}` waits to {action}"),
+                )
+                .with_hint(
+                    "versions wait for approval, and older ones are kept, only in a running `weir run` (at its start every plugin file loads as it is); pass `--admin <url>` of the daemon if it listens elsewhere",
+                ),
+            ));
+        }
+        Err(error) => {
+            return Err(app::diagnostic(
+                Diagnostic::new(
+                    ErrorCode::DaemonNotRunning,
+                    format!("the admin API at {base} did not answer: {error}"),
+                )
+                .with_hint(
+                    "check that `weir run` is up (`GET /health`) and `--admin <url>` points at it",
+                ),
+            ));
+        }
+    };
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if status.is_success() {
+        if json {
+            output::print_json(&body)?;
+        } else {
+            println!(
+                "plugin `{name}`: {action} done, {} now serves new runs",
+                body["serving"].as_str().unwrap_or("?")
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let error = &body["error"];
+    let text = |key: &str| error[key].as_str().map(str::to_string);
+    let diagnostic = if status == reqwest::StatusCode::UNAUTHORIZED {
+        Diagnostic::new(
+            ErrorCode::SecretMissing,
+            format!("the admin API at {base} refused the token"),
+        )
+        .with_hint(
+            "give the token `weir run` uses (`[admin] token`, by default `WEIR_ADMIN_TOKEN`)",
+        )
+    } else {
+        let code = text("code")
+            .and_then(|c| ErrorCode::parse(&c))
+            .unwrap_or(ErrorCode::ConnectorNotLoaded);
+        let diagnostic = Diagnostic::new(
+            code,
+            text("message").unwrap_or_else(|| format!("the admin API answered {status}")),
+        );
+        match text("hint") {
+            Some(hint) => diagnostic.with_hint(hint.replace("GET /plugins", "`weir plugins`")),
+            None => diagnostic,
+        }
+    };
+    Err(app::diagnostic(diagnostic))
+}
+
+/// The admin API's token, from `[admin] token`.
+fn admin_token(config: &Config) -> anyhow::Result<crate::capability::SecretValue> {
+    let missing = |why: String| {
+        app::diagnostic(
+            Diagnostic::new(ErrorCode::SecretMissing, format!("the admin token {why}"))
+                .with_hint("set WEIR_ADMIN_TOKEN (or `[admin] token` in weir.toml) to the token `weir run` uses"),
+        )
+    };
+    let source = config
+        .admin
+        .token
+        .as_ref()
+        .ok_or_else(|| missing("is not configured (`[admin] token`)".into()))?;
+    let secrets = Secrets::resolve([("admin", std::slice::from_ref(source))])
+        .map_err(|(_, why)| missing(why))?;
+    secrets
+        .current("admin")
+        .cloned()
+        .ok_or_else(|| missing("is empty".into()))
 }
 
 /// Lists loaded plugins and files that failed, with why.

@@ -35,8 +35,8 @@ struct Webhooks {
 pub fn run(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let config = app::config(config_path)?;
     let store = app::store(&config)?;
-    let flows =
-        crate::status::flow_statuses(store.as_ref()).map_err(|e| output::fail(e.diagnostic()))?;
+    let flows = crate::status::flow_statuses(&config, store.as_ref())
+        .map_err(|e| output::fail(e.diagnostic()))?;
     let webhooks = webhooks(&config, &store)?;
     if json {
         output::print_json(&Status { flows, webhooks })?;
@@ -95,7 +95,20 @@ fn print_flows(statuses: &[FlowStatus]) {
                 .next_run_at_ms
                 .map(output::timestamp)
                 .unwrap_or_else(|| "-".into()),
-            health(s),
+            if let Some(missing) = s.not_connected.first() {
+                format!(
+                    "not-connected: `{}` needs {} (`weir tenants connect`)",
+                    missing.connection,
+                    missing
+                        .missing
+                        .iter()
+                        .map(|m| format!("`{m}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            } else {
+                health(s)
+            },
         ]);
     }
     println!("{table}");

@@ -13,7 +13,6 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, P
 use super::app::{self, Plugins};
 use super::output;
 use crate::config::{self, FlowConfig};
-use crate::connection::Connection;
 use crate::connection::ConnectionServices;
 use crate::diagnostic::ErrorCode;
 use crate::flow::{Destination, FlowRunner, Legs, Reshaper, RunObserver, RunOptions, RunSummary};
@@ -79,8 +78,12 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
         .into_iter()
         .map(|flow| match &tenant {
             None => Ok(ResolvedFlow::untenanted(&config, flow)),
-            Some(tenant) => resolve_flow(&config, tenant, &flow.id)
-                .map_err(|e| output::fail(e.diagnostic(tenant.id.as_str()))),
+            Some(tenant) => {
+                let resolved = resolve_flow(&config, tenant, &flow.id)
+                    .map_err(|e| output::fail(e.diagnostic(tenant.id.as_str())))?;
+                resolved.ensure_connected().map_err(output::fail)?;
+                Ok(resolved)
+            }
         })
         .collect::<anyhow::Result<_>>()?;
     let services = ConnectionServices::new(store.clone());
@@ -186,14 +189,15 @@ impl Context<'_> {
         }
         let flow = &resolved.flow;
         let open = |config| {
-            Connection::open(
-                &self.plugins.runtime,
-                &self.plugins.registry,
-                config,
-                self.services,
-            )
-            .map(std::sync::Arc::new)
-            .map_err(output::fail)
+            resolved
+                .open(
+                    &self.plugins.runtime,
+                    &self.plugins.registry,
+                    config,
+                    self.services,
+                )
+                .map(std::sync::Arc::new)
+                .map_err(output::fail)
         };
         let source = open(&resolved.source)?;
         let destination = match (&flow.destination, &resolved.destination) {

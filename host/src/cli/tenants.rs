@@ -53,6 +53,24 @@ pub enum TenantsCommand {
         #[arg(long, value_name = "JSON", default_value = "{}")]
         secrets: String,
     },
+    /// Keep a tenant's runs on one version of a connector (a staged
+    /// rollout); the version must be one Weir keeps (`weir plugins`).
+    Pin {
+        /// The tenant.
+        tenant: String,
+        /// The connector's name, e.g. `acme-crm`.
+        connector: String,
+        /// The version, e.g. `1.4.0`.
+        #[arg(value_name = "VERSION")]
+        pinned: String,
+    },
+    /// Let a tenant's runs follow the serving version of a connector again.
+    Unpin {
+        /// The tenant.
+        tenant: String,
+        /// The connector's name.
+        connector: String,
+    },
     /// Remove a tenant's settings (its synced data stays).
     Remove {
         /// The tenant.
@@ -212,6 +230,22 @@ pub fn tenants(
                 json,
             )
         }
+        TenantsCommand::Pin {
+            tenant,
+            connector,
+            pinned,
+        } => change(
+            config_path,
+            &tenant,
+            TenantChange::Pin(connector, Some(pinned)),
+            json,
+        ),
+        TenantsCommand::Unpin { tenant, connector } => change(
+            config_path,
+            &tenant,
+            TenantChange::Pin(connector, None),
+            json,
+        ),
         TenantsCommand::Remove { tenant } => {
             let config = app::config(config_path)?;
             let store = app::store(&config)?;

@@ -89,6 +89,7 @@ pub struct RawConnection {
     /// (newest first) during a rotation.
     #[serde(default)]
     pub secrets: BTreeMap<String, toml::Value>,
+    pub shared_credentials: Option<bool>,
     pub call_timeout: Option<String>,
     pub memory_limit_mb: Option<u32>,
     pub page_size: Option<u32>,

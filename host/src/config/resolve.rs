@@ -499,6 +499,8 @@ fn resolve_connection(
         config,
         allowed_hosts,
         secrets,
+        shared_credentials: raw.shared_credentials.unwrap_or(false),
+        not_connected: None,
         limits,
         page_size,
         max_page_bytes,

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::Daemon;
-use crate::connection::Connection;
 use crate::diagnostic::Diagnostic;
 use crate::flow::{Destination, Legs, Reshaper, RunOptions, RunSummary};
 use crate::tenant::ResolvedFlow;
@@ -20,7 +19,9 @@ pub async fn execute(
 ) -> Result<RunSummary, Diagnostic> {
     let plugins = daemon.plugins();
     let open = |config| {
-        Connection::open(&daemon.runtime, &plugins, config, &daemon.services).map(Arc::new)
+        resolved
+            .open(&daemon.runtime, &plugins, config, &daemon.services)
+            .map(Arc::new)
     };
     let source = open(&resolved.source)?;
     let destination = match (&resolved.flow.destination, &resolved.destination) {

@@ -46,6 +46,9 @@ pub enum TriggerOutcome {
     Coalesced,
     /// The tenant has no such flow.
     Unknown,
+    /// The tenant has not connected a connection the flow uses: it does
+    /// not run.
+    NotConnected,
 }
 
 enum Command {
@@ -99,6 +102,12 @@ struct Slot {
 impl Slot {
     fn connection(&self) -> &ConnectionId {
         &self.resolved.source.id
+    }
+
+    /// Whether its tenant connected every connection it uses; until then
+    /// it never runs.
+    fn connected(&self) -> bool {
+        self.resolved.not_connected().next().is_none()
     }
 
     fn jitter(&self) -> Duration {
@@ -221,6 +230,7 @@ impl Scheduler {
             Command::RunNow(flow, reply) => {
                 let outcome = match self.slots.get_mut(&flow) {
                     None => TriggerOutcome::Unknown,
+                    Some(slot) if !slot.connected() => TriggerOutcome::NotConnected,
                     Some(slot) if slot.running => {
                         slot.rerun = true;
                         TriggerOutcome::Coalesced
@@ -393,7 +403,7 @@ impl Scheduler {
         let mut due: Vec<(Instant, FlowId)> = self
             .slots
             .iter()
-            .filter(|(_, s)| s.resolved.enabled && !s.running)
+            .filter(|(_, s)| s.resolved.enabled && s.connected() && !s.running)
             .filter_map(|(k, s)| s.due.filter(|d| *d <= now).map(|d| (d, k.clone())))
             .collect();
         due.sort();
@@ -501,7 +511,7 @@ impl Scheduler {
                 schedule: slot.resolved.flow.schedule.as_ref().map(|s| s.to_string()),
                 next_run_at_ms: slot
                     .due
-                    .filter(|_| slot.resolved.enabled)
+                    .filter(|_| slot.resolved.enabled && slot.connected())
                     .map(|due| now_ms + due.saturating_duration_since(now).as_millis() as i64),
                 failures: slot.failures,
                 healthy: slot.failures < threshold,

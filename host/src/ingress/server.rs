@@ -17,7 +17,7 @@ use crate::daemon::Daemon;
 use crate::ids::TenantId;
 use crate::inbox::{DeliveryKey, Headers, Inbox, NewDelivery};
 use crate::store::{ChangeStore, Handshake, TenantStore};
-use crate::tenant::resolve_connection;
+use crate::tenant::{open_pinned, resolve_connection};
 
 /// Below the shortest partner deadline we know of (a few seconds): past it
 /// the partner gets 503 and retries, rather than timing out on us.
@@ -165,7 +165,8 @@ impl Ingress {
             .ok_or_else(|| format!("tenant `{tenant}` no longer exists"))?;
         let config =
             resolve_connection(&self.daemon.config, &stored, name).map_err(|e| e.to_string())?;
-        let connection = Connection::open(
+        let connection = open_pinned(
+            &stored.pins,
             &self.daemon.runtime,
             &plugins,
             &config,

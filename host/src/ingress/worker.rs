@@ -224,7 +224,9 @@ async fn feed_flows(
         let resolved =
             resolve_flow(&daemon.config, &stored, &template.id).map_err(|e| e.to_string())?;
         let takes_webhooks = resolved.flow.trigger.is_none_or(|t| t.webhooks());
-        if !resolved.enabled || !takes_webhooks {
+        // A flow whose tenant has not connected its destination takes
+        // nothing, as if it were off: nothing may reach that partner.
+        if !resolved.enabled || !takes_webhooks || resolved.not_connected().next().is_some() {
             continue;
         }
         let reshaper = Reshaper::new(
@@ -238,7 +240,8 @@ async fn feed_flows(
             None if reshaper.is_identity() => continue, // the merge already stored them
             None => None,
             Some(config) => Some(
-                Connection::open(&daemon.runtime, &plugins, config, &daemon.services)
+                resolved
+                    .open(&daemon.runtime, &plugins, config, &daemon.services)
                     .map(Arc::new)
                     .map_err(|d| d.message)?,
             ),

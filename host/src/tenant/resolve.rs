@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::credentials::NotConnected;
 use super::secrets::secret_sources;
 use super::{Tenant, TenantConnection};
 use crate::config::{Config, ConnectionConfig, Destination, FlowConfig};
@@ -51,6 +52,35 @@ pub struct ResolvedFlow {
 }
 
 impl ResolvedFlow {
+    /// The connections it uses that the tenant has not connected; it never
+    /// runs while there is one.
+    pub fn not_connected(&self) -> impl Iterator<Item = &NotConnected> {
+        std::iter::once(&self.source)
+            .chain(self.destination.as_ref())
+            .filter_map(|c| c.not_connected.as_ref())
+    }
+
+    /// Opens one of its connections with the connector version its tenant
+    /// is pinned to, or the serving one.
+    pub fn open(
+        &self,
+        runtime: &crate::runtime::Runtime,
+        plugins: &crate::plugin::PluginRegistry,
+        connection: &ConnectionConfig,
+        services: &crate::connection::ConnectionServices,
+    ) -> Result<crate::connection::Connection, Diagnostic> {
+        open_pinned(&self.pins, runtime, plugins, connection, services)
+    }
+
+    /// Whether it may run: the tenant has its own credentials for every
+    /// connection it uses (or they are shared), else why not.
+    pub fn ensure_connected(&self) -> Result<(), Diagnostic> {
+        match self.not_connected().next() {
+            Some(missing) => Err(missing.diagnostic()),
+            None => Ok(()),
+        }
+    }
+
     /// A flow of `weir.toml` run as it is, outside any tenant.
     pub fn untenanted(config: &Config, flow: &FlowConfig) -> Self {
         Self {
@@ -66,6 +96,38 @@ impl ResolvedFlow {
             flow: flow.clone(),
         }
     }
+}
+
+/// Opens a tenant's connection with the connector version `pins` names
+/// for it, or the serving one; a pinned version Weir does not keep is
+/// refused rather than replaced by another.
+pub fn open_pinned(
+    pins: &std::collections::BTreeMap<String, String>,
+    runtime: &crate::runtime::Runtime,
+    plugins: &crate::plugin::PluginRegistry,
+    connection: &ConnectionConfig,
+    services: &crate::connection::ConnectionServices,
+) -> Result<crate::connection::Connection, Diagnostic> {
+    use crate::connection::Connection;
+    let name = connection.connector.as_str();
+    let Some(version) = pins.get(name) else {
+        return Connection::open(runtime, plugins, connection, services);
+    };
+    let plugin = plugins.version(name, version).cloned().ok_or_else(|| {
+        let id = connection.id.as_str();
+        let tenant = id.split_once('.').map_or(id, |(t, _)| t);
+        Diagnostic::new(
+            ErrorCode::ConnectorNotLoaded,
+            format!(
+                "tenant `{tenant}` is pinned to {name} {version}, which Weir does not keep (serving: {})",
+                plugins.get(name).map_or("none".to_string(), |p| p.version.clone())
+            ),
+        )
+        .with_hint(format!(
+            "`weir tenants unpin {tenant} {name}` follows the serving version; `weir plugins` lists what is loaded"
+        ))
+    })?;
+    Connection::open_with(runtime, plugin, connection, services)
 }
 
 /// Checks every setting of a tenant against the integration.
@@ -190,19 +252,22 @@ fn scope_connection(
 ) -> Result<ConnectionConfig, TenantError> {
     let mut scoped = template.clone();
     scoped.id = tenant.id.scoped_connection(&template.id);
-    let Some(settings) = settings else {
-        return Ok(scoped);
-    };
-    for (key, value) in &settings.config {
-        merge(&mut scoped.config, key, value.clone());
+    if !template.shared_credentials {
+        scoped.secrets.clear();
     }
-    for (name, value) in &settings.secrets {
-        let sources =
-            secret_sources(config, tenant, template.id.as_str(), name, value).map_err(|why| {
-                TenantError::new(format!("connections.{}.secrets.{name}", template.id), why)
-            })?;
-        scoped.secrets.insert(name.clone(), sources);
+    if let Some(settings) = settings {
+        for (key, value) in &settings.config {
+            merge(&mut scoped.config, key, value.clone());
+        }
+        for (name, value) in &settings.secrets {
+            let sources = secret_sources(config, tenant, template.id.as_str(), name, value)
+                .map_err(|why| {
+                    TenantError::new(format!("connections.{}.secrets.{name}", template.id), why)
+                })?;
+            scoped.secrets.insert(name.clone(), sources);
+        }
     }
+    scoped.not_connected = NotConnected::check(&tenant.id, template, &scoped);
     Ok(scoped)
 }
 
@@ -288,15 +353,90 @@ mod tests {
     }
 
     #[test]
-    fn defaults_come_from_weir_toml() {
+    fn defaults_come_from_weir_toml_but_its_credentials_never_do() {
         let config = config();
         let t = Tenant::new(TenantId::new("t1").unwrap());
         let resolved = resolve_flow(&config, &t, &FlowId::new("contacts").unwrap()).unwrap();
         assert!(!resolved.enabled);
-        assert_eq!(resolved.flow.schedule.unwrap().to_string(), "every 15m");
+        assert_eq!(
+            resolved.flow.schedule.as_ref().unwrap().to_string(),
+            "every 15m"
+        );
+        assert_eq!(
+            resolved.source.config["base_url"],
+            "https://api.acme.example"
+        );
+        assert!(resolved.source.secrets.is_empty(), "no secret is inherited");
+        let missing: Vec<_> = resolved.not_connected().collect();
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].connection.as_str(), "acme");
+        assert_eq!(missing[0].missing, vec!["api_key".to_string()]);
+        let refused = resolved.ensure_connected().unwrap_err();
+        assert_eq!(refused.code, ErrorCode::NotConnected);
+        assert!(
+            refused
+                .hint
+                .unwrap()
+                .contains("weir tenants connect t1 acme")
+        );
+    }
+
+    #[test]
+    fn a_tenant_missing_one_of_the_templates_secrets_is_not_connected() {
+        let config = Config::parse(
+            Path::new("/weir/weir.toml"),
+            r#"
+            [connections.acme]
+            connector = "acme-crm"
+            secrets.api_key = { env = "DEFAULT_KEY" }
+            secrets.webhook_secret = { env = "DEFAULT_HOOK" }
+
+            [flows.contacts]
+            source = "acme"
+            stream = "contacts"
+            "#,
+        )
+        .unwrap();
+        let t = tenant(serde_json::json!({
+            "id": "t1",
+            "connections": { "acme": { "secrets": { "api_key": { "env": "T1_KEY" } } } }
+        }));
+        let resolved = resolve_flow(&config, &t, &FlowId::new("contacts").unwrap()).unwrap();
+        let missing: Vec<_> = resolved.not_connected().collect();
+        assert_eq!(missing[0].missing, vec!["webhook_secret".to_string()]);
+        assert!(!resolved.source.secrets.contains_key("webhook_secret"));
+    }
+
+    #[test]
+    fn shared_credentials_lend_weir_toml_secrets_to_tenants_without_their_own() {
+        let text = r#"
+            [connections.acme]
+            connector = "acme-crm"
+            secrets.api_key = { env = "DEFAULT_KEY" }
+            shared_credentials = true
+
+            [flows.contacts]
+            source = "acme"
+            stream = "contacts"
+            "#;
+        let config = Config::parse(Path::new("/weir/weir.toml"), text).unwrap();
+        let contacts = FlowId::new("contacts").unwrap();
+        let bare = Tenant::new(TenantId::new("t1").unwrap());
+        let resolved = resolve_flow(&config, &bare, &contacts).unwrap();
+        resolved.ensure_connected().unwrap();
         assert_eq!(
             resolved.source.secrets["api_key"],
             vec![SecretSource::Env("DEFAULT_KEY".into())]
+        );
+        let own = tenant(serde_json::json!({
+            "id": "t2",
+            "connections": { "acme": { "secrets": { "api_key": { "env": "T2_KEY" } } } }
+        }));
+        let resolved = resolve_flow(&config, &own, &contacts).unwrap();
+        assert_eq!(
+            resolved.source.secrets["api_key"],
+            vec![SecretSource::Env("T2_KEY".into())],
+            "a tenant's own secret comes first"
         );
     }
 
