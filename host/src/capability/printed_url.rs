@@ -53,7 +53,14 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
                 })
                 .map_or(text.len(), |len| at + len);
             out.push_str(&text[rest..at]);
-            out.push_str(&printed_text(&text[at..end]));
+            // A URL with nothing to cut is left as written: parsing would
+            // rewrite it (`http://,` becomes `http://,/`).
+            let url = &text[at..end];
+            if url.contains(['@', '?', '#']) {
+                out.push_str(&printed_text(url));
+            } else {
+                out.push_str(url);
+            }
             rest = end;
             at = end;
         } else {
@@ -87,5 +94,9 @@ mod tests {
             "error sending request for url (http://127.0.0.1:4010/v1/contacts): refused; see `https://x.example/a`"
         );
         assert!(matches!(scrub("no url here"), Cow::Borrowed(_)));
+        assert_eq!(
+            scrub("base_url must start with https:// or http://, got `x`"),
+            "base_url must start with https:// or http://, got `x`"
+        );
     }
 }
