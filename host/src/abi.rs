@@ -82,6 +82,22 @@ pub enum AbiMismatch {
     Imports(String),
 }
 
+/// Wasmtime's link error, led by the import it names: "component imports
+/// instance `other:clock/now@1.0.0`, but a matching implementation was not
+/// found in the linker: ..." becomes "imports `other:clock/now@1.0.0`,
+/// which Weir does not provide (...)".
+fn missing_import(link_error: &str) -> String {
+    let named = link_error
+        .split_once("imports instance `")
+        .or_else(|| link_error.split_once("imports `"))
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(name, _)| name);
+    match named {
+        Some(name) => format!("imports `{name}`, which Weir does not provide ({link_error})"),
+        None => link_error.to_string(),
+    }
+}
+
 impl AbiMismatch {
     /// What to do about a version mismatch, for the operator.
     pub fn hint(&self) -> String {
@@ -159,7 +175,7 @@ impl Exports {
             if version > newest {
                 unsupported(Some(format!("{e:#}")))
             } else {
-                AbiMismatch::Imports(format!("{e:#}"))
+                AbiMismatch::Imports(missing_import(&format!("{e:#}")))
             }
         })?;
         // One line today; the next one gets its own arm here.
