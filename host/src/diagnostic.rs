@@ -179,7 +179,7 @@ error_codes! {
     StoreUnavailable = "store-unavailable", 4, "the local store cannot be opened or written",
         "Weir could not open or write its SQLite store (`store` in `weir.toml`). Check that the directory exists and is writable and that the disk is not full. Another process holding a long write lock shows up as `database is locked`.";
     Shutdown = "shutdown", 130, "a run was stopped by a shutdown",
-        "`weir runs` shows this on a run stopped by Ctrl-C or SIGTERM (of `weir sync` or `weir run`). It committed its page in flight first, so nothing is lost: the next run resumes after that page. Nothing needs doing.";
+        "`weir runs` and `weir sync` show this on a run stopped by Ctrl-C or SIGTERM (of `weir sync` or `weir run`). From the signal on, no request and no connector call starts; the page in flight is abandoned and the run ends at its last committed page, so nothing is lost: the next run resumes from there, reading the abandoned page again. Nothing needs doing.";
     UnknownCode = "unknown-code", 2, "no error code has that name",
         "`weir explain` was given a code Weir does not have. `weir explain` without a code lists every one.";
 }

@@ -14,9 +14,10 @@ use super::app::{self, Plugins};
 use super::output;
 use crate::config::{self, FlowConfig};
 use crate::connection::ConnectionServices;
-use crate::diagnostic::ErrorCode;
+use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::flow::{Destination, FlowRunner, Legs, Reshaper, RunObserver, RunOptions, RunSummary};
 use crate::ids::FlowId;
+use crate::store::RunStatus;
 use crate::tenant::{ResolvedFlow, resolve_flow};
 use crate::validate;
 
@@ -126,6 +127,17 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
             if exit == ExitCode::SUCCESS {
                 exit = output::exit_code(error.code);
             }
+        } else if summary.status == RunStatus::Interrupted {
+            output::print_problem(
+                &format!("flow `{}`: stopped", summary.flow),
+                &stopped_by_shutdown(&summary.flow),
+            );
+        }
+        if summary.records_failed > 0 {
+            output::print_problem(
+                &format!("flow `{}`: warning", summary.flow),
+                &records_in_dead_letters(&summary.flow, summary.records_failed),
+            );
         }
         summaries.push(summary);
     }
@@ -363,4 +375,29 @@ mod tests {
         assert_eq!(super::rate(1234.5678), "1,235/s");
         assert_eq!(super::rate(0.4), "0/s");
     }
+}
+
+/// A run a Ctrl-C (or SIGTERM) ended: not a failure, but said, so that a
+/// stopped flow is never mistaken for a finished one.
+fn stopped_by_shutdown(flow: &FlowId) -> Diagnostic {
+    Diagnostic::new(
+        ErrorCode::Shutdown,
+        format!("`{flow}` was stopped by a shutdown at its last committed page"),
+    )
+    .with_hint("nothing is lost: the flow's next run resumes from that page")
+}
+
+/// Records the mapping (or a transform) refused: the run went on without
+/// them, and they wait in the dead letters.
+fn records_in_dead_letters(flow: &FlowId, count: u64) -> Diagnostic {
+    Diagnostic::new(
+        ErrorCode::MappingRecord,
+        format!(
+            "{} did not fit the flow's mapping and went to the dead letters",
+            if count == 1 { "1 record".to_string() } else { format!("{} records", output::count(count)) }
+        ),
+    )
+    .with_hint(format!(
+        "`weir deadletters list {flow}` shows each reason; fix the mapping or the data, then `weir deadletters retry {flow}`"
+    ))
 }
