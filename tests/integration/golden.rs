@@ -23,6 +23,8 @@ const CONTROL: &[&str] = &[
     "env",
     "store.sql",
     "request",
+    "daemon",
+    "signal",
     "stderr",
     "stdout",
     "status",
@@ -31,20 +33,7 @@ const CONTROL: &[&str] = &[
 
 /// Codes no case shows yet, each with why. A code listed here that gains a
 /// case fails the completeness test, so the list only shrinks.
-const NOT_YET_SHOWN: &[(&str, &str)] = &[
-    (
-        "plugin-imports",
-        "no test guest imports an interface the host lacks",
-    ),
-    (
-        "mapping-record",
-        "no command prints a record's mapping failure as a diagnostic yet",
-    ),
-    (
-        "shutdown",
-        "shown by `weir runs` after a signal; the harness sends none",
-    ),
-];
+const NOT_YET_SHOWN: &[(&str, &str)] = &[];
 
 fn cases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden")
@@ -116,7 +105,7 @@ fn guest(name: &str) -> &'static str {
 }
 
 /// What varies between runs, replaced so that goldens are stable: the
-/// workspace's path and ports on 127.0.0.1.
+/// workspace's path, ports on 127.0.0.1 and process ids.
 fn normalise(text: &str, ws: &Workspace) -> String {
     let mut text = text.to_string();
     let path = ws.path();
@@ -126,14 +115,21 @@ fn normalise(text: &str, ws: &Workspace) -> String {
     ] {
         text = text.replace(&form.display().to_string(), "[WS]");
     }
+    let text = numbers_after(&text, "127.0.0.1:", "[PORT]");
+    let text = numbers_after(&text, "pid ", "[PID]");
+    numbers_after(&text, "kill ", "[PID]")
+}
+
+/// `text` with the number after each `marker` replaced by `placeholder`.
+fn numbers_after(text: &str, marker: &str, placeholder: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text.as_str();
-    while let Some(at) = rest.find("127.0.0.1:") {
-        let (head, tail) = rest.split_at(at + "127.0.0.1:".len());
+    let mut rest = text;
+    while let Some(at) = rest.find(marker) {
+        let (head, tail) = rest.split_at(at + marker.len());
         out.push_str(head);
         let digits = tail.chars().take_while(char::is_ascii_digit).count();
         if digits > 0 {
-            out.push_str("[PORT]");
+            out.push_str(placeholder);
         }
         rest = &tail[digits..];
     }
@@ -167,9 +163,13 @@ fn copy_inputs(from: &Path, to: &Path, top: bool, partner: &str) {
 fn partner_fault(line: &str) -> partner_sim::Fault {
     let words = words(line);
     let [method, path, status, options @ ..] = words.as_slice() else {
-        panic!("a fault is `METHOD PATH STATUS [times N] [skip N]`, not `{line}`");
+        panic!("a fault is `METHOD PATH STATUS|hang [times N] [skip N]`, not `{line}`");
     };
-    let mut fault = partner_sim::Fault::new(method, path).status(status.parse().unwrap());
+    let fault = partner_sim::Fault::new(method, path);
+    let mut fault = match status.as_str() {
+        "hang" => fault.hang(),
+        status => fault.status(status.parse().unwrap()),
+    };
     for pair in options.chunks(2) {
         let n: u32 = pair[1].parse().unwrap();
         fault = match pair[0].as_str() {
@@ -245,13 +245,31 @@ async fn run_case(case: &Path) -> Outcome {
         };
     }
     let cmd = read(case, "cmd").expect("a case has `cmd` or `request`");
-    let out = tokio::time::timeout(
-        Duration::from_secs(120),
-        command(&words(cmd.trim())).output(),
-    )
-    .await
-    .expect("the command ends within 120 s")
-    .unwrap();
+    // `daemon`: the command meets a `weir run` serving the same store.
+    let daemon = match read(case, "daemon") {
+        Some(_) => {
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            Some(ws.start_daemon_with(&env).await)
+        }
+        None => None,
+    };
+    let mut child = command(&words(cmd.trim()));
+    child
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let child = child.spawn().unwrap();
+    if let Some(signal) = read(case, "signal") {
+        interrupt_once_asked(case, &signal, &child, sim.as_ref()).await;
+    }
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("the command ends within 120 s")
+        .unwrap();
+    if let Some(daemon) = daemon {
+        daemon.kill().await;
+    }
     let mut files = vec![
         (
             "stderr",
@@ -274,6 +292,43 @@ async fn run_case(case: &Path) -> Outcome {
         ));
     }
     Outcome { files }
+}
+
+/// A `signal` file, `INT after METHOD PATH`: sends the command SIGINT once
+/// the partner has seen that request (a `hang` fault keeps it in flight).
+async fn interrupt_once_asked(
+    case: &Path,
+    signal: &str,
+    child: &tokio::process::Child,
+    sim: Option<&partner_sim::PartnerSim>,
+) {
+    let words = words(signal.trim());
+    let [name, after, method, path] = words.as_slice() else {
+        panic!("{}: `signal` is `INT after METHOD PATH`", case.display());
+    };
+    assert_eq!(
+        after,
+        "after",
+        "{}: `signal` is `INT after METHOD PATH`",
+        case.display()
+    );
+    let sim = sim.unwrap_or_else(|| panic!("{}: `signal` needs a `partner`", case.display()));
+    let route = format!("{method} {path}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while sim.counters().route(&route) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}: the partner never saw `{route}`",
+            case.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = child.id().expect("the command runs").to_string();
+    let sent = std::process::Command::new("kill")
+        .args([format!("-{name}"), pid])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "{}: kill -{name} failed", case.display());
 }
 
 /// Sends a `request` file (`METHOD /path`, header lines, a blank line, the
