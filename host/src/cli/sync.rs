@@ -368,15 +368,6 @@ impl RunObserver for Progress {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_rate_is_shown_in_whole_records_per_second() {
-        assert_eq!(super::rate(1234.5678), "1,235/s");
-        assert_eq!(super::rate(0.4), "0/s");
-    }
-}
-
 /// A run a Ctrl-C (or SIGTERM) ended: not a failure, but said, so that a
 /// stopped flow is never mistaken for a finished one.
 fn stopped_by_shutdown(flow: &FlowId) -> Diagnostic {
@@ -400,4 +391,13 @@ fn records_in_dead_letters(flow: &FlowId, count: u64) -> Diagnostic {
     .with_hint(format!(
         "`weir deadletters list {flow}` shows each reason; fix the mapping or the data, then `weir deadletters retry {flow}`"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_rate_is_shown_in_whole_records_per_second() {
+        assert_eq!(super::rate(1234.5678), "1,235/s");
+        assert_eq!(super::rate(0.4), "0/s");
+    }
 }
