@@ -32,7 +32,7 @@ impl Connector for ForeignImport {
     fn read(_config: &Self::Config, _request: ReadRequest) -> Result<Page> {
         // Used, so that the import stays in the component.
         let now = elsewhere::other::clock::now::seconds();
-        let record = Record::upsert("now", &format!(r#"{{"seconds":{now}}}"#));
+        let record = Record::upsert("now", format!(r#"{{"seconds":{now}}}"#));
         Ok(Page::new(vec![record], Checkpoint::from_json(1, "{}")))
     }
 }
