@@ -138,6 +138,10 @@ connector = "acme-crm"
 config = {{ base_url = "{eu_url}" }}
 allowed_hosts = ["{eu_url}"]
 secrets.api_key = {{ env = "ACME_API_KEY" }}
+# The write flow sends a request per record. Without a `rate_limit`, a
+# connection is held to 1,000 requests/s, a guard against runaway loops; the
+# local simulator takes far more.
+rate_limit = {{ requests_per_second = 20000, burst = 20000 }}
 
 [flows.contacts]
 source = "acme-us"

@@ -36,6 +36,10 @@ pub struct BudgetConfig {
 /// partner. `rate_limit.requests_per_second` replaces it.
 pub const DEFAULT_REQUESTS_PER_SECOND: f64 = 1_000.0;
 
+/// The default ceiling's bucket: a second's worth, so that a healthy
+/// sync's bursts never wait on a timer (whose resolution is a millisecond).
+pub const DEFAULT_BURST: u32 = 1_000;
+
 impl BudgetConfig {
     /// No pacing at all; a base for limiters that set their own rate.
     pub fn unlimited() -> Self {
@@ -53,6 +57,7 @@ impl BudgetConfig {
     pub fn default_ceiling() -> Self {
         Self {
             per_second: DEFAULT_REQUESTS_PER_SECOND,
+            burst: DEFAULT_BURST,
             ..Self::unlimited()
         }
     }
@@ -568,13 +573,15 @@ mod tests {
         let budget = RateBudget::new(BudgetConfig::default_ceiling(), None);
         runtime.block_on(async {
             let start = Instant::now();
-            for _ in 0..101 {
+            // The bucket's second's worth goes at once; the next 100 are
+            // paced at 1,000/s.
+            for _ in 0..DEFAULT_BURST + 100 {
                 budget.acquire(far()).await.unwrap();
             }
             let took = start.elapsed();
             assert!(
                 took >= Duration::from_millis(100),
-                "100 requests after the first at 1,000/s take 100 ms at least: {took:?}"
+                "100 requests after the burst at 1,000/s take 100 ms at least: {took:?}"
             );
         });
     }
