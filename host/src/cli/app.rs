@@ -3,7 +3,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::capability::{SecretValue, Secrets};
+use crate::config::{AdminConfig, Config};
 use crate::connection::{Connection, ConnectionServices};
 use crate::diagnostic::Diagnostic;
 use crate::plugin::PluginRegistry;
@@ -73,6 +74,17 @@ pub fn store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
 }
 
 /// Converts a diagnostic-bearing error into an `anyhow` one.
+/// The admin API's token, from `[admin] token`: none when the file sets
+/// none, or why it cannot be read.
+pub fn admin_token(config: &AdminConfig) -> Result<Option<SecretValue>, String> {
+    let Some(source) = config.token.as_ref() else {
+        return Ok(None);
+    };
+    let secrets =
+        Secrets::resolve([("admin", std::slice::from_ref(source))]).map_err(|(_, why)| why)?;
+    Ok(secrets.current("admin").cloned())
+}
+
 pub fn diagnostic(d: impl Into<Diagnostic>) -> anyhow::Error {
     fail(d.into())
 }

@@ -9,7 +9,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::app::{self, Plugins};
 use crate::admin::{AdminState, router};
-use crate::capability::Secrets;
 use crate::daemon::{Daemon, DaemonLock, Scheduler};
 use crate::inbox::{Inbox, InboxOptions};
 use crate::ingress::Ingress;
@@ -89,23 +88,19 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
 
 /// The admin token, or none (with a warning) when it cannot be read.
 fn admin_token(config: &crate::config::AdminConfig) -> Option<crate::capability::SecretValue> {
-    let source = config.token.as_ref()?;
-    match Secrets::resolve([("admin", std::slice::from_ref(source))]) {
-        Ok(secrets) => secrets.current("admin").cloned(),
-        Err((_, why)) => {
-            super::output::print_problem(
-                "warning",
-                &crate::diagnostic::Diagnostic::new(
-                    crate::diagnostic::ErrorCode::SecretMissing,
-                    format!("the admin API is off: its token {why}"),
-                )
-                .with_hint(
-                    "set WEIR_ADMIN_TOKEN (or `[admin] token` in weir.toml) to serve the admin API",
-                ),
-            );
-            None
-        }
-    }
+    app::admin_token(config).unwrap_or_else(|why| {
+        super::output::print_problem(
+            "warning",
+            &crate::diagnostic::Diagnostic::new(
+                crate::diagnostic::ErrorCode::SecretMissing,
+                format!("the admin API is off: its token {why}"),
+            )
+            .with_hint(
+                "set WEIR_ADMIN_TOKEN (or `[admin] token` in weir.toml) to serve the admin API",
+            ),
+        );
+        None
+    })
 }
 
 /// Webhook ingress and its workers, when `[ingress] listen` is set.

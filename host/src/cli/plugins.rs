@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 
 use super::app::{self, Plugins};
 use super::output;
-use crate::capability::Secrets;
 use crate::config::Config;
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::plugin::{LoadFailure, Plugin, PluginKind, load_plugin};
@@ -170,17 +169,13 @@ fn admin_token(config: &Config) -> anyhow::Result<crate::capability::SecretValue
                 .with_hint("set WEIR_ADMIN_TOKEN (or `[admin] token` in weir.toml) to the token `weir run` uses"),
         )
     };
-    let source = config
-        .admin
-        .token
-        .as_ref()
-        .ok_or_else(|| missing("is not configured (`[admin] token`)".into()))?;
-    let secrets = Secrets::resolve([("admin", std::slice::from_ref(source))])
-        .map_err(|(_, why)| missing(why))?;
-    secrets
-        .current("admin")
-        .cloned()
-        .ok_or_else(|| missing("is empty".into()))
+    match app::admin_token(&config.admin).map_err(missing)? {
+        Some(token) => Ok(token),
+        None if config.admin.token.is_none() => {
+            Err(missing("is not configured (`[admin] token`)".into()))
+        }
+        None => Err(missing("is empty".into())),
+    }
 }
 
 /// Lists loaded plugins and files that failed, with why.
