@@ -578,10 +578,13 @@ mod tests {
             for _ in 0..DEFAULT_BURST + 100 {
                 budget.acquire(far()).await.unwrap();
             }
+            // The bucket counts whole milliseconds of the wall clock, a
+            // token each, so the run can end up to a millisecond (and a
+            // clock adjustment) short of 100 ms; unpaced it takes about 1.
             let took = start.elapsed();
             assert!(
-                took >= Duration::from_millis(100),
-                "100 requests after the burst at 1,000/s take 100 ms at least: {took:?}"
+                took >= Duration::from_millis(90),
+                "100 requests after the burst at 1,000/s take about 100 ms: {took:?}"
             );
         });
     }
