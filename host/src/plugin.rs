@@ -1,15 +1,19 @@
 //! Plugin files: loading, validating and keeping them by connector name.
 
+mod approval;
+mod decision;
 mod load;
 mod registry;
 mod watcher;
 
-pub use load::load_plugin;
+pub use decision::{Decision, Refused, decide};
 pub use load::{LoadFailure, PluginError};
-pub use registry::{PendingPlugin, PluginRegistry, Update, is_plugin_file};
+pub use load::{load_plugin, load_plugin_bytes};
+pub use registry::{KEPT_VERSIONS, PendingPlugin, PluginRegistry, Update, is_plugin_file};
 pub use watcher::{PluginWatcher, ReloadEvent};
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::abi::{ConnectorPre, TransformerPre};
 use crate::connector::ConnectorSpec;
@@ -26,6 +30,9 @@ pub struct Plugin {
     pub content_hash: String,
     /// Size of the file in bytes.
     pub size: u64,
+    /// The file's bytes, kept so that an approved version can be kept in
+    /// the store (see `approval`) whatever becomes of the file.
+    pub wasm: Arc<[u8]>,
     /// The `weir:connector` version it was built for, e.g. `0.1.0` (the
     /// host speaks every version of a supported line).
     pub wit_version: String,

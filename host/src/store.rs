@@ -442,6 +442,54 @@ pub trait EgressLog: Send + Sync {
     fn load_budget(&self, connection: &ConnectionId) -> Result<Option<BudgetState>, StoreError>;
 }
 
+/// A connector version an operator approved (or that served first, or
+/// asked for nothing new), kept with its wasm.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovedVersion {
+    /// The connector.
+    pub name: String,
+    /// Its own version, e.g. `1.2.0`.
+    pub version: String,
+    /// SHA-256 of the wasm, hex.
+    pub content_hash: String,
+    /// The hosts its spec declares.
+    pub hosts: Vec<String>,
+    /// When it was approved, ms since the Unix epoch.
+    pub approved_at_ms: i64,
+}
+
+/// An operator's rollback of a connector: `serving` serves while the
+/// plugin file is still the version `file_hash`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginRollback {
+    /// The version in the plugins directory when it was rolled back.
+    pub file_hash: String,
+    /// The version that serves instead.
+    pub serving: String,
+}
+
+/// Which connector versions may serve: what `weir plugins approve` and
+/// `rollback` decided, so that every command and every restart honours it.
+pub trait PluginLedger: Send + Sync {
+    /// A connector's approved versions, the latest approved first.
+    fn approved_versions(&self, name: &str) -> Result<Vec<ApprovedVersion>, StoreError>;
+    /// The wasm of an approved version.
+    fn approved_wasm(&self, content_hash: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Approves a version now (again, if it was already), keeping `wasm`
+    /// and the connector's `keep` latest approved versions only.
+    fn approve_version(
+        &self,
+        version: &ApprovedVersion,
+        wasm: &[u8],
+        keep: usize,
+    ) -> Result<(), StoreError>;
+    /// The rollback in force for a connector, if any.
+    fn rollback(&self, name: &str) -> Result<Option<PluginRollback>, StoreError>;
+    /// Records (or, with none, ends) a connector's rollback.
+    fn set_rollback(&self, name: &str, rollback: Option<&PluginRollback>)
+    -> Result<(), StoreError>;
+}
+
 /// What the scheduler knows of one tenant's flow, for `weir status`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FlowState {

@@ -23,6 +23,7 @@ use weir_host::flow::Reshaper;
 use weir_host::mapping::Mapping;
 use weir_host::plugin::PluginRegistry;
 use weir_host::runtime::{Runtime, RuntimeOptions};
+use weir_host::store::{PluginLedger, SqliteStore};
 use weir_tests::measure::{env_or, median};
 use weir_tests::{API_KEY, contact_mapping, guests};
 
@@ -67,7 +68,9 @@ async fn bench(count: usize, rounds: usize) -> anyhow::Result<()> {
         dir.path().join("plugins/contact_mapper.wasm"),
     )?;
     let wasm = Runtime::new(RuntimeOptions::new(dir.path().join("cache")))?;
-    let registry = PluginRegistry::load_dir(&wasm, &dir.path().join("plugins")).await?;
+    let store = Arc::new(SqliteStore::open(&dir.path().join("weir.db"))?);
+    let ledger: Arc<dyn PluginLedger> = store;
+    let registry = PluginRegistry::load_dir(&wasm, &dir.path().join("plugins"), &ledger).await?;
     let mapping = Reshaper::mapping(Arc::new(Mapping::parse(&contact_mapping())?));
     let transform = Reshaper::new(
         &wasm,

@@ -23,7 +23,7 @@ use weir_host::flow::{Destination, FlowRunner, Legs, Reshaper, RunOptions, RunSu
 use weir_host::ids::ConnectionId;
 use weir_host::plugin::PluginRegistry;
 use weir_host::runtime::{Runtime, RuntimeOptions};
-use weir_host::store::{EgressLog, SqliteStore};
+use weir_host::store::{EgressLog, PluginLedger, SqliteStore};
 use weir_tests::measure::percentile;
 use weir_tests::{API_KEY, acme_config, guests};
 
@@ -66,8 +66,9 @@ async fn setup(
     );
     let config = Config::parse(&dir.path().join("weir.toml"), &text)?;
     let runtime = Runtime::new(options(dir.path()))?;
-    let registry = PluginRegistry::load_dir(&runtime, &config.plugins_dir).await?;
     let store = Arc::new(SqliteStore::open(&dir.path().join("weir.db"))?);
+    let ledger: Arc<dyn PluginLedger> = store.clone();
+    let registry = PluginRegistry::load_dir(&runtime, &config.plugins_dir, &ledger).await?;
     let services = if recorded {
         ConnectionServices::new(store.clone())
     } else {

@@ -27,7 +27,9 @@ use weir_host::flow::{Destination, FlowRunner, Legs, Reshaper, RunOptions};
 use weir_host::ids::FlowId;
 use weir_host::plugin::PluginRegistry;
 use weir_host::runtime::{Runtime, RuntimeOptions};
-use weir_host::store::{Delivered, PageCommit, RunLog, SourcePage, SqliteStore, Sweep, SyncStore};
+use weir_host::store::{
+    Delivered, PageCommit, PluginLedger, RunLog, SourcePage, SqliteStore, Sweep, SyncStore,
+};
 use weir_tests::measure::{env_or, median};
 use weir_tests::{API_KEY, acme_config, guests};
 
@@ -58,9 +60,10 @@ async fn bench(records: usize, rounds: usize) -> anyhow::Result<()> {
     unsafe { std::env::set_var("ACME_API_KEY", API_KEY) };
     let config = Config::parse(&config_path, &acme_config(&sim.base_url()))?;
     let wasm = Runtime::new(RuntimeOptions::new(dir.path().join("cache")))?;
-    let registry = PluginRegistry::load_dir(&wasm, &config.plugins_dir).await?;
-    let services =
-        ConnectionServices::new(Arc::new(SqliteStore::open(&dir.path().join("egress.db"))?));
+    let egress = Arc::new(SqliteStore::open(&dir.path().join("egress.db"))?);
+    let ledger: Arc<dyn PluginLedger> = egress.clone();
+    let registry = PluginRegistry::load_dir(&wasm, &config.plugins_dir, &ledger).await?;
+    let services = ConnectionServices::new(egress);
     let connection = Connection::open(&wasm, &registry, config.connection("acme")?, &services)
         .map_err(anyhow::Error::new)?;
     let flow = config.flow("contacts")?.clone();

@@ -202,12 +202,15 @@ async fn run_case(case: &Path) -> Outcome {
         .as_ref()
         .map_or("http://127.0.0.1:9".to_string(), |s| s.base_url());
     copy_inputs(case, ws.path(), true, &partner);
-    for line in lines(&read(case, "guests").unwrap_or_default()) {
+    let install = |line: &str| {
         let (name, file) = match line.split_once(" as ") {
             Some((name, file)) => (name.trim(), file.trim().to_string()),
             None => (line, format!("{}.wasm", line.replace('-', "_"))),
         };
         ws.install(guest(name), &file);
+    };
+    for line in lines(&read(case, "guests").unwrap_or_default()) {
+        install(line);
     }
     let env: Vec<(String, String)> = lines(&read(case, "env").unwrap_or_default())
         .map(|l| {
@@ -222,6 +225,10 @@ async fn run_case(case: &Path) -> Outcome {
         tokio::process::Command::from(cmd)
     };
     for line in lines(&read(case, "setup").unwrap_or_default()) {
+        if let Some(guest) = line.strip_prefix("install ") {
+            install(guest.trim());
+            continue;
+        }
         let out = command(&words(line)).output().await.unwrap();
         assert!(
             out.status.success(),

@@ -276,6 +276,12 @@ async fn a_version_asking_for_a_new_host_waits_for_approval() {
         "acme-crm 0.1.0",
         "the approved version keeps serving"
     );
+    // A restart keeps it waiting: at start the store's decisions hold.
+    assert!(weir.terminate().await.success());
+    let weir = ws.start_daemon().await;
+    let (_, plugins) = weir.admin("GET", "/plugins", None).await;
+    assert_eq!(plugins["pending"][0]["version"], "1.1.0", "{plugins}");
+    assert_eq!(serving(&weir).await.as_deref(), Some("0.1.0"));
 
     let (status, body) = weir.admin("POST", "/plugins/acme-crm/approve", None).await;
     assert_eq!((status, &body["serving"]), (200, &json!("1.1.0")));
@@ -366,13 +372,14 @@ async fn plugins_approve_and_rollback_from_the_cli_act_on_the_running_daemon_and
     assert!(String::from_utf8_lossy(&out.stdout).contains("1.1.0 now serves"));
     assert_eq!(serving(&weir).await.as_deref(), Some("1.1.0"));
     let out = cli(&["plugins", "approve", "acme-crm"]).await.unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(
-        stderr.contains("error[connector-not-loaded]")
-            && stderr.contains("has no version waiting for approval")
-            && stderr.contains("hint:"),
-        "{stderr}"
+    assert_refused(
+        &out,
+        3,
+        &[
+            "error[connector-not-loaded]",
+            "has no version waiting for approval",
+            "hint:",
+        ],
     );
     let out = cli(&["plugins", "rollback", "acme-crm", "--json"])
         .await
@@ -382,19 +389,158 @@ async fn plugins_approve_and_rollback_from_the_cli_act_on_the_running_daemon_and
     assert_eq!(body["serving"], "0.1.0");
     assert_eq!(serving(&weir).await.as_deref(), Some("0.1.0"));
 
-    // Without a daemon nothing waits or is kept: the command says so.
+    // The daemon's decisions are in the store: after it stops, its rollback
+    // still holds, and an explicit `--admin` where nothing answers says so.
     let url = weir.admin_url.clone();
     assert!(weir.terminate().await.success());
+    let listing = plugins_json(&ws);
+    assert_eq!(listing["loaded"][0]["version"], "0.1.0");
+    assert_eq!(listing["loaded"][0]["rolled_back"], true);
     let out = ws
         .command(&["plugins", "approve", "acme-crm", "--admin", &url])
         .env("WEIR_ADMIN_TOKEN", weir_tests::ADMIN_TOKEN)
         .output()
         .unwrap();
+    assert_refused(
+        &out,
+        1,
+        &[
+            "error[daemon-not-running]",
+            "no `weir run` answers at",
+            "hint:",
+        ],
+    );
+    // Without `--admin` and no daemon, the command decides in the store:
+    // approving with nothing waiting ends the rollback.
+    let out = ws
+        .command(&["plugins", "approve", "acme-crm"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", weir_tests::output_text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1.1.0 now serves"));
+    assert_eq!(plugins_json(&ws)["loaded"][0]["rolled_back"], false);
+}
+
+/// Asserts that a command failed with `exit` and says each of `parts`.
+fn assert_refused(out: &std::process::Output, exit: i32, parts: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(exit), "{stderr}");
+    for part in parts {
+        assert!(stderr.contains(part), "`{part}` missing from: {stderr}");
+    }
+}
+
+/// `weir plugins --json`, no daemon running.
+fn plugins_json(ws: &Workspace) -> Value {
+    let out = ws.command(&["plugins", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", weir_tests::output_text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Runs `weir sync contacts` and says which version ran, with its stderr.
+async fn sync_with(ws: &Workspace) -> (String, String) {
+    let out = ws.weir_async(&["sync", "contacts"]).await;
+    assert!(out.status.success(), "{}", weir_tests::output_text(&out));
+    let ran = runs(ws).last().expect("a run").2.clone();
+    (ran, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiting_version_and_a_rollback_hold_in_every_command_and_across_restarts_without_a_daemon()
+ {
+    let sim = simulator(20, 0).await;
+    let ws = workspace();
+    ws.write_config(&config(&sim.base_url(), ""));
+    install(&ws, guests::ACME_CRM);
+    assert_eq!(sync_with(&ws).await.0, "acme-crm 0.1.0");
+
+    // A new version asking for a new host waits, in `weir sync` too.
+    install(&ws, guests::ACME_CRM_NEW_HOST);
+    let (ran, stderr) = sync_with(&ws).await;
+    assert_eq!(ran, "acme-crm 0.1.0", "the approved version serves");
     assert!(
-        stderr.contains("error[daemon-not-running]")
-            && stderr.contains("only in a running `weir run`"),
+        stderr.contains("warning[plugin-waiting]")
+            && stderr.contains("acme-crm 1.1.0")
+            && stderr.contains("https://analytics.acme.example")
+            && stderr.contains("weir plugins approve acme-crm"),
         "{stderr}"
     );
+    let listing = plugins_json(&ws);
+    assert_eq!(listing["loaded"][0]["version"], "0.1.0");
+    assert_eq!(listing["pending"][0]["version"], "1.1.0");
+    assert_eq!(
+        listing["pending"][0]["new_hosts"],
+        json!(["https://analytics.acme.example"])
+    );
+
+    let out = ws
+        .command(&["plugins", "approve", "acme-crm"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", weir_tests::output_text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1.1.0 now serves"));
+    let (ran, stderr) = sync_with(&ws).await;
+    assert_eq!(
+        ran, "acme-crm 1.1.0",
+        "approved once, for every later command"
+    );
+    assert!(!stderr.contains("plugin-waiting"), "{stderr}");
+
+    // A rollback needs the older file no more: the store keeps its wasm.
+    let out = ws
+        .command(&["plugins", "rollback", "acme-crm", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", weir_tests::output_text(&out));
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["serving"], "0.1.0");
+    assert_eq!(sync_with(&ws).await.0, "acme-crm 0.1.0");
+    let out = ws
+        .command(&["plugins", "rollback", "acme-crm"])
+        .output()
+        .unwrap();
+    assert_refused(
+        &out,
+        3,
+        &[
+            "error[connector-not-loaded]",
+            "no approved version older than acme-crm 0.1.0",
+        ],
+    );
+
+    // A daemon started now honours the rollback; with it running, the
+    // command asks it, and says so when its admin API cannot be reached.
+    let weir = ws.start_daemon().await;
+    assert_eq!(serving(&weir).await.as_deref(), Some("0.1.0"));
+    let out = ws
+        .command(&["plugins", "approve", "acme-crm"])
+        .env("WEIR_ADMIN_TOKEN", weir_tests::ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    assert_refused(
+        &out,
+        1,
+        &[
+            "error[daemon-not-running]",
+            "a `weir run` holds the store",
+            "--admin",
+        ],
+    );
+    assert_eq!(serving(&weir).await.as_deref(), Some("0.1.0"));
+    assert!(weir.terminate().await.success());
+
+    // A new plugin file ends the rollback.
+    install(&ws, guests::ACME_CRM_V2);
+    assert_eq!(sync_with(&ws).await.0, "acme-crm 2.0.0");
+    assert_eq!(plugins_json(&ws)["loaded"][0]["rolled_back"], false);
+
+    // A tenant pinned to a version whose file is gone runs that version.
+    let file = ws.path().join("t1.json");
+    std::fs::write(&file, connected_tenant("t1", &["acme"]).to_string()).unwrap();
+    ws.weir_ok(&["tenants", "set", "t1", file.to_str().unwrap()])
+        .await;
+    ws.weir_ok(&["tenants", "pin", "t1", "acme-crm", "0.1.0"])
+        .await;
+    ws.weir_ok(&["sync", "contacts", "--tenant", "t1"]).await;
+    assert_eq!(runs(&ws).last().unwrap().2, "acme-crm 0.1.0");
 }

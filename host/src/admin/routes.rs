@@ -13,7 +13,8 @@ use crate::capability::{SecretValue, constant_time_eq};
 use crate::daemon::{Daemon, SchedulerHandle, TriggerOutcome};
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::{FlowId, TenantId};
-use crate::store::{RunLog, TenantStore};
+use crate::plugin::{Decision, Refused, decide};
+use crate::store::{PluginLedger, RunLog, TenantStore};
 use crate::tenant::{EditError, Tenant, TenantChange, TenantConnection};
 
 /// What the handlers share.
@@ -195,40 +196,36 @@ async fn approve_plugin(
     State(state): State<Shared>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    swap_plugins(&state, &name, "approve", |registry| registry.approve(&name))
+    swap_plugins(&state, &name, Decision::Approve).await
 }
 
 async fn rollback_plugin(
     State(state): State<Shared>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    swap_plugins(&state, &name, "rollback", |registry| {
-        registry.rollback(&name)
-    })
+    swap_plugins(&state, &name, Decision::Rollback).await
 }
 
-fn swap_plugins(
+async fn swap_plugins(
     state: &Shared,
     name: &str,
-    action: &str,
-    change: impl FnOnce(&crate::plugin::PluginRegistry) -> Option<crate::plugin::PluginRegistry>,
+    decision: Decision,
 ) -> Result<Json<Value>, ApiError> {
-    let current = state.daemon.plugins();
-    let Some(next) = change(&current) else {
-        let why = match action {
-            "approve" => "has no version waiting for approval",
-            _ => "has no earlier version kept to roll back to",
-        };
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            json!({ "code": ErrorCode::ConnectorNotLoaded.as_str(), "message": format!("plugin `{name}` {why}"),
-                    "hint": "GET /plugins lists what is serving, waiting and kept" }),
-        ));
-    };
+    let ledger: Arc<dyn PluginLedger> = state.daemon.store.clone();
+    let next = decide(&state.daemon.plugins(), decision, name, &ledger)
+        .await
+        .map_err(|refused| {
+            let status = match refused {
+                Refused::NothingTo(_) => StatusCode::NOT_FOUND,
+                Refused::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            ApiError::from_diagnostic(status, refused.diagnostic())
+        })?;
     let version = next.get(name).map(|p| p.version.clone());
     state.daemon.replace_plugins(next);
     tracing::info!(
-        "plugin `{name}`: {action} done, {} now serves new runs",
+        "plugin `{name}`: {} done, {} now serves new runs",
+        decision.as_str(),
         version.as_deref().unwrap_or("?")
     );
     Ok(Json(json!({ "name": name, "serving": version })))
@@ -248,6 +245,10 @@ async fn plugins(State(state): State<Shared>) -> Json<Value> {
         "loaded": plugins.plugins().map(|p| json!({
             "name": p.name, "version": p.version, "kind": p.kind_name(), "wit_version": p.wit_version,
             "file": p.file, "content_hash": p.content_hash,
+            "rolled_back": plugins.is_rolled_back(&p.name),
+            "kept": plugins.kept(&p.name).iter().map(|k| json!({
+                "version": k.version, "content_hash": k.content_hash,
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "failed": plugins.failures().iter().map(|f| {
             let d = f.diagnostic();

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use crate::capability::{SecretValue, Secrets};
 use crate::config::{AdminConfig, Config};
 use crate::connection::{Connection, ConnectionServices};
-use crate::diagnostic::Diagnostic;
-use crate::plugin::PluginRegistry;
+use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::plugin::{PendingPlugin, PluginRegistry};
 use crate::runtime::{Runtime, RuntimeOptions};
-use crate::store::SqliteStore;
+use crate::store::{PluginLedger, SqliteStore};
 
 use super::output::fail;
 
@@ -35,20 +35,26 @@ pub struct Plugins {
 }
 
 impl Plugins {
-    /// Starts the runtime and loads every plugin file; files that fail are
-    /// reported as warnings (one bad file never stops the others).
-    pub async fn load(config: &Config) -> anyhow::Result<Self> {
-        let plugins = Self::load_quietly(config).await?;
+    /// Starts the runtime and loads every plugin file, judged against the
+    /// decisions `store` keeps (see `plugin::approval`); files that fail,
+    /// and versions that wait for approval, are reported as warnings (one
+    /// bad file never stops the others).
+    pub async fn load(config: &Config, store: &Arc<SqliteStore>) -> anyhow::Result<Self> {
+        let plugins = Self::load_quietly(config, store).await?;
         for failure in plugins.registry.failures() {
             super::output::print_problem("warning", &failure.diagnostic());
+        }
+        for pending in plugins.registry.pending() {
+            super::output::print_problem("warning", &waiting(pending, &plugins.registry));
         }
         Ok(plugins)
     }
 
-    /// Like `load`, leaving failures to the caller.
-    pub async fn load_quietly(config: &Config) -> anyhow::Result<Self> {
+    /// Like `load`, leaving failures and waiting versions to the caller.
+    pub async fn load_quietly(config: &Config, store: &Arc<SqliteStore>) -> anyhow::Result<Self> {
         let runtime = Runtime::new(RuntimeOptions::new(config.cache_dir.clone()))?;
-        let registry = PluginRegistry::load_dir(&runtime, &config.plugins_dir).await?;
+        let ledger: Arc<dyn PluginLedger> = store.clone();
+        let registry = PluginRegistry::load_dir(&runtime, &config.plugins_dir, &ledger).await?;
         Ok(Self { runtime, registry })
     }
 
@@ -64,6 +70,27 @@ impl Plugins {
             .map(Arc::new)
             .map_err(fail)
     }
+}
+
+/// A version that waits for approval while an approved one serves.
+pub fn waiting(pending: &PendingPlugin, registry: &PluginRegistry) -> Diagnostic {
+    let plugin = &pending.plugin;
+    let serving = registry
+        .get(&plugin.name)
+        .map_or("no version".to_string(), |p| p.label());
+    Diagnostic::new(
+        ErrorCode::PluginWaiting,
+        format!(
+            "plugin `{}` is {}, which declares hosts no approved version does ({}); {serving} serves until an operator approves it",
+            plugin.file.display(),
+            plugin.label(),
+            pending.new_hosts.join(", ")
+        ),
+    )
+    .with_hint(format!(
+        "if `{}` should reach them, run `weir plugins approve {}`; otherwise put the approved version's file back",
+        plugin.name, plugin.name
+    ))
 }
 
 /// Opens the store.

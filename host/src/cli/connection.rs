@@ -26,8 +26,9 @@ fn one_call(error: &CallError, command: &str) -> anyhow::Error {
 /// `weir check <connection>`.
 pub async fn check(config_path: &Path, name: &str, json: bool) -> anyhow::Result<ExitCode> {
     let config = app::config(config_path)?;
-    let plugins = Plugins::load(&config).await?;
-    let services = ConnectionServices::new(app::store(&config)?);
+    let store = app::store(&config)?;
+    let plugins = Plugins::load(&config, &store).await?;
+    let services = ConnectionServices::new(store);
     let connection = plugins.connection(&config, name, &services)?;
     let missing = connection.missing_secrets();
     let checked = connection.check().await;
@@ -57,8 +58,9 @@ pub async fn check(config_path: &Path, name: &str, json: bool) -> anyhow::Result
 /// `weir discover <connection>`.
 pub async fn discover(config_path: &Path, name: &str, json: bool) -> anyhow::Result<ExitCode> {
     let config = app::config(config_path)?;
-    let plugins = Plugins::load(&config).await?;
-    let services = ConnectionServices::new(app::store(&config)?);
+    let store = app::store(&config)?;
+    let plugins = Plugins::load(&config, &store).await?;
+    let services = ConnectionServices::new(store);
     let connection = plugins.connection(&config, name, &services)?;
     let discovered = connection.discover().await;
     services.flush().await;

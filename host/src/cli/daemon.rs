@@ -26,7 +26,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         Some(_) => Some(lock("webhook inbox", &config.ingress.inbox_path)?),
         None => None,
     };
-    let plugins = Plugins::load(&config).await?;
+    let plugins = Plugins::load(&config, &store).await?;
     let admin_config = config.admin.clone();
     let daemon = Daemon::new(config, plugins.runtime, plugins.registry, store);
     let (scheduler, handle) = Scheduler::new(daemon.clone());
@@ -170,6 +170,7 @@ fn watch_plugins(daemon: &Arc<Daemon>) -> Option<crate::plugin::PluginWatcher> {
     let watcher = crate::plugin::PluginWatcher::start(
         &daemon.config.plugins_dir,
         daemon.runtime.clone(),
+        daemon.store.clone(),
         move || current.plugins(),
         move |registry, _| install.replace_plugins(registry),
         events,

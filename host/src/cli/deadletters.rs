@@ -106,7 +106,7 @@ pub async fn run(
         }
         DeadLettersCommand::Retry { flow } => {
             let opened = flow.open(config_path)?;
-            let plugins = Plugins::load(&opened.config).await?;
+            let plugins = Plugins::load(&opened.config, &opened.store).await?;
             let reshaper = opened.reshaper(&plugins)?;
             let services = ConnectionServices::new(opened.store.clone());
             let destination = opened.destination(&plugins, &services)?;

@@ -299,7 +299,7 @@ async fn check(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let opened = TenantFlow::resolve(config_path, tenant, flow)?;
-    let plugins = Plugins::load(&opened.config).await?;
+    let plugins = Plugins::load(&opened.config, &opened.store).await?;
     let services = ConnectionServices::new(opened.store.clone());
     let resolved = &opened.resolved;
     let source = opened.source(&plugins, &services)?;
@@ -613,7 +613,7 @@ async fn preview(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let opened = TenantFlow::resolve(config_path, tenant, flow)?;
-    let plugins = Plugins::load(&opened.config).await?;
+    let plugins = Plugins::load(&opened.config, &opened.store).await?;
     let reshaper = opened.reshaper(&plugins)?;
     let resolved = &opened.resolved;
     let count = count.max(1);
@@ -741,7 +741,7 @@ async fn reapply(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let opened = TenantFlow::resolve(config_path, tenant, flow)?;
-    let plugins = Plugins::load(&opened.config).await?;
+    let plugins = Plugins::load(&opened.config, &opened.store).await?;
     let reshaper = opened.reshaper(&plugins)?;
     let services = ConnectionServices::new(opened.store.clone());
     let destination = opened.destination(&plugins, &services)?;

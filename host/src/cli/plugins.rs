@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
@@ -9,28 +10,35 @@ use serde_json::{Value, json};
 use super::app::{self, Plugins};
 use super::output;
 use crate::config::Config;
+use crate::daemon::{DaemonLock, LockError};
 use crate::diagnostic::{Diagnostic, ErrorCode};
-use crate::plugin::{LoadFailure, Plugin, PluginKind, load_plugin};
+use crate::plugin::{Decision, LoadFailure, Plugin, PluginKind, decide, load_plugin};
 use crate::runtime::{Runtime, RuntimeOptions};
+use crate::store::PluginLedger;
 
 /// What `weir plugins` does besides listing.
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
     /// Let the version of a connector that waits for approval (it declares
-    /// hosts the serving version does not) serve new runs of the running
-    /// `weir run`.
+    /// hosts no approved version does) serve new runs; when none waits,
+    /// end a rollback, so that the plugin file's version serves again.
     ///
-    /// Versions wait, and older ones are kept, only in a running daemon:
-    /// at its start every plugin file loads as it is. So this asks the
-    /// daemon, through its admin API.
+    /// The store keeps the decision, so every command and every restart
+    /// honours it. With a `weir run` on the store, it is asked through its
+    /// admin API, since it serves the change at once; without one, the
+    /// command decides in the store itself.
     Approve {
         /// The connector's name, e.g. `acme-crm`.
         name: String,
         #[command(flatten)]
         daemon: RunningDaemon,
     },
-    /// Serve the previous good version of a connector again in the running
-    /// `weir run` (the current one is kept, to roll forward by a reload).
+    /// Serve the approved version before the serving one (the store keeps
+    /// the last four approved versions of each connector), until the
+    /// plugin file changes or `weir plugins approve` ends the rollback.
+    ///
+    /// Asks a `weir run` on the store through its admin API, or decides in
+    /// the store itself when none runs, as `approve` does.
     Rollback {
         /// The connector's name, e.g. `acme-crm`.
         name: String,
@@ -53,8 +61,10 @@ pub enum PluginsCommand {
 /// Where the running `weir run` serves its admin API.
 #[derive(Debug, Args)]
 pub struct RunningDaemon {
-    /// Its admin API, e.g. `http://127.0.0.1:7070` (default: `[admin]
-    /// listen` of weir.toml); the token is `[admin] token`'s.
+    /// Ask the `weir run` whose admin API is here, e.g.
+    /// `http://127.0.0.1:7070`, whether or not one holds this store
+    /// (default: `[admin] listen` of weir.toml, when a `weir run` holds the
+    /// store); the token is `[admin] token`'s.
     #[arg(long, env = "WEIR_ADMIN_URL", value_name = "URL")]
     admin: Option<String>,
 }
@@ -69,23 +79,35 @@ pub async fn run(
         None => list(config_path, json).await,
         Some(PluginsCommand::Inspect { file }) => inspect(config_path, &file, json).await,
         Some(PluginsCommand::Approve { name, daemon }) => {
-            swap(config_path, &name, "approve", daemon, json).await
+            swap(config_path, &name, Decision::Approve, daemon, json).await
         }
         Some(PluginsCommand::Rollback { name, daemon }) => {
-            swap(config_path, &name, "rollback", daemon, json).await
+            swap(config_path, &name, Decision::Rollback, daemon, json).await
         }
     }
 }
 
-/// Asks the running daemon to approve or roll back a connector.
+/// Approves or rolls back a connector: through the daemon that holds the
+/// store, since its registry is in memory, or in the store itself when no
+/// daemon runs (holding the daemon's lock meanwhile, so that none starts
+/// halfway).
 async fn swap(
     config_path: &Path,
     name: &str,
-    action: &str,
+    decision: Decision,
     daemon: RunningDaemon,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let config = app::config(config_path)?;
+    let asked = daemon.admin.is_some();
+    if !asked {
+        match DaemonLock::acquire("store", &config.store_path) {
+            Ok(_lock) => return decide_here(&config, name, decision, json).await,
+            Err(LockError::Held { .. }) => {}
+            Err(error) => return Err(app::diagnostic(error.diagnostic())),
+        }
+    }
+    let action = decision.as_str();
     let base = daemon
         .admin
         .unwrap_or_else(|| format!("http://{}", config.admin.listen));
@@ -100,15 +122,23 @@ async fn swap(
     let response = match sent {
         Ok(response) => response,
         Err(error) if error.is_connect() => {
-            return Err(app::diagnostic(
+            let diagnostic = if asked {
                 Diagnostic::new(
                     ErrorCode::DaemonNotRunning,
-                    format!("no `weir run` answers at {base}, so no version of `{name}` waits to {action}"),
+                    format!("no `weir run` answers at {base} to {action} `{name}`"),
                 )
-                .with_hint(
-                    "versions wait for approval, and older ones are kept, only in a running `weir run` (at its start every plugin file loads as it is); pass `--admin <url>` of the daemon if it listens elsewhere",
-                ),
-            ));
+                .with_hint("check the URL; without `--admin`, the command decides in the store itself when no `weir run` holds it")
+            } else {
+                Diagnostic::new(
+                    ErrorCode::DaemonNotRunning,
+                    format!(
+                        "a `weir run` holds the store `{}`, but nothing answers its admin API at {base} to {action} `{name}`",
+                        config.store_path.display()
+                    ),
+                )
+                .with_hint("pass `--admin <url>` of that daemon's admin API (its `[admin] listen`), or stop it and run this again")
+            };
+            return Err(app::diagnostic(diagnostic));
         }
         Err(error) => {
             return Err(app::diagnostic(
@@ -125,14 +155,7 @@ async fn swap(
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if status.is_success() {
-        if json {
-            output::print_json(&body)?;
-        } else {
-            println!(
-                "plugin `{name}`: {action} done, {} now serves new runs",
-                body["serving"].as_str().unwrap_or("?")
-            );
-        }
+        print_decided(name, action, body["serving"].as_str(), json)?;
         return Ok(ExitCode::SUCCESS);
     }
     let error = &body["error"];
@@ -154,11 +177,48 @@ async fn swap(
             text("message").unwrap_or_else(|| format!("the admin API answered {status}")),
         );
         match text("hint") {
-            Some(hint) => diagnostic.with_hint(hint.replace("GET /plugins", "`weir plugins`")),
+            Some(hint) => diagnostic.with_hint(hint),
             None => diagnostic,
         }
     };
     Err(app::diagnostic(diagnostic))
+}
+
+/// Decides in the store, no daemon running: judged on the plugins
+/// directory and the store's decisions, as any command loads them.
+async fn decide_here(
+    config: &Config,
+    name: &str,
+    decision: Decision,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let store = app::store(config)?;
+    let plugins = Plugins::load_quietly(config, &store).await?;
+    let ledger: Arc<dyn PluginLedger> = store;
+    let next = decide(&plugins.registry, decision, name, &ledger)
+        .await
+        .map_err(|refused| app::diagnostic(refused.into_diagnostic()))?;
+    plugins.runtime.shutdown();
+    let serving = next.get(name).map(|p| p.version.clone());
+    print_decided(name, decision.as_str(), serving.as_deref(), json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_decided(
+    name: &str,
+    action: &str,
+    serving: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        output::print_json(&json!({ "name": name, "serving": serving }))?;
+    } else {
+        println!(
+            "plugin `{name}`: {action} done, {} now serves new runs",
+            serving.unwrap_or("?")
+        );
+    }
+    Ok(())
 }
 
 /// The admin API's token, from `[admin] token`.
@@ -181,10 +241,31 @@ fn admin_token(config: &Config) -> anyhow::Result<crate::capability::SecretValue
 /// Lists loaded plugins and files that failed, with why.
 async fn list(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let config = app::config(config_path)?;
-    let plugins = Plugins::load_quietly(&config).await?;
+    let store = app::store(&config)?;
+    let plugins = Plugins::load_quietly(&config, &store).await?;
     let registry = &plugins.registry;
     if json {
-        let loaded: Vec<_> = registry.plugins().map(|p| describe(p)).collect();
+        let loaded: Vec<_> = registry
+            .plugins()
+            .map(|p| {
+                let mut described = describe(p);
+                described["rolled_back"] = json!(registry.is_rolled_back(&p.name));
+                described["kept"] = registry
+                    .kept(&p.name)
+                    .iter()
+                    .map(|k| json!({ "version": k.version, "content_hash": k.content_hash }))
+                    .collect();
+                described
+            })
+            .collect();
+        let pending: Vec<_> = registry
+            .pending()
+            .map(|p| {
+                let mut described = describe(&p.plugin);
+                described["new_hosts"] = json!(p.new_hosts);
+                described
+            })
+            .collect();
         let failed: Vec<_> = registry
             .failures()
             .iter()
@@ -193,18 +274,32 @@ async fn list(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
                 json!({ "file": f.file, "code": d.code.as_str(), "error": d.message, "hint": d.hint })
             })
             .collect();
-        output::print_json(&json!({ "loaded": loaded, "failed": failed }))?;
+        output::print_json(&json!({ "loaded": loaded, "pending": pending, "failed": failed }))?;
     } else {
         let mut table = output::table(["name", "version", "kind", "wit", "file", "status"]);
-        for p in registry.plugins() {
+        let mut add = |p: &Plugin, status: &str| {
             table.add_row([
                 p.name.clone(),
                 p.version.clone(),
                 p.kind_name().to_string(),
                 p.wit_version.clone(),
                 p.file.display().to_string(),
-                "loaded".to_string(),
+                status.to_string(),
             ]);
+        };
+        for p in registry.plugins() {
+            let rolled_back = registry.is_rolled_back(&p.name);
+            add(
+                p,
+                if rolled_back {
+                    "loaded (rolled back)"
+                } else {
+                    "loaded"
+                },
+            );
+        }
+        for p in registry.pending() {
+            add(&p.plugin, "waiting for approval");
         }
         for f in registry.failures() {
             table.add_row([
@@ -219,6 +314,9 @@ async fn list(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         println!("{table}");
         for f in registry.failures() {
             output::print_problem("error", &f.diagnostic());
+        }
+        for p in registry.pending() {
+            output::print_problem("warning", &app::waiting(p, registry));
         }
     }
     Ok(if registry.failures().is_empty() {

@@ -59,7 +59,8 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
             .collect::<Result<_, _>>()
             .map_err(app::diagnostic)?
     };
-    let plugins = Plugins::load(&config).await?;
+    let store = app::store(&config)?;
+    let plugins = Plugins::load(&config, &store).await?;
     let (refused, first_problem) = misconfigured(&config, &plugins, &flows);
     let flows: Vec<&FlowConfig> = flows
         .into_iter()
@@ -70,7 +71,6 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
     {
         return Ok(output::exit_code(code));
     }
-    let store = app::store(&config)?;
     let tenant = match &args.tenant {
         None => None,
         Some(name) => Some(app::tenant(store.as_ref(), name)?),

@@ -28,7 +28,8 @@ pub async fn run(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let (config, problems) = Config::load_partly(config_path);
     found.extend(problems.iter().map(|p| (Severity::Error, p.diagnostic())));
     if let Some(config) = config {
-        let plugins = Plugins::load_quietly(&config).await?;
+        let store = super::app::store(&config)?;
+        let plugins = Plugins::load_quietly(&config, &store).await?;
         found.extend(
             plugins
                 .registry

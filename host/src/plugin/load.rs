@@ -100,11 +100,21 @@ impl LoadFailure {
 /// Reads, compiles, identifies and (for connectors) asks the spec of one file.
 pub async fn load_plugin(runtime: &Arc<Runtime>, file: &Path) -> Result<Plugin, PluginError> {
     let wasm = tokio::fs::read(file).await?;
+    load_plugin_bytes(runtime, file, wasm.into()).await
+}
+
+/// Like `load_plugin`, from the bytes of `file` already read (or kept).
+pub async fn load_plugin_bytes(
+    runtime: &Arc<Runtime>,
+    file: &Path,
+    wasm: Arc<[u8]>,
+) -> Result<Plugin, PluginError> {
     check_header(&wasm)?;
     let content_hash = CompileCache::content_hash(&wasm);
     let size = wasm.len() as u64;
     let compiled = {
         let runtime = runtime.clone();
+        let wasm = wasm.clone();
         tokio::task::spawn_blocking(move || runtime.compile(&wasm))
             .await
             .map_err(|e| PluginError::Invalid(e.to_string()))?
@@ -127,6 +137,7 @@ pub async fn load_plugin(runtime: &Arc<Runtime>, file: &Path) -> Result<Plugin, 
                 file: file.to_path_buf(),
                 content_hash,
                 size,
+                wasm,
                 wit_version,
                 kind: PluginKind::Connector {
                     spec: Box::new(spec),
@@ -143,6 +154,7 @@ pub async fn load_plugin(runtime: &Arc<Runtime>, file: &Path) -> Result<Plugin, 
             file: file.to_path_buf(),
             content_hash,
             size,
+            wasm,
             wit_version,
             kind: PluginKind::Transformer { pre },
         }),

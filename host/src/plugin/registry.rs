@@ -3,20 +3,24 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::Plugin;
-use super::load::{LoadFailure, PluginError, load_plugin};
+use super::approval::{Serving, Version, judge};
+use super::load::{LoadFailure, PluginError, load_plugin, load_plugin_bytes};
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::runtime::Runtime;
+use crate::store::{ApprovedVersion, PluginLedger, PluginRollback, StoreError};
+use crate::unix_time::now_ms;
 
-/// Older versions kept per connector, for rollbacks and tenant pins.
-const KEPT_VERSIONS: usize = 3;
+/// Approved versions kept per connector, the serving one included, for
+/// rollbacks and tenant pins (the store keeps as many).
+pub const KEPT_VERSIONS: usize = 4;
 
-/// A new version that asks for more than the one serving, waiting for an
-/// operator's approval; the serving version goes on meanwhile.
+/// A new version that asks for more than the latest approved one, waiting
+/// for an operator's approval; an approved version serves meanwhile.
 #[derive(Clone)]
 pub struct PendingPlugin {
     /// The new version.
     pub plugin: Arc<Plugin>,
-    /// What it declares that the serving version does not.
+    /// What it declares that the latest approved version does not.
     pub new_hosts: Vec<String>,
 }
 
@@ -41,6 +45,8 @@ pub enum Update {
 
 /// The plugins of a directory: those that loaded, by name, and those that
 /// did not, with why. One bad file never keeps the others from loading.
+/// Which version of a connector serves follows `approval::judge`, over the
+/// approved versions and rollbacks the store keeps.
 ///
 /// A registry is a value: an update returns a new one, so runs in flight
 /// keep the registry (and plugin versions) they started with.
@@ -48,13 +54,21 @@ pub enum Update {
 pub struct PluginRegistry {
     active: BTreeMap<String, Arc<Plugin>>,
     pending: BTreeMap<String, PendingPlugin>,
-    history: BTreeMap<String, Vec<Arc<Plugin>>>,
+    /// Approved versions, the latest approved first.
+    kept: BTreeMap<String, Vec<Arc<Plugin>>>,
+    rollbacks: BTreeMap<String, PluginRollback>,
     failures: Vec<Arc<LoadFailure>>,
 }
 
 impl PluginRegistry {
-    /// Loads every `*.wasm` file of `dir`, in file-name order.
-    pub async fn load_dir(runtime: &Arc<Runtime>, dir: &Path) -> anyhow::Result<Self> {
+    /// Loads every `*.wasm` file of `dir`, in file-name order, each judged
+    /// against the decisions `ledger` keeps; first-seen and newly approved
+    /// versions are recorded there.
+    pub async fn load_dir(
+        runtime: &Arc<Runtime>,
+        dir: &Path,
+        ledger: &Arc<dyn PluginLedger>,
+    ) -> anyhow::Result<Self> {
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .map_err(|error| anyhow::Error::new(unreadable_dir(dir, &error)))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -64,11 +78,103 @@ impl PluginRegistry {
         let mut registry = Self::default();
         for file in files {
             registry = match load_plugin(runtime, &file).await {
-                Ok(plugin) => registry.with_loaded(plugin, |_| true).0,
+                Ok(plugin) => {
+                    let name = plugin.name.clone();
+                    let (next, _) = registry
+                        .with_decisions(runtime, ledger, &name, &file)
+                        .await
+                        .map_err(|e| anyhow::Error::new(e.diagnostic()))?
+                        .with_loaded(plugin);
+                    next.record(ledger.clone(), &name)
+                        .await
+                        .map_err(|e| anyhow::Error::new(e.diagnostic()))?;
+                    next
+                }
                 Err(error) => registry.with_failed(file, error),
             };
         }
         Ok(registry)
+    }
+
+    /// With the store's decisions on connector `name` (approved versions,
+    /// loaded from their kept wasm as if from `file`, and its rollback),
+    /// unless this registry knows them already.
+    pub async fn with_decisions(
+        &self,
+        runtime: &Arc<Runtime>,
+        ledger: &Arc<dyn PluginLedger>,
+        name: &str,
+        file: &Path,
+    ) -> Result<Self, StoreError> {
+        if self.kept.contains_key(name) {
+            return Ok(self.clone());
+        }
+        let (approved, rollback) = blocking(ledger, {
+            let name = name.to_string();
+            move |ledger| Ok((ledger.approved_versions(&name)?, ledger.rollback(&name)?))
+        })
+        .await?;
+        let mut kept = Vec::new();
+        for version in approved {
+            let hash = version.content_hash.clone();
+            let Some(wasm) = blocking(ledger, move |ledger| ledger.approved_wasm(&hash)).await?
+            else {
+                continue;
+            };
+            match load_plugin_bytes(runtime, file, wasm.into()).await {
+                Ok(plugin) => kept.push(Arc::new(plugin)),
+                // A version this host can no longer run (say, of a WIT line
+                // it dropped) cannot be served; the others still can.
+                Err(error) => tracing::warn!(
+                    "the kept version {} {} of `{}` no longer loads ({error}); it cannot be rolled back to",
+                    version.name,
+                    version.version,
+                    file.display()
+                ),
+            }
+        }
+        let mut next = self.clone();
+        next.kept.insert(name.to_string(), kept);
+        if let Some(rollback) = rollback {
+            next.rollbacks.insert(name.to_string(), rollback);
+        }
+        Ok(next)
+    }
+
+    /// Makes `ledger` agree with this registry on connector `name`: its
+    /// latest approved version and its rollback.
+    pub async fn record(
+        &self,
+        ledger: Arc<dyn PluginLedger>,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        let latest = self.kept.get(name).and_then(|k| k.first()).cloned();
+        let rollback = self.rollbacks.get(name).cloned();
+        let name = name.to_string();
+        blocking(&ledger, move |ledger| {
+            if let Some(latest) = latest {
+                let approved = ledger.approved_versions(&name)?;
+                if approved.first().map(|v| v.content_hash.as_str())
+                    != Some(latest.content_hash.as_str())
+                {
+                    // Strictly after every earlier approval, however fast.
+                    let after = approved.first().map_or(0, |v| v.approved_at_ms + 1);
+                    let version = ApprovedVersion {
+                        name: name.clone(),
+                        version: latest.version.clone(),
+                        content_hash: latest.content_hash.clone(),
+                        hosts: latest.hosts().to_vec(),
+                        approved_at_ms: now_ms().max(after),
+                    };
+                    ledger.approve_version(&version, &latest.wasm, KEPT_VERSIONS)?;
+                }
+            }
+            if ledger.rollback(&name)? != rollback {
+                ledger.set_rollback(&name, rollback.as_ref())?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// A serving plugin by name.
@@ -76,12 +182,12 @@ impl PluginRegistry {
         self.active.get(name)
     }
 
-    /// A given version of a connector: the serving one or a kept older one.
+    /// A given version of a connector: the serving one or a kept one.
     pub fn version(&self, name: &str, version: &str) -> Option<&Arc<Plugin>> {
         self.active
             .get(name)
             .into_iter()
-            .chain(self.history.get(name).into_iter().flatten())
+            .chain(self.kept.get(name).into_iter().flatten())
             .find(|p| p.version == version)
     }
 
@@ -93,6 +199,16 @@ impl PluginRegistry {
     /// Versions waiting for approval, by name.
     pub fn pending(&self) -> impl Iterator<Item = &PendingPlugin> {
         self.pending.values()
+    }
+
+    /// A connector's approved versions, the latest approved first.
+    pub fn kept(&self, name: &str) -> &[Arc<Plugin>] {
+        self.kept.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether an operator's rollback of the connector is in force.
+    pub fn is_rolled_back(&self, name: &str) -> bool {
+        self.rollbacks.contains_key(name)
     }
 
     /// Files that did not load.
@@ -109,67 +225,93 @@ impl PluginRegistry {
             .map(|p| p.name.clone())
     }
 
-    /// With `plugin` (loaded from its file) in. A new version serves at once
-    /// unless it declares hosts the serving version does not and `approved`
-    /// says no: then it waits for approval.
-    pub fn with_loaded(
-        &self,
-        plugin: Plugin,
-        approved: impl Fn(&Plugin) -> bool,
-    ) -> (Self, Update) {
+    /// The content hash of the version in the plugins directory.
+    fn file_version(&self, name: &str) -> Option<&str> {
+        self.pending
+            .get(name)
+            .map(|p| p.plugin.content_hash.as_str())
+            .or_else(|| self.rollbacks.get(name).map(|r| r.file_hash.as_str()))
+            .or_else(|| self.active.get(name).map(|p| p.content_hash.as_str()))
+    }
+
+    /// With `plugin` (loaded from its file) in, judged by
+    /// `approval::judge` against the versions approved before.
+    pub fn with_loaded(&self, plugin: Plugin) -> (Self, Update) {
         let mut next = self.clone();
         next.failures.retain(|f| f.file != plugin.file);
         let name = plugin.name.clone();
-        let version = plugin.version.clone();
-        let current = next.active.get(&name).cloned();
         // The file used to provide another connector: that one leaves.
         if let Some(previous) = self.name_of_file(&plugin.file)
             && previous != name
         {
             next.retire(&previous);
         }
-        let Some(current) = current else {
-            next.active.insert(name.clone(), Arc::new(plugin));
-            return (next, Update::Activated { name, version });
-        };
-        if current.file != plugin.file
-            && self.name_of_file(&current.file).is_some()
-            && current.file.exists()
-        {
-            next.failures.push(Arc::new(LoadFailure {
-                error: PluginError::Duplicate {
-                    name: name.clone(),
-                    other: current.file.clone(),
-                },
-                file: plugin.file,
-            }));
-            return (next, Update::Failed);
+        if let Some(current) = next.active.get(&name) {
+            if current.file != plugin.file
+                && self.name_of_file(&current.file).is_some()
+                && current.file.exists()
+            {
+                let other = current.file.clone();
+                next.failures.push(Arc::new(LoadFailure {
+                    error: PluginError::Duplicate { name, other },
+                    file: plugin.file,
+                }));
+                return (next, Update::Failed);
+            }
+            if self.file_version(&name) == Some(plugin.content_hash.as_str()) {
+                return (self.clone(), Update::Unchanged);
+            }
         }
-        if current.content_hash == plugin.content_hash {
-            return (self.clone(), Update::Unchanged);
-        }
-        let new_hosts = new_hosts(&current, &plugin);
         let plugin = Arc::new(plugin);
-        if !new_hosts.is_empty() && !approved(&plugin) {
-            next.pending.insert(
-                name.clone(),
-                PendingPlugin {
-                    plugin,
-                    new_hosts: new_hosts.clone(),
-                },
-            );
-            return (
-                next,
+        if next
+            .rollbacks
+            .get(&name)
+            .is_some_and(|r| r.file_hash != plugin.content_hash)
+        {
+            next.rollbacks.remove(&name);
+        }
+        let kept = next.kept.get(&name).cloned().unwrap_or_default();
+        let rollback = next
+            .rollbacks
+            .get(&name)
+            .map(|r| (r.file_hash.as_str(), r.serving.as_str()));
+        let judgement = judge(&plugin, &kept, rollback);
+        if judgement.approve_file {
+            next.keep(plugin.clone());
+        }
+        let serving = match &judgement.serving {
+            Serving::File => plugin.clone(),
+            Serving::Kept(hash) => kept
+                .iter()
+                .find(|p| &p.content_hash == hash)
+                .cloned()
+                .expect("the judge serves only a kept version"),
+        };
+        next.active.insert(name.clone(), serving.clone());
+        let update = match judgement.waiting {
+            Some(new_hosts) => {
+                next.pending.insert(
+                    name.clone(),
+                    PendingPlugin {
+                        plugin: plugin.clone(),
+                        new_hosts: new_hosts.clone(),
+                    },
+                );
                 Update::Pending {
                     name,
-                    version,
+                    version: plugin.version.clone(),
                     new_hosts,
-                },
-            );
-        }
-        next.pending.remove(&name);
-        next.promote(plugin);
-        (next, Update::Activated { name, version })
+                }
+            }
+            None => {
+                next.pending.remove(&name);
+                Update::Activated {
+                    name,
+                    version: serving.version.clone(),
+                }
+            }
+        };
+        (next, update)
     }
 
     /// With a file that failed: what it provided before keeps serving.
@@ -191,45 +333,60 @@ impl PluginRegistry {
         (next, Update::Removed { name })
     }
 
-    /// With the version waiting for approval now serving.
+    /// With the version waiting for approval now serving, or, when none
+    /// waits, the plugin file's version again after a rollback. `None` when
+    /// there is nothing to approve.
     pub fn approve(&self, name: &str) -> Option<Self> {
         let mut next = self.clone();
-        let pending = next.pending.remove(name)?;
-        next.promote(pending.plugin);
+        if let Some(pending) = next.pending.remove(name) {
+            next.keep(pending.plugin.clone());
+            next.active.insert(name.to_string(), pending.plugin);
+        } else {
+            let rollback = next.rollbacks.get(name)?;
+            let file = next
+                .kept(name)
+                .iter()
+                .find(|p| p.content_hash == rollback.file_hash)?
+                .clone();
+            next.active.insert(name.to_string(), file);
+        }
+        next.rollbacks.remove(name);
         Some(next)
     }
 
-    /// With the previous good version serving again; the current one is
-    /// kept, so it can be rolled forward by a reload.
+    /// With the approved version before the serving one serving instead,
+    /// until the plugin file changes or `approve` ends the rollback. `None`
+    /// when no older version is kept.
     pub fn rollback(&self, name: &str) -> Option<Self> {
+        let serving = self.active.get(name)?;
+        let kept = self.kept(name);
+        let at = kept
+            .iter()
+            .position(|p| p.content_hash == serving.content_hash)?;
+        let older = kept.get(at + 1)?.clone();
+        let file_hash = self.file_version(name)?.to_string();
         let mut next = self.clone();
-        let history = next.history.get_mut(name)?;
-        if history.is_empty() {
-            return None;
-        }
-        let previous = history.remove(0);
-        let current = next.active.insert(name.to_string(), previous)?;
-        history.insert(0, current);
+        next.rollbacks.insert(
+            name.to_string(),
+            PluginRollback {
+                file_hash,
+                serving: older.content_hash.clone(),
+            },
+        );
+        next.active.insert(name.to_string(), older);
         Some(next)
     }
 
-    fn promote(&mut self, plugin: Arc<Plugin>) {
-        if let Some(old) = self.active.insert(plugin.name.clone(), plugin.clone()) {
-            let kept = self.history.entry(plugin.name.clone()).or_default();
-            kept.retain(|p| {
-                p.content_hash != old.content_hash && p.content_hash != plugin.content_hash
-            });
-            kept.insert(0, old);
-            kept.truncate(KEPT_VERSIONS);
-        }
+    /// Approved now: the latest approved version of its connector.
+    fn keep(&mut self, plugin: Arc<Plugin>) {
+        let kept = self.kept.entry(plugin.name.clone()).or_default();
+        kept.retain(|p| p.content_hash != plugin.content_hash);
+        kept.insert(0, plugin);
+        kept.truncate(KEPT_VERSIONS);
     }
 
     fn retire(&mut self, name: &str) {
-        if let Some(old) = self.active.remove(name) {
-            let kept = self.history.entry(name.to_string()).or_default();
-            kept.insert(0, old);
-            kept.truncate(KEPT_VERSIONS);
-        }
+        self.active.remove(name);
         self.pending.remove(name);
     }
 
@@ -239,10 +396,30 @@ impl PluginRegistry {
         self.active
             .values()
             .chain(self.pending.values().map(|p| &p.plugin))
-            .chain(self.history.values().flatten())
+            .chain(self.kept.values().flatten())
             .map(|p| p.content_hash.clone())
             .collect()
     }
+}
+
+impl Version for Arc<Plugin> {
+    fn content_hash(&self) -> &str {
+        &self.content_hash
+    }
+    fn hosts(&self) -> &[String] {
+        self.spec().map_or(&[], |s| s.hosts.as_slice())
+    }
+}
+
+/// Runs a store call on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    ledger: &Arc<dyn PluginLedger>,
+    f: impl FnOnce(&dyn PluginLedger) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let ledger = ledger.clone();
+    tokio::task::spawn_blocking(move || f(ledger.as_ref()))
+        .await
+        .expect("store calls do not panic")
 }
 
 /// Plugin files are `*.wasm`; dot-files (temporary copies) are not.
@@ -251,18 +428,6 @@ pub fn is_plugin_file(path: &Path) -> bool {
         && !path
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-}
-
-/// Hosts `new` declares that `current` does not.
-fn new_hosts(current: &Plugin, new: &Plugin) -> Vec<String> {
-    let (Some(current), Some(new)) = (current.spec(), new.spec()) else {
-        return Vec::new();
-    };
-    new.hosts
-        .iter()
-        .filter(|h| !current.hosts.contains(h))
-        .cloned()
-        .collect()
 }
 
 /// The plugins directory cannot be listed: most often it does not exist

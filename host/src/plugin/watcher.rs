@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use super::{PluginRegistry, Update, is_plugin_file, load_plugin};
 use crate::runtime::Runtime;
+use crate::store::PluginLedger;
 
 /// How long a file must stay unchanged before it is loaded.
 pub const QUIET_PERIOD: Duration = Duration::from_millis(250);
@@ -43,11 +44,13 @@ pub struct PluginWatcher {
 
 impl PluginWatcher {
     /// Starts watching `dir`. `current` gives the registry in force; each
-    /// reload hands the new registry to `install` (which must also make it
+    /// reload is judged against `ledger`'s decisions (and recorded there),
+    /// hands the new registry to `install` (which must also make it
     /// current), then reports to `events`.
     pub fn start(
         dir: &Path,
         runtime: Arc<Runtime>,
+        ledger: Arc<dyn PluginLedger>,
         current: impl Fn() -> Arc<PluginRegistry> + Send + 'static,
         install: impl Fn(PluginRegistry, &Update) + Send + 'static,
         events: mpsc::UnboundedSender<ReloadEvent>,
@@ -67,7 +70,7 @@ impl PluginWatcher {
                 }
             })?;
         watcher.watch(dir, RecursiveMode::NonRecursive)?;
-        tokio::spawn(reload_loop(rx, runtime, current, install, events));
+        tokio::spawn(reload_loop(rx, runtime, ledger, current, install, events));
         Ok(Self { _watcher: watcher })
     }
 }
@@ -75,6 +78,7 @@ impl PluginWatcher {
 async fn reload_loop(
     mut changes: mpsc::UnboundedReceiver<PathBuf>,
     runtime: Arc<Runtime>,
+    ledger: Arc<dyn PluginLedger>,
     current: impl Fn() -> Arc<PluginRegistry>,
     install: impl Fn(PluginRegistry, &Update),
     events: mpsc::UnboundedSender<ReloadEvent>,
@@ -97,7 +101,8 @@ async fn reload_loop(
             let (registry, update, error) = if file.exists() {
                 match load_plugin(&runtime, &file).await {
                     Ok(plugin) => {
-                        let (registry, update) = current().with_loaded(plugin, |_| false);
+                        let (registry, update) =
+                            judged(&runtime, &ledger, &current(), plugin, &file).await;
                         (registry, update, None)
                     }
                     Err(error) => {
@@ -126,6 +131,35 @@ async fn reload_loop(
             let _ = events.send(event);
         }
     }
+}
+
+/// The registry with `plugin` in, judged against the store's decisions,
+/// and those decisions brought up to date. Without the store the daemon
+/// goes on with what it knows, and says so.
+async fn judged(
+    runtime: &Arc<Runtime>,
+    ledger: &Arc<dyn PluginLedger>,
+    current: &PluginRegistry,
+    plugin: super::Plugin,
+    file: &Path,
+) -> (PluginRegistry, Update) {
+    let name = plugin.name.clone();
+    let known = match current.with_decisions(runtime, ledger, &name, file).await {
+        Ok(known) => known,
+        Err(error) => {
+            tracing::warn!("cannot read the decisions on `{name}`: {error}");
+            current.clone()
+        }
+    };
+    let (registry, update) = known.with_loaded(plugin);
+    if update != Update::Unchanged
+        && let Err(error) = registry.record(ledger.clone(), &name).await
+    {
+        tracing::warn!(
+            "cannot record which version of `{name}` serves: {error}; after a restart the plugin file is judged again"
+        );
+    }
+    (registry, update)
 }
 
 fn log(event: &ReloadEvent) {

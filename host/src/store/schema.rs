@@ -207,4 +207,26 @@ ALTER TABLE runs ADD COLUMN committed_at INTEGER;
 ALTER TABLE runs ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX runs_running ON runs (owner) WHERE status = 'running';
 "#,
+    r#"
+-- Connector versions that served (or were approved), with their wasm, so
+-- that a version waiting for approval, a rollback and a pin to an older
+-- version hold across restarts and in every command, daemon or not.
+CREATE TABLE plugin_versions (
+    content_hash TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    version      TEXT NOT NULL,
+    hosts        TEXT NOT NULL,
+    wasm         BLOB NOT NULL,
+    approved_at  INTEGER NOT NULL
+);
+CREATE INDEX plugin_versions_by_name ON plugin_versions (name, approved_at);
+
+-- An operator's rollback: `serving` serves while the plugin file is still
+-- the version `file_hash` that was rolled back.
+CREATE TABLE plugin_rollbacks (
+    name      TEXT PRIMARY KEY,
+    file_hash TEXT NOT NULL,
+    serving   TEXT NOT NULL
+);
+"#,
 ];
