@@ -145,7 +145,8 @@ async fn one_ctrl_c_ends_a_sync_waiting_on_a_partner_that_never_answers_and_no_r
         .expect("weir starts");
     assert!(
         wait_until(Duration::from_secs(60), || sim.counters().list_calls.len()
-            == 2),
+            == 2)
+        .await,
         "the second list call is waiting for an answer"
     );
     let before = sim.counters().requests;

@@ -111,7 +111,8 @@ async fn fifty_tenants_run_on_their_schedules_and_changes_apply_without_restart(
         enabled
             .iter()
             .all(|f| runs.get(f).copied().unwrap_or(0) >= 2)
-    });
+    })
+    .await;
     assert!(
         all_ran_twice,
         "every enabled flow ran twice: {:?}",
@@ -159,7 +160,8 @@ async fn fifty_tenants_run_on_their_schedules_and_changes_apply_without_restart(
         wait_until(
             Duration::from_secs(30),
             || succeeded_runs(&ws)["t4.contacts"] >= t4_runs + 2
-        ),
+        )
+        .await,
         "other flows keep running"
     );
     assert!(
@@ -241,7 +243,8 @@ async fn a_tenant_with_bad_credentials_fails_alone() {
         (0..50)
             .filter(|i| *i != 13)
             .all(|i| runs.contains_key(&format!("t{i}.contacts")))
-    });
+    })
+    .await;
     assert!(healthy_done, "the 49 others complete");
     let marked = wait_until(Duration::from_secs(60), || {
         ws.store()
@@ -251,7 +254,8 @@ async fn a_tenant_with_bad_credentials_fails_alone() {
                 |r| r.get::<_, bool>(0),
             )
             .is_ok_and(|healthy| !healthy)
-    });
+    })
+    .await;
     assert!(marked, "the failing flow is marked unhealthy");
     let error: String =
         ws.query_one("SELECT last_error FROM flow_states WHERE flow = 't13.contacts'");
@@ -290,7 +294,8 @@ async fn sigterm_during_a_run_ends_it_at_its_last_committed_page_and_the_restart
         })
         .1["outcome"]
             == "queued"
-    });
+    })
+    .await;
     assert!(queued, "a run on demand is queued");
     let started = wait_until(Duration::from_secs(30), || {
         rusqlite::Connection::open(ws.store_path())
@@ -300,7 +305,8 @@ async fn sigterm_during_a_run_ends_it_at_its_last_committed_page_and_the_restart
                 })
             })
             .is_ok_and(|pages| pages >= 5)
-    });
+    })
+    .await;
     assert!(started, "the first run is under way");
     let (status, body) = weir
         .admin("POST", "/tenants/solo/flows/contacts/run", None)
@@ -356,7 +362,8 @@ async fn sigterm_during_a_run_ends_it_at_its_last_committed_page_and_the_restart
                 )
             })
             .is_ok_and(|n| n >= 1)
-    });
+    })
+    .await;
     assert!(done, "the restarted daemon finishes the sync");
     assert!(weir.terminate().await.success());
     let served = sim.counters().served("contacts");
@@ -402,7 +409,8 @@ async fn one_sigterm_ends_a_daemon_whose_run_waits_on_a_partner_that_never_answe
     assert_eq!(status, 202, "{body}");
     assert!(
         wait_until(Duration::from_secs(60), || sim.counters().list_calls.len()
-            == 2),
+            == 2)
+        .await,
         "the second list call is waiting for an answer"
     );
     let before = sim.counters().requests;
@@ -557,7 +565,8 @@ async fn a_tenants_api_key_given_as_a_value_is_kept_sealed_and_used() {
     assert!(
         wait_until(Duration::from_secs(30), || {
             ws.records("t1.acme", "contacts").len() == 300
-        }),
+        })
+        .await,
         "the sealed key opened and the partner accepted it"
     );
     let (_, shown) = weir.admin("GET", "/tenants/t1", None).await;
@@ -682,7 +691,8 @@ async fn a_killed_daemons_run_shows_interrupted_in_status_with_its_end_at_its_la
     assert!(
         wait_until(Duration::from_secs(60), || committed().is_some()
             && sim.counters().list_calls.len() == 2
-            && scheduled()),
+            && scheduled())
+        .await,
         "page 1 is committed, page 2 asked for, and the flow's state saved"
     );
     let last_commit = committed().unwrap();
@@ -743,7 +753,8 @@ async fn a_tenant_without_its_own_connection_never_reaches_the_partner_and_shows
             .copied()
             .unwrap_or(0)
             >= 2
-    });
+    })
+    .await;
     assert!(
         scheduled,
         "the connected tenant runs: {:?}",
@@ -832,7 +843,8 @@ async fn a_tenant_without_its_own_connection_never_reaches_the_partner_and_shows
     assert_eq!(status, 200, "{body}");
     let ran = wait_until(Duration::from_secs(60), || {
         succeeded_runs(&ws).contains_key("bare.contacts")
-    });
+    })
+    .await;
     assert!(ran, "a connected tenant runs");
     assert!(default.counters().route("GET /v1/contacts") >= 1);
     assert_eq!(ws.records("bare.acme", "contacts").len(), 40);
@@ -889,13 +901,15 @@ async fn a_tenant_pinned_from_the_cli_runs_only_that_connector_version_with_or_w
     };
     let refused = wait_until(Duration::from_secs(60), || {
         last_error().is_some_and(|e| e.contains("pinned to acme-crm 9.9.9"))
-    });
+    })
+    .await;
     assert!(refused, "the daemon honours the pin: {:?}", last_error());
     ws.weir_ok(&["tenants", "unpin", "t1", "acme-crm"]).await;
     let unpinned = now_ms();
     let resumed = wait_until(Duration::from_secs(60), || {
         last_error().is_none() && last_start(&ws, "t1.contacts") > unpinned
-    });
+    })
+    .await;
     assert!(resumed, "unpinned, it follows the serving version");
     assert!(weir.terminate().await.success());
 }

@@ -114,7 +114,7 @@ async fn replacing_a_connector_mid_sync_fails_no_run_and_new_runs_use_the_new_ve
         trigger(&weir, tenant).await;
     }
     assert!(
-        wait_until(Duration::from_secs(30), || runs(&ws).len() == 3),
+        wait_until(Duration::from_secs(30), || runs(&ws).len() == 3).await,
         "three runs under way"
     );
 
@@ -126,13 +126,13 @@ async fn replacing_a_connector_mid_sync_fails_no_run_and_new_runs_use_the_new_ve
     );
     let reload = swapped.elapsed();
     assert!(
-        wait_until(Duration::from_secs(60), || finished(&ws, 3)),
+        wait_until(Duration::from_secs(60), || finished(&ws, 3)).await,
         "the runs in flight finish"
     );
     for tenant in ["a", "b", "c"] {
         trigger(&weir, tenant).await;
     }
-    assert!(wait_until(Duration::from_secs(60), || finished(&ws, 6)));
+    assert!(wait_until(Duration::from_secs(60), || finished(&ws, 6)).await);
     let all = runs(&ws);
     assert!(
         all.iter().all(|(_, status, _)| status == "succeeded"),
@@ -164,14 +164,14 @@ async fn a_new_checkpoint_format_is_migrated_and_the_sync_stays_incremental() {
     let weir = ws.start_daemon().await;
     add_tenants(&weir, &["a"]).await;
     trigger(&weir, "a").await;
-    assert!(wait_until(Duration::from_secs(30), || finished(&ws, 1)));
+    assert!(wait_until(Duration::from_secs(30), || finished(&ws, 1)).await);
 
     install(&ws, guests::ACME_CRM_V2);
     assert!(wait_for_version(&weir, "2.0.0").await);
     sim.reset_counters();
     sim.mutate("contacts", 50);
     trigger(&weir, "a").await;
-    assert!(wait_until(Duration::from_secs(30), || finished(&ws, 2)));
+    assert!(wait_until(Duration::from_secs(30), || finished(&ws, 2)).await);
     assert_eq!(runs(&ws)[1].1, "succeeded");
     assert_eq!(
         sim.counters().served("contacts"),
@@ -218,7 +218,8 @@ async fn bad_files_leave_the_serving_version_in_place_until_a_good_one_arrives()
                 f.iter()
                     .any(|f| f["error"].as_str().unwrap_or("").contains(what))
             })
-        });
+        })
+        .await;
         assert!(reported, "the bad file is reported: {what}");
         assert_eq!(
             serving(&weir).await.as_deref(),
@@ -227,7 +228,7 @@ async fn bad_files_leave_the_serving_version_in_place_until_a_good_one_arrives()
         );
     }
     trigger(&weir, "a").await;
-    assert!(wait_until(Duration::from_secs(30), || finished(&ws, 1)));
+    assert!(wait_until(Duration::from_secs(30), || finished(&ws, 1)).await);
     assert_eq!(
         runs(&ws)[0].1,
         "succeeded",
@@ -267,10 +268,11 @@ async fn a_version_asking_for_a_new_host_waits_for_approval() {
         let (_, plugins) =
             tokio::task::block_in_place(|| handle.block_on(weir.admin("GET", "/plugins", None)));
         plugins["pending"][0]["new_hosts"] == json!(["https://analytics.acme.example"])
-    });
+    })
+    .await;
     assert!(pending, "the new version waits, naming what it asks for");
     trigger(&weir, "a").await;
-    assert!(wait_until(Duration::from_secs(30), || finished(&ws, 1)));
+    assert!(wait_until(Duration::from_secs(30), || finished(&ws, 1)).await);
     assert_eq!(
         runs(&ws)[0].2,
         "acme-crm 0.1.0",
@@ -286,7 +288,7 @@ async fn a_version_asking_for_a_new_host_waits_for_approval() {
     let (status, body) = weir.admin("POST", "/plugins/acme-crm/approve", None).await;
     assert_eq!((status, &body["serving"]), (200, &json!("1.1.0")));
     trigger(&weir, "a").await;
-    assert!(wait_until(Duration::from_secs(30), || finished(&ws, 2)));
+    assert!(wait_until(Duration::from_secs(30), || finished(&ws, 2)).await);
     assert_eq!(runs(&ws)[1].2, "acme-crm 1.1.0");
 
     let (status, body) = weir.admin("POST", "/plugins/acme-crm/rollback", None).await;
@@ -309,7 +311,7 @@ async fn a_removed_plugin_pauses_its_flows_and_they_resume_when_it_returns() {
     install(&ws, guests::ACME_CRM);
     let weir = ws.start_daemon().await;
     add_tenants(&weir, &["a"]).await;
-    assert!(wait_until(Duration::from_secs(30), || finished(&ws, 1)));
+    assert!(wait_until(Duration::from_secs(30), || finished(&ws, 1)).await);
 
     std::fs::remove_file(ws.plugins_dir().join("acme_crm.wasm")).unwrap();
     let paused = wait_until(Duration::from_secs(30), || {
@@ -322,7 +324,8 @@ async fn a_removed_plugin_pauses_its_flows_and_they_resume_when_it_returns() {
             .ok()
             .flatten()
             .is_some_and(|e| e.contains("paused: connector `acme-crm` is not loaded"))
-    });
+    })
+    .await;
     assert!(paused, "the flow shows why it does not run");
     let failures: i64 = ws.query_one("SELECT failures FROM flow_states WHERE flow = 'a.contacts'");
     assert_eq!(failures, 0, "a paused flow is not failing");
@@ -336,7 +339,7 @@ async fn a_removed_plugin_pauses_its_flows_and_they_resume_when_it_returns() {
 
     install(&ws, guests::ACME_CRM);
     assert!(
-        wait_until(Duration::from_secs(30), || runs(&ws).len() > count),
+        wait_until(Duration::from_secs(30), || runs(&ws).len() > count).await,
         "it resumes"
     );
     assert!(runs(&ws).iter().all(|(_, status, _)| status != "failed"));
@@ -364,7 +367,8 @@ async fn plugins_approve_and_rollback_from_the_cli_act_on_the_running_daemon_and
         let (_, plugins) =
             tokio::task::block_in_place(|| handle.block_on(weir.admin("GET", "/plugins", None)));
         plugins["pending"][0]["version"] == "1.1.0"
-    });
+    })
+    .await;
     assert!(pending, "the new version waits for approval");
 
     let out = cli(&["plugins", "approve", "acme-crm"]).await.unwrap();

@@ -193,11 +193,13 @@ async fn killing_weir_mid_sync_loses_nothing_and_duplicates_nothing() {
                     })
                 })
                 .is_ok_and(|pages| pages == 6)
-    });
+    })
+    .await;
     assert!(committed_six, "six pages commit before the hang");
     let hung_cursor = wait_until(Duration::from_secs(60), || {
         sim.counters().list_calls.len() == 7
     })
+    .await
     .then(|| sim.counters().list_calls[6].cursor.clone())
     .expect("the seventh page was requested");
     child.kill().expect("SIGKILL weir");
@@ -332,7 +334,7 @@ async fn ctrl_c_stops_a_sync_at_its_last_committed_page_and_the_next_resumes() {
             .unwrap_or(0)
     };
     assert!(
-        wait_until(Duration::from_secs(30), || pages() >= 5),
+        wait_until(Duration::from_secs(30), || pages() >= 5).await,
         "under way"
     );
     std::process::Command::new("kill")
@@ -460,7 +462,8 @@ async fn a_full_refresh_killed_at_any_list_call_still_deletes_what_the_partner_d
         let mut child = spawn(&ws, &["sync", "companies", "--full-refresh"]);
         let reached = wait_until(Duration::from_secs(60), || {
             sim.counters().list_calls.len() == kill_at as usize
-        });
+        })
+        .await;
         child.kill().await.expect("SIGKILL weir");
         assert!(reached, "list call {kill_at} was made");
 
@@ -513,7 +516,8 @@ async fn a_dead_syncs_run_is_interrupted_at_its_last_commit_and_a_live_ones_stay
         wait_until(Duration::from_secs(60), || {
             committed(1).is_some_and(|(pages, _)| pages == 1)
                 && sim.counters().list_calls.len() == 2
-        }),
+        })
+        .await,
         "the first run committed page 1 and waits for page 2"
     );
     let (_, first_commit) = committed(1).unwrap();
@@ -521,7 +525,8 @@ async fn a_dead_syncs_run_is_interrupted_at_its_last_commit_and_a_live_ones_stay
     let mut second = spawn(&ws, &["sync", "contacts"]);
     assert!(
         wait_until(Duration::from_secs(60), || committed(2).is_some()
-            && sim.counters().list_calls.len() >= 3),
+            && sim.counters().list_calls.len() >= 3)
+        .await,
         "the second run waits for page 2 too"
     );
     second.kill().await.expect("SIGKILL weir");
@@ -573,7 +578,8 @@ async fn a_kill_at_any_list_call_reads_at_most_two_pages_again() {
         let mut child = spawn(&ws, &["sync", "contacts"]);
         let reached = wait_until(Duration::from_secs(60), || {
             sim.counters().list_calls.len() == kill_at as usize
-        });
+        })
+        .await;
         child.kill().await.expect("SIGKILL weir");
         assert!(reached, "list call {kill_at} was made");
         let asked: Vec<Option<String>> = sim

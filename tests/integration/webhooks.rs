@@ -168,7 +168,8 @@ async fn sync_now(weir: &RunningWeir, ws: &Workspace, tenant: &str) {
     let polls = if body["outcome"] == "coalesced" { 2 } else { 1 };
     assert!(
         wait_until(Duration::from_secs(30), || finished_runs(ws)
-            >= before + polls),
+            >= before + polls)
+        .await,
         "the poll ran"
     );
 }
@@ -193,6 +194,7 @@ async fn webhooks_bring(
     wait_until(Duration::from_secs(30), || {
         stored_versions(ws, "t1.acme") == partner_versions(sim)
     })
+    .await
 }
 
 /// How long the daemon waited between the end of each poll and the start
@@ -244,7 +246,8 @@ async fn signed_webhooks_update_the_store_without_a_poll() {
     assert_eq!(changed.len(), 20);
     let merged = wait_until(Duration::from_secs(30), || {
         stored_versions(&ws, "t1.acme") == partner_versions(&sim)
-    });
+    })
+    .await;
     assert!(merged, "every change arrived by webhook");
     assert!(sim.counters().list_calls.is_empty(), "no poll was needed");
     assert_eq!(
@@ -418,7 +421,8 @@ async fn with_ten_percent_of_webhooks_dropped_polls_fill_the_gap_and_coverage_re
             .filter(|(k, v)| local.get(*k) != Some(v))
             .count() as i64
             == dropped
-    });
+    })
+    .await;
     assert!(received_applied, "every delivered webhook was applied");
     sync_now(&weir, &ws, "t1").await;
     assert_eq!(
@@ -515,7 +519,8 @@ async fn every_acknowledged_delivery_survives_a_crash() {
     let senders: Vec<_> = senders.collect();
     assert!(
         wait_until(Duration::from_secs(30), || acked.lock().unwrap().len()
-            >= 300),
+            >= 300)
+        .await,
         "deliveries flow"
     );
     weir.kill().await;
@@ -573,7 +578,8 @@ async fn deliveries_a_killed_daemon_left_processing_are_taken_back_by_the_next_b
     assert_eq!(sent.status(), 200);
     assert!(
         wait_until(Duration::from_secs(30), || sim.counters().faults_injected
-            == 1),
+            == 1)
+        .await,
         "the worker is waiting on the fetch"
     );
     let (state, lease_until_ms): (String, i64) = inbox(&ws)
@@ -601,7 +607,7 @@ async fn deliveries_a_killed_daemon_left_processing_are_taken_back_by_the_next_b
             .ok()
     };
     assert!(
-        wait_until(Duration::from_secs(120), || done().is_some()),
+        wait_until(Duration::from_secs(120), || done().is_some()).await,
         "the delivery is processed after the restart"
     );
     let (finished_at_ms, attempts) = done().unwrap();
@@ -773,10 +779,11 @@ async fn standard_webhooks_secrets_in_their_whsec_form_verify() {
         .await
         .unwrap();
     assert_eq!(sim.counters().webhooks.delivered, 5);
-    assert!(wait_until(Duration::from_secs(30), || stored_versions(
-        &ws, "t1.acme"
-    )
-        == partner_versions(&sim)));
+    assert!(
+        wait_until(Duration::from_secs(30), || stored_versions(&ws, "t1.acme")
+            == partner_versions(&sim))
+        .await
+    );
     assert!(weir.terminate().await.success());
 }
 
@@ -847,7 +854,7 @@ async fn a_delivery_that_keeps_failing_is_kept_and_processed_again_once_retried(
         serde_json::from_slice(&out.stdout).unwrap()
     };
     assert!(
-        wait_until(Duration::from_secs(60), || failed(&ws).len() == 1),
+        wait_until(Duration::from_secs(60), || failed(&ws).len() == 1).await,
         "given up after two attempts"
     );
     let kept = &failed(&ws)[0];
@@ -883,7 +890,7 @@ async fn a_delivery_that_keeps_failing_is_kept_and_processed_again_once_retried(
             .is_some_and(|(_, data)| data["version"] == updated["version"])
     };
     assert!(
-        wait_until(Duration::from_secs(30), current),
+        wait_until(Duration::from_secs(30), current).await,
         "the retried delivery fetched and merged the current contact"
     );
     let state = || -> String {
@@ -892,7 +899,7 @@ async fn a_delivery_that_keeps_failing_is_kept_and_processed_again_once_retried(
             .unwrap()
     };
     assert!(
-        wait_until(Duration::from_secs(60), || state() == "done"),
+        wait_until(Duration::from_secs(60), || state() == "done").await,
         "processed on its third claim"
     );
     assert!(failed(&ws).is_empty());
@@ -911,7 +918,7 @@ async fn a_webhook_only_flow_polls_once_after_start_then_only_takes_webhooks() {
     );
     let weir = start_with(&ws, &config, &["t1"]).await;
     assert!(
-        wait_until(Duration::from_secs(30), || finished_runs(&ws) == 1),
+        wait_until(Duration::from_secs(30), || finished_runs(&ws) == 1).await,
         "the poll after start-up covers the time Weir was down"
     );
     assert_eq!(stored_versions(&ws, "t1.acme"), partner_versions(&sim));
@@ -1008,7 +1015,7 @@ async fn polls_come_four_times_as_often_while_webhooks_miss_changes() {
     // next one's start (8 s on schedule, 2 s tightened), however long the
     // polls themselves take on this machine.
     assert!(
-        wait_until(Duration::from_secs(120), || finished_runs(&ws) >= after + 3),
+        wait_until(Duration::from_secs(120), || finished_runs(&ws) >= after + 3).await,
         "three more polls"
     );
     let waits = waits_between_polls(&ws);
@@ -1033,7 +1040,8 @@ async fn polls_come_four_times_as_often_while_webhooks_miss_changes() {
     let relaxed = finished_runs(&ws);
     assert!(
         wait_until(Duration::from_secs(120), || finished_runs(&ws)
-            >= relaxed + 3),
+            >= relaxed + 3)
+        .await,
         "polls go on"
     );
     let waits = waits_between_polls(&ws);
@@ -1067,7 +1075,8 @@ async fn new_content_under_the_same_version_is_stored_from_webhooks_and_polls_an
     assert_eq!(sent.status(), 200);
     assert!(
         wait_until(Duration::from_secs(30), || title("c_000001")
-            == Some(json!("By webhook"))),
+            == Some(json!("By webhook")))
+        .await,
         "the copy the webhook brought is stored"
     );
     // A poll finding another such edit.

@@ -338,8 +338,10 @@ pub fn output_text(output: &Output) -> String {
     )
 }
 
-/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
-pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+/// Polls `condition` until it holds or `timeout` passes; returns whether it
+/// held. It sleeps on the async runtime, so the servers a test runs on the
+/// same runtime (simulator, webhooks) keep answering meanwhile.
+pub async fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if condition() {
@@ -348,7 +350,7 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
         if Instant::now() >= deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
