@@ -6,7 +6,7 @@ mod record;
 mod spec;
 mod webhook;
 
-pub use error::{ConnectorError, humanize_duration};
+pub use error::ConnectorError;
 pub use record::{ChangeKind, Checkpoint, Page, Record, WriteRequest, Written};
 pub use spec::{
     ChangeFeed, ConnectorSpec, DeleteFeed, IdempotencyStyle, SecretSpec, SpecProblem,

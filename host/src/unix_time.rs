@@ -1,11 +1,25 @@
-//! Wall-clock time as Weir stores and reports it: milliseconds since the
-//! Unix epoch. Durations and deadlines use `Instant` instead.
+//! Time as Weir stores and reports it: wall-clock milliseconds since the
+//! Unix epoch, and durations the way operators read them. Deadlines use
+//! `Instant` instead.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Now, in ms since the Unix epoch (0 on a clock set before 1970).
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// `1.5 s`, `2 min 3 s`: durations the way operators read them.
+pub fn humanize_duration(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    if ms < 1_000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", duration.as_secs_f64())
+    } else {
+        let secs = duration.as_secs();
+        format!("{} min {} s", secs / 60, secs % 60)
+    }
 }

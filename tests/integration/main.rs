@@ -8,6 +8,7 @@ mod cli;
 mod daemon;
 mod egress;
 mod golden;
+mod layers;
 mod map;
 mod partner_bounds;
 mod plugins;

@@ -14,9 +14,9 @@ use super::{
     AuditEntry, AuditSink, BudgetConfig, EgressDenial, EgressGrant, ForbiddenAddress,
     GuardedResolver, NoAudit, RateBudget, Secrets, forbidden,
 };
-use crate::connector::humanize_duration;
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::ConnectionId;
+use crate::unix_time::humanize_duration;
 use crate::unix_time::now_ms;
 
 /// Headers a connector may never set: they belong to the HTTP layer.

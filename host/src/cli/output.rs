@@ -126,7 +126,7 @@ pub fn timestamp(ms: i64) -> String {
 
 /// `1.2 s`, `3 min 4 s`.
 pub fn duration(d: Duration) -> String {
-    crate::connector::humanize_duration(d)
+    crate::unix_time::humanize_duration(d)
 }
 
 /// A count with thousands separators: `100,000`.

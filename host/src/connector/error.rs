@@ -13,7 +13,7 @@ pub enum ConnectorError {
     #[error("denied: {0}")]
     Denied(String),
     /// Slow down; try again after the given time.
-    #[error("rate limited for {}: {message}", humanize_duration(*retry_after))]
+    #[error("rate limited for {}: {message}", crate::unix_time::humanize_duration(*retry_after))]
     RateLimited {
         /// How long to wait.
         retry_after: Duration,
@@ -57,18 +57,5 @@ impl ConnectorError {
     /// Whether retrying the same call later may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Transient(_) | Self::RateLimited { .. })
-    }
-}
-
-/// `1.5 s`, `2 min 3 s`: durations the way operators read them.
-pub fn humanize_duration(duration: Duration) -> String {
-    let ms = duration.as_millis();
-    if ms < 1_000 {
-        format!("{ms} ms")
-    } else if ms < 60_000 {
-        format!("{:.1} s", duration.as_secs_f64())
-    } else {
-        let secs = duration.as_secs();
-        format!("{} min {} s", secs / 60, secs % 60)
     }
 }

@@ -232,7 +232,7 @@ pub enum CallError {
         detail: String,
     },
     /// The call exceeded its deadline.
-    #[error("{plugin} did not finish `{call}` within its deadline of {}", crate::connector::humanize_duration(*limit))]
+    #[error("{plugin} did not finish `{call}` within its deadline of {}", crate::unix_time::humanize_duration(*limit))]
     Timeout {
         /// Who.
         plugin: String,
