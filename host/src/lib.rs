@@ -1,23 +1,47 @@
 //! Weir runs partner connectors — WebAssembly components — in a sandbox and
 //! syncs their data into a local store.
 //!
-//! How the parts fit:
-//! - [`config`] parses `weir.toml` into checked settings;
-//! - [`runtime`] owns the wasm engine, the compile cache and per-call state;
-//! - [`abi`] is the only place that knows WIT versions;
-//! - [`plugin`] loads and validates plugin files into a registry;
-//! - [`capability`] decides what a connector may reach (egress, secrets);
-//! - [`connection`] binds a plugin to one connection's config and grants;
-//! - [`flow`] moves pages from a source to a destination;
-//! - [`mapping`] reshapes records per tenant: renames, conversions, value maps;
-//! - [`tenant`] installs the integration per customer, with their own settings;
-//! - [`schedule`] says when a flow runs;
-//! - [`store`] keeps records, checkpoints and runs (SQLite by default);
-//! - [`inbox`] makes webhook deliveries durable before they are acknowledged;
-//! - [`ingress`] receives webhooks, verifies and stores them, merges their changes;
-//! - [`validate`] checks a configuration against the loaded connectors, every problem at once;
-//! - [`suggest`] guesses which known name a misspelt one meant;
-//! - [`cli`] is the `weir` command.
+//! Every module, by layer; a layer uses the ones above it.
+//!
+//! Contract types and shared vocabulary:
+//! - [`ids`]: identifiers, each its own type;
+//! - [`connector`]: what the host knows of connectors (specs, records,
+//!   errors), in its own types;
+//! - [`diagnostic`]: stable error codes, with what to do next;
+//! - [`unix_time`]: wall-clock time as stored and reported;
+//! - [`suggest`]: which known name a misspelt one meant.
+//!
+//! Configuration:
+//! - [`config`]: `weir.toml` parsed into checked settings;
+//! - [`tenant`]: the integration installed per customer, with their settings;
+//! - [`schedule`]: when a flow runs.
+//!
+//! Capability (what a connector may do):
+//! - [`capability`]: egress, secrets, rate budgets, the HTTP gate.
+//!
+//! Storage:
+//! - [`store`]: records, checkpoints, runs, approvals (SQLite by default);
+//! - [`inbox`]: webhook deliveries made durable before they are acknowledged.
+//!
+//! Runtime and guests:
+//! - [`runtime`]: the wasm engine, the compile cache, per-call state;
+//! - [`abi`]: the only place that knows WIT versions;
+//! - [`plugin`]: plugin files loaded, judged and kept in a registry;
+//! - [`connection`]: a plugin bound to one connection's config and grants.
+//!
+//! Flows:
+//! - [`mapping`]: records reshaped per tenant (renames, conversions, value maps);
+//! - [`flow`]: pages moved from a source to a destination;
+//! - [`validate`]: a configuration checked against the loaded connectors.
+//!
+//! Triggers:
+//! - [`daemon`]: `weir run`, scheduling every tenant's flows;
+//! - [`ingress`]: webhooks received, verified, stored and merged.
+//!
+//! Interfaces:
+//! - [`status`]: what every tenant's flow is doing, daemon or not;
+//! - [`admin`]: the admin API of `weir run`;
+//! - [`cli`]: the `weir` command.
 
 pub mod abi;
 pub mod admin;

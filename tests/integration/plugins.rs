@@ -92,3 +92,52 @@ async fn a_connection_naming_a_missing_connector_says_what_is_loaded() {
         "{stderr}"
     );
 }
+
+/// Every guest the build makes is there for a test: each is named by an
+/// integration test (`guests::NAME`) or installed by a golden case.
+#[test]
+fn every_built_guest_is_used_by_a_test() {
+    use std::collections::BTreeSet;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests");
+    let mut sources = String::new();
+    for entry in std::fs::read_dir(root.join("integration"))
+        .unwrap()
+        .flatten()
+    {
+        if entry.path() != root.join("integration/plugins.rs") {
+            sources += &std::fs::read_to_string(entry.path()).unwrap();
+        }
+    }
+    // This file's own tests, before this one.
+    let own = std::fs::read_to_string(root.join("integration/plugins.rs")).unwrap();
+    sources += own
+        .split("fn every_built_guest_is_used_by_a_test")
+        .next()
+        .unwrap();
+    // A golden case's `guests` and `setup` lines name guests by crate.
+    let mut installed = BTreeSet::new();
+    for case in std::fs::read_dir(root.join("golden")).unwrap().flatten() {
+        for file in ["guests", "setup"] {
+            let text = std::fs::read_to_string(case.path().join(file)).unwrap_or_default();
+            for line in text.lines() {
+                let guest = line.trim().trim_start_matches("install ");
+                installed.insert(guest.split(" as ").next().unwrap().trim().to_string());
+            }
+        }
+    }
+    let mut unused = Vec::new();
+    macro_rules! check {
+        ($guest:ident) => {
+            let name = stringify!($guest);
+            let crate_name = name.to_lowercase().replace('_', "-");
+            if !sources.contains(&format!("guests::{name}")) && !installed.contains(&crate_name) {
+                unused.push(name);
+            }
+        };
+    }
+    weir_tests::foreach_guest!(check);
+    assert!(
+        unused.is_empty(),
+        "guests no test uses (test them, or stop building them): {unused:?}"
+    );
+}

@@ -115,7 +115,7 @@ struct Progress {
 type DeadLetterIds = HashMap<String, Vec<i64>>;
 
 impl Redelivery {
-    /// Redeliveries over a store, in batches of [`DEFAULT_BATCH`].
+    /// Redeliveries over a store, in batches of `DEFAULT_BATCH`.
     pub fn new(store: Arc<dyn FlowStore>) -> Self {
         Self {
             store,

@@ -14,7 +14,7 @@ use super::Ingress;
 /// shared with ingress, so a short interval costs little.
 const EVERY: Duration = Duration::from_secs(60);
 
-/// Purges the inbox at start and then every [`EVERY`] until `shutdown`.
+/// Purges the inbox at start and then every `EVERY` until `shutdown`.
 pub async fn keep_inbox_tidy(ingress: Arc<Ingress>, shutdown: CancellationToken) {
     loop {
         match ingress.inbox().purge().await {
