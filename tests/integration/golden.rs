@@ -212,15 +212,13 @@ async fn run_case(case: &Path) -> Outcome {
     for line in lines(&read(case, "guests").unwrap_or_default()) {
         install(line);
     }
-    let env: Vec<(String, String)> = lines(&read(case, "env").unwrap_or_default())
-        .map(|l| {
-            let (k, v) = l.split_once('=').expect("env lines are NAME=value");
-            (k.to_string(), v.to_string())
-        })
+    let env_text = read(case, "env").unwrap_or_default();
+    let env: Vec<(&str, &str)> = lines(&env_text)
+        .map(|l| l.split_once('=').expect("env lines are NAME=value"))
         .collect();
     let command = |args: &[String]| {
         let mut cmd = ws.command(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        cmd.envs(env.iter().map(|(k, v)| (k, v)))
+        cmd.envs(env.iter().copied())
             .env("WEIR_PROGRESS_EVERY", "0s");
         tokio::process::Command::from(cmd)
     };
@@ -243,7 +241,6 @@ async fn run_case(case: &Path) -> Outcome {
             .unwrap_or_else(|e| panic!("{}: store.sql: {e}", case.display()));
     }
     if let Some(request) = read(case, "request") {
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let daemon = ws.start_daemon_with(&env).await;
         let response = admin_request(&daemon.admin_url, &request).await;
         daemon.kill().await;
@@ -254,11 +251,7 @@ async fn run_case(case: &Path) -> Outcome {
     let cmd = read(case, "cmd").expect("a case has `cmd` or `request`");
     // `daemon`: the command meets a `weir run` serving the same store.
     let daemon = match read(case, "daemon") {
-        Some(_) => {
-            let env: Vec<(&str, &str)> =
-                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            Some(ws.start_daemon_with(&env).await)
-        }
+        Some(_) => Some(ws.start_daemon_with(&env).await),
         None => None,
     };
     let mut child = command(&words(cmd.trim()));

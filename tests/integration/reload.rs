@@ -400,11 +400,7 @@ async fn plugins_approve_and_rollback_from_the_cli_act_on_the_running_daemon_and
     let listing = plugins_json(&ws);
     assert_eq!(listing["loaded"][0]["version"], "0.1.0");
     assert_eq!(listing["loaded"][0]["rolled_back"], true);
-    let out = ws
-        .command(&["plugins", "approve", "acme-crm", "--admin", &url])
-        .env("WEIR_ADMIN_TOKEN", weir_tests::ADMIN_TOKEN)
-        .output()
-        .unwrap();
+    let out = with_admin_token(&ws, &["plugins", "approve", "acme-crm", "--admin", &url]);
     assert_refused(
         &out,
         1,
@@ -423,6 +419,14 @@ async fn plugins_approve_and_rollback_from_the_cli_act_on_the_running_daemon_and
     assert!(out.status.success(), "{}", weir_tests::output_text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("1.1.0 now serves"));
     assert_eq!(plugins_json(&ws)["loaded"][0]["rolled_back"], false);
+}
+
+/// Runs `weir args` with the daemons' admin token.
+fn with_admin_token(ws: &Workspace, args: &[&str]) -> std::process::Output {
+    ws.command(args)
+        .env("WEIR_ADMIN_TOKEN", weir_tests::ADMIN_TOKEN)
+        .output()
+        .unwrap()
 }
 
 /// Asserts that a command failed with `exit` and says each of `parts`.
@@ -516,11 +520,7 @@ async fn a_waiting_version_and_a_rollback_hold_in_every_command_and_across_resta
     // command asks it, and says so when its admin API cannot be reached.
     let weir = ws.start_daemon().await;
     assert_eq!(serving(&weir).await.as_deref(), Some("0.1.0"));
-    let out = ws
-        .command(&["plugins", "approve", "acme-crm"])
-        .env("WEIR_ADMIN_TOKEN", weir_tests::ADMIN_TOKEN)
-        .output()
-        .unwrap();
+    let out = with_admin_token(&ws, &["plugins", "approve", "acme-crm"]);
     assert_refused(
         &out,
         1,

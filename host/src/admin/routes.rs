@@ -219,7 +219,7 @@ async fn swap_plugins(
                 Refused::NothingTo(_) => StatusCode::NOT_FOUND,
                 Refused::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             };
-            ApiError::from_diagnostic(status, refused.diagnostic())
+            ApiError::from_diagnostic(status, &refused.into_diagnostic())
         })?;
     let version = next.get(name).map(|p| p.version.clone());
     state.daemon.replace_plugins(next);

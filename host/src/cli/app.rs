@@ -100,7 +100,6 @@ pub fn store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
         .map_err(|e| fail(e.diagnostic()))
 }
 
-/// Converts a diagnostic-bearing error into an `anyhow` one.
 /// The admin API's token, from `[admin] token`: none when the file sets
 /// none, or why it cannot be read.
 pub fn admin_token(config: &AdminConfig) -> Result<Option<SecretValue>, String> {
@@ -112,6 +111,7 @@ pub fn admin_token(config: &AdminConfig) -> Result<Option<SecretValue>, String> 
     Ok(secrets.current("admin").cloned())
 }
 
+/// Converts a diagnostic-bearing error into an `anyhow` one.
 pub fn diagnostic(d: impl Into<Diagnostic>) -> anyhow::Error {
     fail(d.into())
 }

@@ -40,13 +40,6 @@ pub enum Refused {
 
 impl Refused {
     /// The user-facing form.
-    pub fn diagnostic(&self) -> &Diagnostic {
-        match self {
-            Self::NothingTo(d) | Self::Store(d) => d,
-        }
-    }
-
-    /// The user-facing form, owned.
     pub fn into_diagnostic(self) -> Diagnostic {
         match self {
             Self::NothingTo(d) | Self::Store(d) => d,

@@ -79,13 +79,13 @@ impl PluginRegistry {
         for file in files {
             registry = match load_plugin(runtime, &file).await {
                 Ok(plugin) => {
-                    let name = plugin.name.clone();
+                    let plugin = Arc::new(plugin);
                     let (next, _) = registry
-                        .with_decisions(runtime, ledger, &name, &file)
+                        .with_decisions(runtime, ledger, &plugin)
                         .await
                         .map_err(|e| anyhow::Error::new(e.diagnostic()))?
-                        .with_loaded(plugin);
-                    next.record(ledger.clone(), &name)
+                        .with_loaded(plugin.clone());
+                    next.record(ledger.clone(), &plugin.name)
                         .await
                         .map_err(|e| anyhow::Error::new(e.diagnostic()))?;
                     next
@@ -96,16 +96,17 @@ impl PluginRegistry {
         Ok(registry)
     }
 
-    /// With the store's decisions on connector `name` (approved versions,
-    /// loaded from their kept wasm as if from `file`, and its rollback),
-    /// unless this registry knows them already.
+    /// With the store's decisions on the connector `loaded` (just loaded
+    /// from its file) provides: its approved versions, loaded from their
+    /// kept wasm as if from that file (`loaded` itself when it is one of
+    /// them), and its rollback. Unless this registry knows them already.
     pub async fn with_decisions(
         &self,
         runtime: &Arc<Runtime>,
         ledger: &Arc<dyn PluginLedger>,
-        name: &str,
-        file: &Path,
+        loaded: &Arc<Plugin>,
     ) -> Result<Self, StoreError> {
+        let (name, file) = (loaded.name.as_str(), loaded.file.as_path());
         if self.kept.contains_key(name) {
             return Ok(self.clone());
         }
@@ -116,6 +117,10 @@ impl PluginRegistry {
         .await?;
         let mut kept = Vec::new();
         for version in approved {
+            if version.content_hash == loaded.content_hash {
+                kept.push(loaded.clone());
+                continue;
+            }
             let hash = version.content_hash.clone();
             let Some(wasm) = blocking(ledger, move |ledger| ledger.approved_wasm(&hash)).await?
             else {
@@ -236,7 +241,7 @@ impl PluginRegistry {
 
     /// With `plugin` (loaded from its file) in, judged by
     /// `approval::judge` against the versions approved before.
-    pub fn with_loaded(&self, plugin: Plugin) -> (Self, Update) {
+    pub fn with_loaded(&self, plugin: Arc<Plugin>) -> (Self, Update) {
         let mut next = self.clone();
         next.failures.retain(|f| f.file != plugin.file);
         let name = plugin.name.clone();
@@ -254,7 +259,7 @@ impl PluginRegistry {
                 let other = current.file.clone();
                 next.failures.push(Arc::new(LoadFailure {
                     error: PluginError::Duplicate { name, other },
-                    file: plugin.file,
+                    file: plugin.file.clone(),
                 }));
                 return (next, Update::Failed);
             }
@@ -262,7 +267,6 @@ impl PluginRegistry {
                 return (self.clone(), Update::Unchanged);
             }
         }
-        let plugin = Arc::new(plugin);
         if next
             .rollbacks
             .get(&name)

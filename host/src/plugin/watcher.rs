@@ -102,7 +102,7 @@ async fn reload_loop(
                 match load_plugin(&runtime, &file).await {
                     Ok(plugin) => {
                         let (registry, update) =
-                            judged(&runtime, &ledger, &current(), plugin, &file).await;
+                            judged(&runtime, &ledger, &current(), plugin).await;
                         (registry, update, None)
                     }
                     Err(error) => {
@@ -141,10 +141,10 @@ async fn judged(
     ledger: &Arc<dyn PluginLedger>,
     current: &PluginRegistry,
     plugin: super::Plugin,
-    file: &Path,
 ) -> (PluginRegistry, Update) {
+    let plugin = Arc::new(plugin);
     let name = plugin.name.clone();
-    let known = match current.with_decisions(runtime, ledger, &name, file).await {
+    let known = match current.with_decisions(runtime, ledger, &plugin).await {
         Ok(known) => known,
         Err(error) => {
             tracing::warn!("cannot read the decisions on `{name}`: {error}");
