@@ -115,11 +115,13 @@ mod rule;
 mod schema;
 mod unmapped;
 mod value_map;
+mod writes;
 
 use serde_json::{Map, Value};
 
 pub use error::{MappingError, RecordError};
 pub use gaps::{Gap, GapReport};
+pub use writes::RuleWrite;
 
 use rule::Rule;
 use unmapped::Unmapped;
@@ -229,6 +231,12 @@ impl Mapping {
     /// a suggested rule.
     pub fn gap_report(&self, source_schema: &Value, destination_schema: &Value) -> GapReport {
         gaps::report(self, source_schema, destination_schema)
+    }
+
+    /// What each rule writes, as far as the rule and the source's JSON
+    /// Schema tell: for destinations without a schema (the store).
+    pub fn rule_writes(&self, source_schema: &Value) -> Vec<RuleWrite> {
+        writes::of(&self.rules, source_schema)
     }
 }
 

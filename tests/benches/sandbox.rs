@@ -19,7 +19,7 @@ use partner_sim::{PartnerSim, RateLimit, SimConfig};
 use weir_host::config::Config;
 use weir_host::connection::{Connection, ConnectionServices};
 use weir_host::connector::Checkpoint;
-use weir_host::flow::{Destination, FlowRunner, Legs, Reshaper, RunOptions, RunSummary};
+use weir_host::flow::{Destination, Feed, FlowRunner, Plan, Reshaper, RunOptions, RunSummary};
 use weir_host::ids::ConnectionId;
 use weir_host::plugin::PluginRegistry;
 use weir_host::runtime::{Runtime, RuntimeOptions};
@@ -46,7 +46,7 @@ struct Setup {
     _dir: tempfile::TempDir,
     store: Arc<SqliteStore>,
     services: ConnectionServices,
-    connection: Connection,
+    connection: Arc<Connection>,
     config: Config,
 }
 
@@ -75,6 +75,7 @@ async fn setup(
         ConnectionServices::unrecorded()
     };
     let connection = Connection::open(&runtime, &registry, config.connection("acme")?, &services)
+        .map(Arc::new)
         .map_err(anyhow::Error::new)?;
     Ok(Setup {
         _dir: dir,
@@ -88,18 +89,17 @@ async fn setup(
 async fn sync(setup: &Setup, store: Arc<SqliteStore>) -> anyhow::Result<RunSummary> {
     let runner = FlowRunner::new(store);
     let flow = setup.config.flow("contacts")?;
-    runner
-        .run(
-            flow,
-            &Legs {
-                source: &setup.connection,
-                reshaper: &Reshaper::identity(),
-                destination: &Destination::Store,
-            },
-            &RunOptions::default(),
-            &(),
-        )
-        .await
+    let plan = Plan {
+        flow: flow.clone(),
+        reshaper: Reshaper::identity(),
+        destination: Destination::Store,
+    };
+    let feed = Feed::Partner {
+        source: setup.connection.clone(),
+        full_refresh: false,
+        log_changes: false,
+    };
+    Ok(runner.run(&plan, feed, &RunOptions::default(), &()).await?)
 }
 
 async fn budget_accuracy(partner_limit: f64, contacts: usize) -> anyhow::Result<()> {

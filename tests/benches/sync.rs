@@ -23,7 +23,7 @@ use serde_json::value::RawValue;
 use weir_host::config::Config;
 use weir_host::connection::{Connection, ConnectionServices};
 use weir_host::connector::{ChangeKind, Checkpoint, Record};
-use weir_host::flow::{Destination, FlowRunner, Legs, Reshaper, RunOptions};
+use weir_host::flow::{Destination, Feed, FlowRunner, Plan, Reshaper, RunOptions};
 use weir_host::ids::FlowId;
 use weir_host::plugin::PluginRegistry;
 use weir_host::runtime::{Runtime, RuntimeOptions};
@@ -65,6 +65,7 @@ async fn bench(records: usize, rounds: usize) -> anyhow::Result<()> {
     let registry = PluginRegistry::load_dir(&wasm, &config.plugins_dir, &ledger).await?;
     let services = ConnectionServices::new(egress);
     let connection = Connection::open(&wasm, &registry, config.connection("acme")?, &services)
+        .map(Arc::new)
         .map_err(anyhow::Error::new)?;
     let flow = config.flow("contacts")?.clone();
 
@@ -100,23 +101,22 @@ async fn bench(records: usize, rounds: usize) -> anyhow::Result<()> {
 async fn weir_round(
     dir: &Path,
     flow: &weir_host::config::FlowConfig,
-    connection: &Connection,
+    connection: &Arc<Connection>,
     round: usize,
 ) -> anyhow::Result<(u64, Duration)> {
     let store = Arc::new(SqliteStore::open(&dir.join(format!("weir-{round}.db")))?);
     let runner = FlowRunner::new(store);
-    let summary = runner
-        .run(
-            flow,
-            &Legs {
-                source: connection,
-                reshaper: &Reshaper::identity(),
-                destination: &Destination::Store,
-            },
-            &RunOptions::default(),
-            &(),
-        )
-        .await?;
+    let plan = Plan {
+        flow: flow.clone(),
+        reshaper: Reshaper::identity(),
+        destination: Destination::Store,
+    };
+    let feed = Feed::Partner {
+        source: connection.clone(),
+        full_refresh: false,
+        log_changes: false,
+    };
+    let summary = runner.run(&plan, feed, &RunOptions::default(), &()).await?;
     if let Some(error) = summary.error {
         anyhow::bail!("the weir run failed: {error}");
     }

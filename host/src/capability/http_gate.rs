@@ -590,8 +590,16 @@ impl HttpGate {
         if let Some(body) = body {
             builder = builder.body(body);
         }
-        let response = match tokio::time::timeout(first_byte, builder.send()).await {
-            Err(_) => {
+        // The first-byte timer is looked at first: a task woken late, once
+        // both timers have passed, still reports what ran out.
+        let first_byte_passed = tokio::time::sleep(first_byte);
+        let response = tokio::select! {
+            biased;
+            () = first_byte_passed => Err(()),
+            sent = builder.send() => Ok(sent),
+        };
+        let response = match response {
+            Err(()) => {
                 let left_of_call = if first_byte < self.limits.first_byte_timeout {
                     format!(
                         ", all the time the request had (see `request_timeout` and `call_timeout` of connection `{}`)",

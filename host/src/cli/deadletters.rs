@@ -8,11 +8,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::app::Plugins;
-use super::map::{TenantFlow, report};
+use super::map::NamedFlow;
 use super::output;
-use crate::connection::ConnectionServices;
-use crate::flow::Redelivery;
+use crate::flow::Feed;
 use crate::store::Deliveries;
 
 /// `weir deadletters ...`.
@@ -44,12 +42,12 @@ pub struct Which {
 }
 
 impl Which {
-    fn open(&self, config_path: &Path) -> anyhow::Result<TenantFlow> {
+    fn open(&self, config_path: &Path) -> anyhow::Result<NamedFlow> {
         match self.names.as_slice() {
-            [tenant, flow] => TenantFlow::resolve(config_path, tenant, flow),
+            [tenant, flow] => NamedFlow::resolve(config_path, tenant, flow),
             [name] => match name.split_once('.') {
-                Some((tenant, flow)) => TenantFlow::resolve(config_path, tenant, flow),
-                None => TenantFlow::untenanted(config_path, name),
+                Some((tenant, flow)) => NamedFlow::resolve(config_path, tenant, flow),
+                None => NamedFlow::untenanted(config_path, name),
             },
             _ => unreachable!("clap takes one or two names"),
         }
@@ -106,24 +104,17 @@ pub async fn run(
         }
         DeadLettersCommand::Retry { flow } => {
             let opened = flow.open(config_path)?;
-            let plugins = Plugins::load(&opened.config, &opened.store).await?;
-            let reshaper = opened.reshaper(&plugins)?;
-            let services = ConnectionServices::new(opened.store.clone());
-            let destination = opened.destination(&plugins, &services)?;
-            let summary = Redelivery::new(opened.store.clone())
-                .retry_dead_letters(&opened.resolved.flow, &reshaper, &destination)
-                .await;
-            services.flush().await;
-            let summary = summary?;
-            let code = report(
-                &summary,
-                json,
-                ["retried", "written", "still failing", "resolved"],
-            )?;
-            if !json && summary.failed > 0 {
+            let (code, summary) = opened
+                .run_again(
+                    Feed::DeadLetters,
+                    json,
+                    ["retried", "written", "still failing", "resolved"],
+                )
+                .await?;
+            if !json && summary.records_failed > 0 {
                 println!(
                     "{} still failing: `weir deadletters list {}` shows why",
-                    summary.failed,
+                    summary.records_failed,
                     flow.spelled()
                 );
             }

@@ -12,13 +12,13 @@ use serde_json::{Value, json};
 
 use super::app::{self, Plugins};
 use super::output;
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::connection::{Connection, ConnectionServices};
 use crate::connector::{ChangeKind, Record};
 use crate::diagnostic::{Diagnostic, ErrorCode};
-use crate::flow::{Destination, Redelivery, RedeliverySummary, Reshaper};
+use crate::flow::{Destination, Feed, FlowRunner, Opener, Plan, RunOptions, RunSummary};
 use crate::ids::TenantId;
-use crate::mapping::{Gap, GapReport, Mapping};
+use crate::mapping::{Gap, GapReport, Mapping, RuleWrite};
 use crate::store::{RecordReader, SqliteStore};
 use crate::tenant::{ResolvedFlow, TenantChange, resolve_flow};
 
@@ -80,14 +80,14 @@ pub async fn run(config_path: &Path, command: MapCommand, json: bool) -> anyhow:
 
 /// A tenant's flow, resolved against weir.toml, with the store; or a flow
 /// of weir.toml run without a tenant (no tenant then).
-pub(super) struct TenantFlow {
+pub(super) struct NamedFlow {
     pub config: Config,
     pub store: Arc<SqliteStore>,
     pub resolved: ResolvedFlow,
     tenant: Option<String>,
 }
 
-impl TenantFlow {
+impl NamedFlow {
     /// Resolves `flow` for `tenant`; nothing is loaded but config and store.
     pub fn resolve(config_path: &Path, tenant: &str, flow: &str) -> anyhow::Result<Self> {
         let config = app::config(config_path)?;
@@ -118,15 +118,10 @@ impl TenantFlow {
         })
     }
 
-    /// The mapping and transforms of the flow.
-    pub fn reshaper(&self, plugins: &Plugins) -> anyhow::Result<Reshaper> {
-        Reshaper::new(
-            &plugins.runtime,
-            &plugins.registry,
-            self.resolved.flow.mapping.clone(),
-            &self.resolved.flow.transforms,
-        )
-        .map_err(output::fail)
+    /// The flow opened for delivery: its mapping and transforms, and its
+    /// destination connection.
+    pub fn plan(&self, plugins: &Plugins, services: &ConnectionServices) -> anyhow::Result<Plan> {
+        Plan::open(&self.resolved, &opener(plugins, services)).map_err(output::fail)
     }
 
     /// The tenant's source connection.
@@ -135,40 +130,28 @@ impl TenantFlow {
         plugins: &Plugins,
         services: &ConnectionServices,
     ) -> anyhow::Result<Arc<Connection>> {
-        Connection::open(
-            &plugins.runtime,
-            &plugins.registry,
-            &self.resolved.source,
-            services,
-        )
-        .map(Arc::new)
-        .map_err(output::fail)
+        opener(plugins, services)
+            .source(&self.resolved)
+            .map_err(output::fail)
     }
 
-    /// Where the flow delivers; a destination connection is opened.
-    pub fn destination(
+    /// Runs the flow from a feed of what the store holds, and prints the
+    /// summary with `header`'s column names.
+    pub async fn run_again(
         &self,
-        plugins: &Plugins,
-        services: &ConnectionServices,
-    ) -> anyhow::Result<Destination> {
-        Ok(
-            match (&self.resolved.flow.destination, &self.resolved.destination) {
-                (config::Destination::Connection { stream, .. }, Some(connection)) => {
-                    Destination::Connection {
-                        connection: Connection::open(
-                            &plugins.runtime,
-                            &plugins.registry,
-                            connection,
-                            services,
-                        )
-                        .map(Arc::new)
-                        .map_err(output::fail)?,
-                        stream: stream.clone(),
-                    }
-                }
-                _ => Destination::Store,
-            },
-        )
+        feed: Feed,
+        json: bool,
+        header: [&str; 4],
+    ) -> anyhow::Result<(ExitCode, RunSummary)> {
+        let plugins = Plugins::load(&self.config, &self.store).await?;
+        let services = ConnectionServices::new(self.store.clone());
+        let plan = self.plan(&plugins, &services)?;
+        let summary = FlowRunner::new(self.store.clone())
+            .run(&plan, feed, &RunOptions::default(), &())
+            .await;
+        services.flush().await;
+        let summary = summary?;
+        Ok((report(&summary, json, header)?, summary))
     }
 
     /// `flow `f` of tenant `t``, for messages.
@@ -183,6 +166,14 @@ impl TenantFlow {
     pub fn template_name(&self) -> &str {
         let scoped = self.resolved.flow.id.as_str();
         scoped.split_once('.').map_or(scoped, |(_, flow)| flow)
+    }
+}
+
+fn opener<'a>(plugins: &'a Plugins, services: &'a ConnectionServices) -> Opener<'a> {
+    Opener {
+        runtime: &plugins.runtime,
+        plugins: &plugins.registry,
+        services,
     }
 }
 
@@ -284,27 +275,19 @@ struct Endpoint {
     stream: String,
 }
 
-#[derive(Serialize)]
-struct RuleWrite {
-    rule: usize,
-    to: String,
-    from: String,
-    writes: String,
-}
-
 async fn check(
     config_path: &Path,
     tenant: &str,
     flow: &str,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let opened = TenantFlow::resolve(config_path, tenant, flow)?;
+    let opened = NamedFlow::resolve(config_path, tenant, flow)?;
     let plugins = Plugins::load(&opened.config, &opened.store).await?;
     let services = ConnectionServices::new(opened.store.clone());
     let resolved = &opened.resolved;
     let source = opened.source(&plugins, &services)?;
     let source_schema = stream_schema(&source, &resolved.flow.stream).await;
-    let destination = match opened.destination(&plugins, &services)? {
+    let destination = match opened.plan(&plugins, &services)?.destination {
         Destination::Store => None,
         Destination::Connection { connection, stream } => {
             let schema = stream_schema(&connection, &stream).await;
@@ -325,7 +308,7 @@ async fn check(
         ),
     };
     let report = mapping.gap_report(&source_schema, &destination_schema);
-    let writes = rule_writes(mapping.document(), &source_schema);
+    let writes = mapping.rule_writes(&source_schema);
     let out = CheckOutput {
         tenant,
         flow,
@@ -379,7 +362,7 @@ async fn stream_schema(connection: &Connection, stream: &str) -> anyhow::Result<
     Ok(serde_json::from_str(&found.json_schema).unwrap_or(Value::Null))
 }
 
-fn print_check(opened: &TenantFlow, mapping: &Mapping, out: &CheckOutput<'_>) {
+fn print_check(opened: &NamedFlow, mapping: &Mapping, out: &CheckOutput<'_>) {
     let to = match &out.destination {
         Some(d) => format!("`{}` stream `{}`", d.connection, d.stream),
         None => "the store".to_owned(),
@@ -471,121 +454,6 @@ fn print_check(opened: &TenantFlow, mapping: &Mapping, out: &CheckOutput<'_>) {
     }
 }
 
-/// What each rule of a document writes: its type when it says, else what
-/// the source schema says of the field it copies.
-fn rule_writes(document: &Value, source_schema: &Value) -> Vec<RuleWrite> {
-    let Some(rules) = document["fields"].as_array() else {
-        return Vec::new();
-    };
-    rules
-        .iter()
-        .enumerate()
-        .map(|(index, rule)| {
-            let text = |key: &str| rule[key].as_str().unwrap_or_default().to_owned();
-            let (from, copied) = if let Some(from) = rule["from"].as_str() {
-                (from.to_owned(), Some(schema_type(source_schema, from)))
-            } else if let Some(parts) = rule["concat"].as_array() {
-                let parts: Vec<&str> = parts.iter().filter_map(Value::as_str).collect();
-                (format!("concat {}", parts.join(", ")), None)
-            } else if !rule["split"].is_null() {
-                (
-                    format!("split {}", rule["split"]["from"].as_str().unwrap_or("?")),
-                    None,
-                )
-            } else {
-                (format!("const {}", rule["const"]), None)
-            };
-            let writes = match rule["type"].as_str() {
-                Some(kind @ ("date" | "datetime")) => match rule["format"].as_str() {
-                    Some(format) => format!("{kind} as `{format}`"),
-                    None => kind.to_owned(),
-                },
-                Some(kind) => kind.to_owned(),
-                None if rule["values"].is_object() => {
-                    let mut outputs: Vec<String> = rule["values"]
-                        .as_object()
-                        .into_iter()
-                        .flat_map(|values| values.values())
-                        .chain(rule.get("otherwise"))
-                        .map(|value| {
-                            format!(
-                                "`{}`",
-                                value.as_str().map_or(value.to_string(), str::to_owned)
-                            )
-                        })
-                        .collect();
-                    outputs.sort();
-                    outputs.dedup();
-                    format!("one of {}", outputs.join(", "))
-                }
-                None if !rule["concat"].is_null() || !rule["split"].is_null() => {
-                    "string".to_owned()
-                }
-                None if rule.get("const").is_some() => kind_name(&rule["const"]).to_owned(),
-                None => copied
-                    .flatten()
-                    .map(|t| format!("{t}, as the source has it"))
-                    .unwrap_or_else(|| "as read (the source schema does not say)".to_owned()),
-            };
-            RuleWrite {
-                rule: index,
-                to: text("to"),
-                from,
-                writes,
-            }
-        })
-        .collect()
-}
-
-/// `string`, `integer`, `string (date-time)` of a property of a JSON
-/// Schema, by pointer through `properties`.
-fn schema_type(schema: &Value, pointer: &str) -> Option<String> {
-    let mut at = schema;
-    for token in pointer.split('/').skip(1) {
-        let token = token.replace("~1", "/").replace("~0", "~");
-        at = at.get("properties")?.get(&token)?;
-    }
-    let named = match at.get("type") {
-        Some(Value::String(name)) => Some(name.clone()),
-        Some(Value::Array(names)) => names
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|name| *name != "null")
-            .map(str::to_owned),
-        _ => None,
-    };
-    match (
-        named,
-        at.get("format").and_then(Value::as_str),
-        at.get("enum"),
-    ) {
-        (Some(name), Some(format), _) => Some(format!("{name} ({format})")),
-        (Some(name), None, _) => Some(name),
-        (None, _, Some(Value::Array(values))) => Some(format!(
-            "one of {}",
-            values
-                .iter()
-                .filter(|v| !v.is_null())
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-        _ => None,
-    }
-}
-
-fn kind_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_f64() => "number",
-        Value::Number(_) => "integer",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
 /// One record of `weir map preview`.
 #[derive(Serialize)]
 struct Sample {
@@ -612,14 +480,14 @@ async fn preview(
     count: usize,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let opened = TenantFlow::resolve(config_path, tenant, flow)?;
+    let opened = NamedFlow::resolve(config_path, tenant, flow)?;
     let plugins = Plugins::load(&opened.config, &opened.store).await?;
-    let reshaper = opened.reshaper(&plugins)?;
+    let services = ConnectionServices::new(opened.store.clone());
+    let reshaper = opened.plan(&plugins, &services)?.reshaper;
     let resolved = &opened.resolved;
     let count = count.max(1);
     let mut records = stored_upserts(&opened, count).await?;
     let origin = if records.is_empty() {
-        let services = ConnectionServices::new(opened.store.clone());
         let source = opened.source(&plugins, &services)?;
         let page = source.read(&resolved.flow.stream, None).await;
         services.flush().await;
@@ -692,7 +560,7 @@ async fn preview(
 }
 
 /// Up to `count` live records of the flow's source stream, in key order.
-async fn stored_upserts(opened: &TenantFlow, count: usize) -> anyhow::Result<Vec<Record>> {
+async fn stored_upserts(opened: &NamedFlow, count: usize) -> anyhow::Result<Vec<Record>> {
     let store = opened.store.clone();
     let (connection, stream) = (
         opened.resolved.source.id.clone(),
@@ -740,33 +608,33 @@ async fn reapply(
     flow: &str,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let opened = TenantFlow::resolve(config_path, tenant, flow)?;
-    let plugins = Plugins::load(&opened.config, &opened.store).await?;
-    let reshaper = opened.reshaper(&plugins)?;
-    let services = ConnectionServices::new(opened.store.clone());
-    let destination = opened.destination(&plugins, &services)?;
-    let summary = Redelivery::new(opened.store.clone())
-        .reapply(&opened.resolved.flow, &reshaper, &destination)
-        .await;
-    services.flush().await;
-    report(
-        &summary?,
-        json,
-        ["records", "written", "dead letters", "resolved"],
-    )
+    let opened = NamedFlow::resolve(config_path, tenant, flow)?;
+    let (code, _) = opened
+        .run_again(
+            Feed::Stored,
+            json,
+            ["records", "written", "dead letters", "resolved"],
+        )
+        .await?;
+    Ok(code)
 }
 
 /// Prints a redelivery's summary; the exit code is its error's.
-pub(super) fn report(
-    summary: &RedeliverySummary,
-    json: bool,
-    header: [&str; 4],
-) -> anyhow::Result<ExitCode> {
+fn report(summary: &RunSummary, json: bool, header: [&str; 4]) -> anyhow::Result<ExitCode> {
     if let Some(error) = &summary.error {
         output::print_problem(&format!("flow `{}`: error", summary.flow), error);
     }
     if json {
-        output::print_json(summary)?;
+        output::print_json(&json!({
+            "run": summary.run,
+            "flow": summary.flow,
+            "status": summary.status,
+            "records": summary.records_read,
+            "written": summary.records_written,
+            "failed": summary.records_failed,
+            "resolved": summary.resolved,
+            "elapsed": summary.elapsed.as_secs_f64(),
+        }))?;
     } else {
         let [records, written, failed, resolved] = header;
         let mut table = output::table([
@@ -775,9 +643,9 @@ pub(super) fn report(
         table.add_row([
             summary.flow.to_string(),
             summary.status.as_str().to_string(),
-            output::count(summary.records),
-            output::count(summary.written),
-            output::count(summary.failed),
+            output::count(summary.records_read),
+            output::count(summary.records_written),
+            output::count(summary.records_failed),
             output::count(summary.resolved),
             output::duration(summary.elapsed),
         ]);

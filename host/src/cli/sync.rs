@@ -15,7 +15,7 @@ use super::output;
 use crate::config::{self, FlowConfig};
 use crate::connection::ConnectionServices;
 use crate::diagnostic::{Diagnostic, ErrorCode};
-use crate::flow::{Destination, FlowRunner, Legs, Reshaper, RunObserver, RunOptions, RunSummary};
+use crate::flow::{Feed, FlowRunner, Opener, Plan, RunObserver, RunOptions, RunSummary};
 use crate::ids::FlowId;
 use crate::store::RunStatus;
 use crate::tenant::{ResolvedFlow, resolve_flow};
@@ -95,7 +95,6 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
         "stopping: runs end at their last committed page, then weir exits",
     );
     let options = RunOptions {
-        full_refresh: args.full_refresh,
         cancel: Some(stop.clone()),
         ..RunOptions::default()
     };
@@ -106,6 +105,7 @@ pub async fn run(config_path: &Path, args: SyncArgs, json: bool) -> anyhow::Resu
         runner: &runner,
         services: &services,
         options,
+        full_refresh: args.full_refresh,
         board: &board,
     };
     let results: Vec<anyhow::Result<Option<RunSummary>>> = futures_util::stream::iter(&flows)
@@ -186,6 +186,7 @@ struct Context<'a> {
     runner: &'a FlowRunner,
     services: &'a ConnectionServices,
     options: RunOptions,
+    full_refresh: bool,
     board: &'a ProgressBoard,
 }
 
@@ -199,44 +200,22 @@ impl Context<'_> {
         {
             return Ok(None);
         }
-        let flow = &resolved.flow;
-        let open = |config| {
-            resolved
-                .open(
-                    &self.plugins.runtime,
-                    &self.plugins.registry,
-                    config,
-                    self.services,
-                )
-                .map(std::sync::Arc::new)
-                .map_err(output::fail)
+        let opener = Opener {
+            runtime: &self.plugins.runtime,
+            plugins: &self.plugins.registry,
+            services: self.services,
         };
-        let source = open(&resolved.source)?;
-        let destination = match (&flow.destination, &resolved.destination) {
-            (config::Destination::Connection { stream, .. }, Some(connection)) => {
-                Destination::Connection {
-                    connection: open(connection)?,
-                    stream: stream.clone(),
-                }
-            }
-            _ => Destination::Store,
-        };
-        let reshaper = Reshaper::new(
-            &self.plugins.runtime,
-            &self.plugins.registry,
-            flow.mapping.clone(),
-            &flow.transforms,
-        )
-        .map_err(super::output::fail)?;
-        let progress = self.board.add(flow.id.as_str());
-        let legs = Legs {
-            source: &source,
-            reshaper: &reshaper,
-            destination: &destination,
+        let source = opener.source(resolved).map_err(output::fail)?;
+        let plan = Plan::open(resolved, &opener).map_err(output::fail)?;
+        let progress = self.board.add(resolved.flow.id.as_str());
+        let feed = Feed::Partner {
+            source,
+            full_refresh: self.full_refresh,
+            log_changes: false,
         };
         let summary = self
             .runner
-            .run(flow, &legs, &self.options, &progress)
+            .run(&plan, feed, &self.options, &progress)
             .await?;
         Ok(Some(summary))
     }

@@ -1,12 +1,10 @@
 //! One run of one tenant's flow, from opening its connections to the end.
 
-use std::sync::Arc;
-
 use tokio_util::sync::CancellationToken;
 
 use super::Daemon;
 use crate::diagnostic::Diagnostic;
-use crate::flow::{Destination, Legs, Reshaper, RunOptions, RunSummary};
+use crate::flow::{Feed, Opener, Plan, RunOptions, RunSummary};
 use crate::tenant::ResolvedFlow;
 
 /// Runs a resolved flow; a problem before the first page (a connector that
@@ -18,50 +16,25 @@ pub async fn execute(
     log_changes: bool,
 ) -> Result<RunSummary, Diagnostic> {
     let plugins = daemon.plugins();
-    let open = |config| {
-        resolved
-            .open(&daemon.runtime, &plugins, config, &daemon.services)
-            .map(Arc::new)
+    let opener = Opener {
+        runtime: &daemon.runtime,
+        plugins: &plugins,
+        services: &daemon.services,
     };
-    let source = open(&resolved.source)?;
-    let destination = match (&resolved.flow.destination, &resolved.destination) {
-        (crate::config::Destination::Connection { stream, .. }, Some(config)) => {
-            Destination::Connection {
-                connection: open(config)?,
-                stream: stream.clone(),
-            }
-        }
-        _ => Destination::Store,
-    };
-    let reshaper = Reshaper::new(
-        &daemon.runtime,
-        &plugins,
-        resolved.flow.mapping.clone(),
-        &resolved.flow.transforms,
-    )?;
-    let legs = Legs {
-        source: &source,
-        reshaper: &reshaper,
-        destination: &destination,
+    let source = opener.source(resolved)?;
+    let plan = Plan::open(resolved, &opener)?;
+    let feed = Feed::Partner {
+        source,
+        full_refresh: false,
+        log_changes,
     };
     let options = RunOptions {
         cancel: Some(cancel),
-        log_changes,
         ..RunOptions::default()
     };
     daemon
         .runner
-        .run(&resolved.flow, &legs, &options, &())
+        .run(&plan, feed, &options, &())
         .await
-        .map_err(|e| match crate::diagnostic::find(&e) {
-            Some(d) => Diagnostic {
-                code: d.code,
-                message: d.message.clone(),
-                hint: d.hint.clone(),
-            },
-            None => Diagnostic::new(
-                crate::diagnostic::ErrorCode::StoreUnavailable,
-                format!("{e:#}"),
-            ),
-        })
+        .map_err(|e| e.diagnostic())
 }

@@ -37,7 +37,7 @@ pub struct Delivered {
 }
 
 /// Why a page could not be delivered.
-pub enum DeliveryError {
+enum DeliveryError {
     Call(CallError),
     Store(StoreError),
 }
@@ -81,7 +81,7 @@ pub async fn deliver_retrying(
 /// delivering the same thing again after a crash never writes twice, while
 /// a changed record (or a changed mapping) is written anew. Dead letters
 /// keep the raw record (`raw`, by key), so a retry maps it again.
-pub async fn deliver(
+async fn deliver(
     flow: &FlowId,
     records: &[Record],
     raw: &[Record],

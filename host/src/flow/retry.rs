@@ -30,6 +30,18 @@ impl Default for RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// Never tries again nor waits out a rate limit: for callers that
+    /// retry on their own terms (the webhook inbox).
+    pub fn none() -> Self {
+        Self {
+            attempts: 1,
+            max_rate_limit_waits: 0,
+            ..Self::default()
+        }
+    }
+}
+
 /// What to do after a failed attempt.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {

@@ -1,3 +1,8 @@
+//! The one run loop: batches from a feed, reshaped, delivered and made
+//! durable batch by batch, with the run's record, progress and end.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -5,40 +10,55 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::Destination;
-use super::bounds::{Overrun, RunBounds};
-use super::destination::{self, Undelivered};
-use super::reshape::{Reshaped, Reshaper};
-use super::retry::{Attempts, Next, RetryPolicy};
-use crate::config::FlowConfig;
+use super::bounds::RunBounds;
+use super::destination;
+use super::feed::{
+    Batch, BatchKind, ChangePages, DeadLetterPages, Feed, Pages, PartnerPages, RunContext,
+    StoredPages,
+};
+use super::reshape::Reshaped;
+use super::retry::RetryPolicy;
+use super::stop::Stop;
+use super::store_calls::{StoreCalls, join};
+use super::{Destination, Plan};
 use crate::connection::Connection;
-use crate::connector::{Checkpoint, ConnectorError, DeleteFeed, Page, Record};
+use crate::connector::Record;
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::{FlowId, RunId};
-use crate::runtime::CallError;
 use crate::store::{
-    DeadLetter, Delivered, FlowStore, IdLink, PageCommit, PageOutcome, RunEnd, RunStatus,
-    SourcePage, StoreError, Sweep,
+    DeadLetter, Delivered, FlowStore, IdLink, PageCommit, RunEnd, RunStatus, SourcePage, StoreError,
 };
 
+/// Records per batch of stored records or dead letters, and so per
+/// transaction.
+pub const DEFAULT_BATCH: usize = 1_000;
+
 /// How to run a flow.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Ignore the stored checkpoint and read everything.
-    pub full_refresh: bool,
     /// Retries and pauses.
     pub retry: RetryPolicy,
-    /// Ends the run at its last committed page (shutdown): the page in
+    /// Ends the run at its last committed batch (shutdown): the batch in
     /// flight is dropped, and read again by the next run.
     pub cancel: Option<CancellationToken>,
-    /// Notes what polls find, for webhook coverage (when webhooks also feed
-    /// the flow).
-    pub log_changes: bool,
+    /// Records per batch of stored records or dead letters (a partner's
+    /// pages are as long as the partner makes them).
+    pub batch: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::default(),
+            cancel: None,
+            batch: DEFAULT_BATCH,
+        }
+    }
 }
 
 /// Hears about a run's progress (e.g. to draw a progress bar).
 pub trait RunObserver: Send + Sync {
-    /// A page was made durable.
+    /// A batch of `records` was made durable.
     fn page_committed(&self, _records: u64) {}
 }
 
@@ -53,7 +73,7 @@ pub struct RunSummary {
     pub flow: FlowId,
     /// How it ended.
     pub status: RunStatus,
-    /// Pages committed.
+    /// Batches committed (pages, for a read of the partner).
     pub pages: u64,
     /// Records read.
     pub records_read: u64,
@@ -61,6 +81,8 @@ pub struct RunSummary {
     pub records_written: u64,
     /// Records sent to the dead letters.
     pub records_failed: u64,
+    /// Dead letters removed because their record went through this time.
+    pub resolved: u64,
     /// Records that came with the stored version and other content.
     pub conflicts: u64,
     /// Wall time.
@@ -86,94 +108,69 @@ impl RunSummary {
 
 /// Runs flows against a store.
 pub struct FlowRunner {
-    store: Arc<dyn FlowStore>,
-}
-
-/// Why a run stopped early.
-enum Stop {
-    Failed(Diagnostic),
-    Paused(Diagnostic, Option<Duration>),
-    Cancelled,
-    Store(StoreError),
-}
-
-impl Stop {
-    fn paused(error: &CallError) -> Self {
-        let wait = match error.connector_error() {
-            Some(ConnectorError::RateLimited { retry_after, .. }) => Some(*retry_after),
-            _ => None,
-        };
-        Stop::Paused(error.diagnostic(), wait)
-    }
-}
-
-impl From<Overrun> for Stop {
-    fn from(overrun: Overrun) -> Self {
-        match overrun {
-            Overrun::Shutdown => Stop::Cancelled,
-            Overrun::Deadline(diagnostic) => Stop::Failed(diagnostic),
-        }
-    }
-}
-
-impl From<StoreError> for Stop {
-    fn from(error: StoreError) -> Self {
-        Stop::Store(error)
-    }
-}
-
-impl From<Undelivered> for Stop {
-    fn from(error: Undelivered) -> Self {
-        match error {
-            Undelivered::Store(error) => Stop::Store(error),
-            Undelivered::Pause(error) => Stop::paused(&error),
-            Undelivered::Fail(error) => Stop::Failed(error.diagnostic()),
-        }
-    }
-}
-
-/// The legs of a flow: where pages come from, how they are reshaped, where
-/// they go.
-pub struct Legs<'a> {
-    /// The connection read from.
-    pub source: &'a Connection,
-    /// Mapping and transforms.
-    pub reshaper: &'a Reshaper,
-    /// Where records go.
-    pub destination: &'a Destination,
+    store: StoreCalls,
 }
 
 impl FlowRunner {
     /// A runner over a store.
     pub fn new(store: Arc<dyn FlowStore>) -> Self {
-        Self { store }
+        Self {
+            store: StoreCalls::new(store),
+        }
     }
 
-    /// Runs a flow once: reads pages from where the last run stopped until
-    /// the source has no more, reshaping them and committing each page with
-    /// its checkpoint.
+    /// Runs a flow once, recorded as a run: batches from `feed` until it
+    /// runs dry, each reshaped, delivered and committed in one transaction
+    /// (with its checkpoint, for a partner's page). Only a store failure
+    /// recording the run itself is an error; any other failure ends the
+    /// run, and the summary says why.
     pub async fn run(
         &self,
-        flow: &FlowConfig,
-        legs: &Legs<'_>,
+        plan: &Plan,
+        feed: Feed,
         options: &RunOptions,
         observer: &dyn RunObserver,
-    ) -> anyhow::Result<RunSummary> {
+    ) -> Result<RunSummary, StoreError> {
         let started = Instant::now();
-        let run = self
-            .blocking({
-                let (flow, plugin, full) = (
-                    flow.id.clone(),
-                    legs.source.plugin().label(),
-                    options.full_refresh,
-                );
-                move |store| store.start_run(&flow, &plugin, full)
-            })
-            .await?;
+        let run = {
+            let (flow, label, full) = (plan.flow.id.clone(), feed.label(), feed.is_full_refresh());
+            self.store
+                .call(move |store| store.start_run(&flow, &label, full))
+                .await?
+        };
+        let connector = feed.connector().map(str::to_owned);
+        let context = RunContext {
+            plan,
+            store: &self.store,
+            options,
+            run,
+        };
         let mut progress = Progress::default();
-        let outcome = self
-            .read_all(flow, run, legs, options, observer, &mut progress)
-            .await;
+        let outcome = match check_streams(plan, &feed) {
+            Err(stop) => Err(stop),
+            Ok(()) => match feed {
+                Feed::Partner {
+                    source,
+                    full_refresh,
+                    log_changes,
+                } => match PartnerPages::open(source, full_refresh, log_changes, &context).await {
+                    Ok(pages) => self.drive(pages, &context, &mut progress, observer).await,
+                    Err(stop) => Err(stop),
+                },
+                Feed::Changes(records) => {
+                    let pages = ChangePages(Some(records));
+                    self.drive(pages, &context, &mut progress, observer).await
+                }
+                Feed::Stored => match StoredPages::open(&context).await {
+                    Ok(pages) => self.drive(pages, &context, &mut progress, observer).await,
+                    Err(stop) => Err(stop),
+                },
+                Feed::DeadLetters => {
+                    self.drive(DeadLetterPages, &context, &mut progress, observer)
+                        .await
+                }
+            },
+        };
         let mut resume_after = None;
         let (status, error) = match outcome {
             Ok(()) => (RunStatus::Succeeded, None),
@@ -197,24 +194,23 @@ impl FlowRunner {
                 _ => None,
             },
         };
-        self.blocking(move |store| store.finish_run(run, &end))
+        self.store
+            .call(move |store| store.finish_run(run, &end))
             .await?;
-        if progress.conflicts > 0 {
-            let warning = crate::store::conflict_warning(
-                &legs.source.plugin().name,
-                &flow.stream,
-                progress.conflicts,
-            );
-            tracing::warn!("flow `{}`: {warning}", flow.id);
+        if let Some(connector) = connector.filter(|_| progress.conflicts > 0) {
+            let warning =
+                crate::store::conflict_warning(&connector, &plan.flow.stream, progress.conflicts);
+            tracing::warn!("flow `{}`: {warning}", plan.flow.id);
         }
         Ok(RunSummary {
             run,
-            flow: flow.id.clone(),
+            flow: plan.flow.id.clone(),
             status,
             pages: progress.pages,
             records_read: progress.read,
             records_written: progress.written,
             records_failed: progress.failed,
+            resolved: progress.resolved,
             conflicts: progress.conflicts,
             elapsed: started.elapsed(),
             resume_after,
@@ -222,87 +218,61 @@ impl FlowRunner {
         })
     }
 
-    async fn read_all(
+    /// Handles every batch of `pages`. The commit of a batch runs while
+    /// the next one is read and delivered, when the feed allows it.
+    async fn drive(
         &self,
-        flow: &FlowConfig,
-        run: RunId,
-        legs: &Legs<'_>,
-        options: &RunOptions,
-        observer: &dyn RunObserver,
+        mut pages: impl Pages,
+        run: &RunContext<'_>,
         progress: &mut Progress,
+        observer: &dyn RunObserver,
     ) -> Result<(), Stop> {
-        let source = legs.source;
-        check_streams(flow, source, legs.destination)?;
-        let mut checkpoint = if options.full_refresh {
-            // Forgotten before the first request: a full refresh that dies
-            // before its first page commits is carried on by the next run,
-            // from scratch, delete sweep included.
-            self.blocking({
-                let id = flow.id.clone();
-                move |store| store.reset(&id)
-            })
-            .await?;
-            None
-        } else {
-            self.resume_point(flow, source).await?
-        };
-        // Webhook coverage counts changes polls find; a first full read
-        // (a backfill) finds records, not changes webhooks would report.
-        let log_changes = checkpoint.is_some() && options.log_changes;
-        let finds_deletes = finds_deletes_by_absence(flow, source);
-        // Until the first page of a read from scratch is committed: when
-        // that read began (the sweep counts what it sees from then on).
-        let mut began_at_ms = checkpoint.is_none().then(crate::unix_time::now_ms);
-        // The commit of page k runs while page k+1 is read: the read only
-        // needs page k's checkpoint, which is known before it is durable. A
-        // crash meanwhile resumes from page k-1 and reads page k again.
+        let bounds = RunBounds::start(&run.plan.flow, run.options.cancel.as_ref());
         let mut pending: Option<JoinHandle<Result<Committed, StoreError>>> = None;
-        let bounds = RunBounds::start(flow, options.cancel.as_ref());
         let result = loop {
             if let Err(overrun) = bounds.check() {
                 break Err(overrun.into());
             }
-            let read = read_with_retry(source, &flow.stream, checkpoint.clone(), &options.retry);
-            let page = match bounds.within(read).await {
-                Ok(page) => page,
-                Err(stop) => break Err(denied_by_checkpoint(stop, flow, checkpoint.as_ref())),
+            if !pages.reads_ahead()
+                && let Some(previous) = pending.take()
+            {
+                progress.add(join(previous).await?, observer);
+            }
+            let batch = match bounds.within(pages.next(run)).await {
+                Ok(Some(batch)) => batch,
+                Ok(None) => break Ok(()),
+                Err(stop) => break Err(stop),
             };
-            let has_more = page.has_more;
+            if batch.records.is_empty() && matches!(batch.kind, BatchKind::Again { .. }) {
+                if batch.last {
+                    break Ok(());
+                }
+                continue;
+            }
             // A partner destination must hear of the deletes the last page
             // of a sweep finds before they are committed.
-            let absent = if finds_deletes && !has_more && legs.destination.is_partner() {
-                if let Some(previous) = pending.take() {
-                    progress.add(join(previous).await?, observer);
+            let absent = match batch.ends_a_sweep() {
+                Some(_) if run.plan.destination.is_partner() => {
+                    if let Some(previous) = pending.take() {
+                        progress.add(join(previous).await?, observer);
+                    }
+                    match self.unseen(run, &batch).await {
+                        Ok(absent) => absent,
+                        Err(stop) => break Err(stop),
+                    }
                 }
-                match self.unseen(flow, source, &page, began_at_ms).await {
-                    Ok(absent) => absent,
-                    Err(stop) => break Err(stop),
-                }
-            } else {
-                Vec::new()
+                _ => Vec::new(),
             };
-            let parts = match bounds
-                .within(self.deliver(flow, legs, &page, &absent, &options.retry))
-                .await
-            {
+            let parts = match bounds.within(self.deliver(run, &batch, &absent)).await {
                 Ok(parts) => parts,
                 Err(stop) => break Err(stop),
             };
             if let Some(previous) = pending.take() {
                 progress.add(join(previous).await?, observer);
             }
-            let sweep = if finds_deletes {
-                Sweep::Track {
-                    began_at_ms: began_at_ms.take(),
-                    last_page: !has_more,
-                }
-            } else {
-                Sweep::Off
-            };
-            checkpoint = Some(page.checkpoint.clone());
-            let notes = PageNotes { log_changes, sweep };
-            pending = Some(self.commit(flow, run, source, page, parts, notes));
-            if !has_more {
+            let last = batch.last;
+            pending = Some(self.commit(run, batch, parts));
+            if last {
                 break Ok(());
             }
         };
@@ -313,48 +283,44 @@ impl FlowRunner {
     }
 
     /// The stored records a sweep's last page finds gone from the source,
-    /// as deletes (see [`Sweep`]).
-    async fn unseen(
-        &self,
-        flow: &FlowConfig,
-        source: &Connection,
-        last_page: &Page,
-        began_at_ms: Option<i64>,
-    ) -> Result<Vec<Record>, Stop> {
-        let (id, connection, stream) = (flow.id.clone(), source.id().clone(), flow.stream.clone());
+    /// as deletes (see [`Sweep`](crate::store::Sweep)).
+    async fn unseen(&self, run: &RunContext<'_>, last_page: &Batch) -> Result<Vec<Record>, Stop> {
+        let Some((connection, began_at_ms)) = last_page.ends_a_sweep() else {
+            return Ok(Vec::new());
+        };
+        let flow = &run.plan.flow;
+        let (id, connection, stream) = (flow.id.clone(), connection.clone(), flow.stream.clone());
         let unseen = self
-            .blocking(move |store| store.unseen(&id, &connection, &stream, began_at_ms))
+            .store
+            .call(move |store| store.unseen(&id, &connection, &stream, began_at_ms))
             .await?;
         // The last page's own records are seen once it commits.
-        let on_page: std::collections::HashSet<&str> =
-            last_page.records.iter().map(|r| r.key.as_str()).collect();
+        let on_page: HashSet<&str> = last_page.records.iter().map(|r| r.key.as_str()).collect();
         Ok(unseen
             .into_iter()
             .filter(|record| !on_page.contains(record.key.as_str()))
             .collect())
     }
 
-    /// Reshapes a page and hands it to its destination, with `absent`: the
-    /// deletes a sweep found, for a partner destination.
+    /// Reshapes a batch and hands it to the destination, with `absent`:
+    /// the deletes a sweep found, for a partner destination. A partner's
+    /// page the flow does not reshape is stored as read; records handled
+    /// again are always reshaped, so that a mapping removed since replaces
+    /// the copies an older one made.
     async fn deliver(
         &self,
-        flow: &FlowConfig,
-        legs: &Legs<'_>,
-        page: &Page,
+        run: &RunContext<'_>,
+        batch: &Batch,
         absent: &[Record],
-        retry: &RetryPolicy,
     ) -> Result<PageParts, Stop> {
-        let reshaped = if legs.reshaper.is_identity() {
+        let reshaper = &run.plan.reshaper;
+        let keeps_raw = matches!(batch.kind, BatchKind::Page { .. }) && reshaper.is_identity();
+        let reshaped = if keeps_raw {
             None
         } else {
-            Some(
-                legs.reshaper
-                    .reshape(&page.records)
-                    .await
-                    .map_err(Stop::from)?,
-            )
+            Some(reshaper.reshape(&batch.records).await?)
         };
-        match legs.destination {
+        match &run.plan.destination {
             Destination::Store => Ok(match reshaped {
                 None => PageParts::default(),
                 Some(Reshaped { records, failed }) => PageParts {
@@ -365,24 +331,24 @@ impl FlowRunner {
             }),
             Destination::Connection { connection, stream } => {
                 let (mut records, mut dead_letters) = match reshaped {
-                    None => (page.records.clone(), Vec::new()),
+                    None => (batch.records.clone(), Vec::new()),
                     Some(Reshaped { records, failed }) => (records, failed),
                 };
                 // Deletes need no reshaping: only their link is used.
                 records.extend_from_slice(absent);
                 let raw = if absent.is_empty() {
-                    std::borrow::Cow::Borrowed(&page.records[..])
+                    Cow::Borrowed(&batch.records[..])
                 } else {
-                    std::borrow::Cow::Owned([&page.records[..], absent].concat())
+                    Cow::Owned([&batch.records[..], absent].concat())
                 };
                 let delivered = destination::deliver_retrying(
-                    &flow.id,
+                    &run.plan.flow.id,
                     &records,
                     &raw,
                     connection,
                     stream,
-                    self.store.as_ref(),
-                    retry,
+                    self.store.get(),
+                    &run.options.retry,
                 )
                 .await?;
                 dead_letters.extend(delivered.dead_letters);
@@ -395,122 +361,113 @@ impl FlowRunner {
         }
     }
 
-    /// The stored checkpoint, migrated to the connector's current format.
-    async fn resume_point(
-        &self,
-        flow: &FlowConfig,
-        source: &Connection,
-    ) -> Result<Option<Checkpoint>, Stop> {
-        let stored = self
-            .blocking({
-                let (id, stream) = (flow.id.clone(), flow.stream.clone());
-                move |store| store.checkpoint(&id, &stream)
-            })
-            .await?;
-        let Some(stored) = stored else {
-            return Ok(None);
-        };
-        let current = source.spec().checkpoint_format;
-        if stored.format == current {
-            return Ok(Some(stored));
-        }
-        let from = stored.format;
-        let migrated = source
-            .migrate_checkpoint(&flow.stream, stored)
-            .await
-            .ok()
-            .filter(|c| c.format == current)
-            .ok_or_else(|| {
-                Stop::Failed(
-                    Diagnostic::new(
-                        ErrorCode::CheckpointMigration,
-                        format!(
-                            "flow `{}` has a checkpoint in format {from}, which connector `{}` (format {current}) cannot migrate",
-                            flow.id,
-                            source.plugin().label()
-                        ),
-                    )
-                    .with_hint(format!(
-                        "install a connector version that migrates format {from}, or run `weir state reset {}` to start a full sync deliberately",
-                        flow.id
-                    )),
-                )
-            })?;
-        self.blocking({
-            let (id, stream, checkpoint) = (flow.id.clone(), flow.stream.clone(), migrated.clone());
-            move |store| store.replace_checkpoint(&id, &stream, &checkpoint)
-        })
-        .await?;
-        tracing::info!(flow = %flow.id, from, to = current, "migrated the stored checkpoint");
-        Ok(Some(migrated))
-    }
-
+    /// Makes a delivered batch durable, in one transaction, on a blocking
+    /// thread.
     fn commit(
         &self,
-        flow: &FlowConfig,
-        run: RunId,
-        source: &Connection,
-        page: Page,
+        run: &RunContext<'_>,
+        batch: Batch,
         parts: PageParts,
-        notes: PageNotes,
     ) -> JoinHandle<Result<Committed, StoreError>> {
-        let store = self.store.clone();
-        let (flow_id, stream, connection) =
-            (flow.id.clone(), flow.stream.clone(), source.id().clone());
-        let writes = flow.destination != crate::config::Destination::Store;
-        tokio::task::spawn_blocking(move || {
-            let delivered = match (&parts.mapped, writes) {
-                (_, true) => Delivered::Written(&parts.links),
-                (Some(mapped), false) => Delivered::Mapped(mapped),
-                (None, false) => Delivered::Raw,
-            };
-            let outcome = store.commit_page(&PageCommit {
-                flow: &flow_id,
-                stream: &stream,
-                run,
-                checkpoint: &page.checkpoint,
-                source: SourcePage {
-                    connection: &connection,
-                    stream: &stream,
-                    records: &page.records,
-                },
-                delivered,
-                dead_letters: &parts.dead_letters,
-                log_changes: notes.log_changes,
-                sweep: notes.sweep,
-            })?;
-            Ok(Committed {
-                outcome,
-                read: page.records.len() as u64,
-                failed: parts.dead_letters.len() as u64,
-            })
+        let (flow, stream, id) = (
+            run.plan.flow.id.clone(),
+            run.plan.flow.stream.clone(),
+            run.run,
+        );
+        let writes = run.plan.destination.is_partner();
+        self.store.spawn(move |store| {
+            let read = batch.records.len() as u64;
+            let failed = parts.dead_letters.len() as u64;
+            match batch.kind {
+                BatchKind::Page {
+                    connection,
+                    checkpoint,
+                    sweep,
+                    log_changes,
+                } => {
+                    let delivered = match (&parts.mapped, writes) {
+                        (_, true) => Delivered::Written(&parts.links),
+                        (Some(mapped), false) => Delivered::Mapped(mapped),
+                        (None, false) => Delivered::Raw,
+                    };
+                    let outcome = store.commit_page(&PageCommit {
+                        flow: &flow,
+                        stream: &stream,
+                        run: id,
+                        checkpoint: &checkpoint,
+                        source: SourcePage {
+                            connection: &connection,
+                            stream: &stream,
+                            records: &batch.records,
+                        },
+                        delivered,
+                        dead_letters: &parts.dead_letters,
+                        log_changes,
+                        sweep,
+                    })?;
+                    Ok(Committed {
+                        read,
+                        written: outcome.changed,
+                        failed,
+                        resolved: 0,
+                        conflicts: outcome.conflicts,
+                    })
+                }
+                BatchKind::Again { dead } => {
+                    let failing: HashSet<&str> = parts
+                        .dead_letters
+                        .iter()
+                        .map(|f| f.source_key.as_str())
+                        .collect();
+                    let mut settled = Vec::new();
+                    let mut resolved = 0;
+                    for record in &batch.records {
+                        if let Some(ids) = dead.get(&record.key) {
+                            settled.extend_from_slice(ids);
+                            if !failing.contains(record.key.as_str()) {
+                                resolved += ids.len() as u64;
+                            }
+                        }
+                    }
+                    let mapped = parts.mapped.unwrap_or_default();
+                    store.redeliver(
+                        &flow,
+                        id,
+                        &mapped,
+                        &parts.links,
+                        &parts.dead_letters,
+                        &settled,
+                    )?;
+                    Ok(Committed {
+                        read,
+                        written: mapped.len().max(parts.links.len()) as u64,
+                        failed,
+                        resolved,
+                        conflicts: 0,
+                    })
+                }
+            }
         })
-    }
-
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&dyn FlowStore) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(store.as_ref()))
-            .await
-            .expect("store calls do not panic")
     }
 }
 
-/// What a page produced besides its raw records.
+/// What a batch produced besides its raw records.
 #[derive(Default)]
 struct PageParts {
+    /// Reshaped records for the store; none: the raw records are the
+    /// result.
     mapped: Option<Vec<Record>>,
     links: Vec<IdLink>,
     dead_letters: Vec<DeadLetter>,
 }
 
-/// One durable page.
+/// One durable batch.
 struct Committed {
-    outcome: PageOutcome,
     read: u64,
+    written: u64,
     failed: u64,
+    resolved: u64,
+    conflicts: u64,
 }
 
 #[derive(Default)]
@@ -519,167 +476,72 @@ struct Progress {
     read: u64,
     written: u64,
     failed: u64,
+    resolved: u64,
     conflicts: u64,
 }
 
 impl Progress {
-    fn add(&mut self, page: Committed, observer: &dyn RunObserver) {
+    fn add(&mut self, batch: Committed, observer: &dyn RunObserver) {
         self.pages += 1;
-        self.read += page.read;
-        self.written += page.outcome.changed;
-        self.failed += page.failed;
-        self.conflicts += page.outcome.conflicts;
-        observer.page_committed(page.read);
+        self.read += batch.read;
+        self.written += batch.written;
+        self.failed += batch.failed;
+        self.resolved += batch.resolved;
+        self.conflicts += batch.conflicts;
+        observer.page_committed(batch.read);
     }
 }
 
-async fn join(handle: JoinHandle<Result<Committed, StoreError>>) -> Result<Committed, StoreError> {
-    handle.await.expect("store calls do not panic")
-}
-
-async fn read_with_retry(
-    source: &Connection,
-    stream: &str,
-    checkpoint: Option<Checkpoint>,
-    retry: &RetryPolicy,
-) -> Result<Page, Stop> {
-    let mut attempts = Attempts::within(source.config().limits.deadline);
-    loop {
-        let deadline = attempts.deadline().expect("a window was given");
-        match source
-            .read_until(stream, checkpoint.clone(), deadline)
-            .await
-        {
-            Ok(page) => return Ok(page),
-            Err(error) => match retry.next(&error, &mut attempts) {
-                Next::RetryAfter(delay) => {
-                    tracing::info!(connection = %source.id(), "retrying in {delay:?}: {error}");
-                    tokio::time::sleep(delay).await;
-                }
-                Next::Pause => return Err(Stop::paused(&error)),
-                Next::Fail => return Err(Stop::Failed(error.diagnostic())),
-            },
-        }
+/// The streams a run reads and writes must exist, and the one written
+/// must take writes: checked before anything is read or reset.
+fn check_streams(plan: &Plan, feed: &Feed) -> Result<(), Stop> {
+    if let Feed::Partner { source, .. } = feed
+        && source.spec().stream(&plan.flow.stream).is_none()
+    {
+        return Err(Stop::Failed(unknown_stream(source, &plan.flow.stream)));
     }
-}
-
-/// What a page's commit notes besides its records.
-#[derive(Debug, Clone, Copy)]
-struct PageNotes {
-    /// The records as changes a poll saw (webhook coverage).
-    log_changes: bool,
-    /// The page's part in finding deletes by absence.
-    sweep: Sweep,
-}
-
-/// Whether a read from scratch deletes the stored records it does not see:
-/// for streams that report no deletes.
-fn finds_deletes_by_absence(flow: &FlowConfig, source: &Connection) -> bool {
-    source
-        .spec()
-        .stream(&flow.stream)
-        .is_some_and(|stream| stream.deletes == DeleteFeed::None)
-}
-
-/// A run denied an address its own checkpoint holds (a next-page URL the
-/// partner once gave) fails the same way on every run from there: the
-/// hint says how to look at the checkpoint and start over.
-fn denied_by_checkpoint(stop: Stop, flow: &FlowConfig, checkpoint: Option<&Checkpoint>) -> Stop {
-    let Stop::Failed(mut diagnostic) = stop else {
-        return stop;
+    let Destination::Connection { connection, stream } = &plan.destination else {
+        return Ok(());
     };
-    let from_checkpoint = diagnostic.code == ErrorCode::EgressDenied
-        && checkpoint.is_some_and(|checkpoint| {
-            hosts_in(&checkpoint.state).any(|host| diagnostic.message.contains(&host))
-        });
-    if from_checkpoint {
-        let note = format!(
-            "the address comes from the flow's checkpoint, so every run from it is denied: `weir state show {flow}` shows it, `weir state reset {flow}` starts over",
-            flow = flow.id
-        );
-        diagnostic.hint = Some(match diagnostic.hint {
-            Some(hint) => format!("{hint}; {note}"),
-            None => note,
-        });
-    }
-    Stop::Failed(diagnostic)
-}
-
-/// The hosts (with their port, when the URL gives one) of the URLs
-/// written in a checkpoint's state.
-fn hosts_in(state: &str) -> impl Iterator<Item = String> + '_ {
-    state.match_indices("http").filter_map(|(at, _)| {
-        let candidate: String = state[at..]
-            .chars()
-            .take_while(|c| !c.is_whitespace() && !matches!(c, '"' | '\\' | '\''))
-            .collect();
-        let url = url::Url::parse(&candidate).ok()?;
-        let host = url.host_str()?;
-        Some(match url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_string(),
-        })
-    })
-}
-
-fn check_streams(
-    flow: &FlowConfig,
-    source: &Connection,
-    destination: &Destination,
-) -> Result<(), Stop> {
-    let unknown = |connection: &Connection, stream: &str| {
-        let spec = connection.spec();
-        Stop::Failed(
+    let Some(capabilities) = connection.spec().stream(stream) else {
+        return Err(Stop::Failed(unknown_stream(connection, stream)));
+    };
+    if !capabilities.writable() {
+        return Err(Stop::Failed(
             Diagnostic::new(
-                ErrorCode::UnknownStream,
+                ErrorCode::ConnectorUnsupported,
                 format!(
-                    "connector `{}` of connection `{}` has no stream `{stream}`",
-                    connection.plugin().label(),
-                    connection.id()
+                    "the flow writes to stream `{stream}` of connection `{}`, which connector `{}` declares read-only",
+                    connection.id(),
+                    connection.plugin().label()
                 ),
             )
             .with_hint(format!(
-                "its streams: {}",
-                spec.streams
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "write to a stream `weir discover {}` marks writable, or deliver to the store",
+                connection.id()
             )),
-        )
-    };
-    if source.spec().stream(&flow.stream).is_none() {
-        return Err(unknown(source, &flow.stream));
-    }
-    if let Destination::Connection { connection, stream } = destination {
-        let Some(capabilities) = connection.spec().stream(stream) else {
-            return Err(unknown(connection, stream));
-        };
-        if !capabilities.writable() {
-            return Err(Stop::Failed(
-                Diagnostic::new(
-                    ErrorCode::ConnectorUnsupported,
-                    format!(
-                        "the flow writes to stream `{stream}` of connection `{}`, which connector `{}` declares read-only",
-                        connection.id(),
-                        connection.plugin().label()
-                    ),
-                )
-                .with_hint(format!(
-                    "write to a stream `weir discover {}` marks writable, or deliver to the store",
-                    connection.id()
-                )),
-            ));
-        }
+        ));
     }
     Ok(())
 }
 
-impl From<CallError> for Stop {
-    fn from(error: CallError) -> Self {
-        match error.connector_error() {
-            Some(ConnectorError::RateLimited { .. }) => Stop::paused(&error),
-            _ => Stop::Failed(error.diagnostic()),
-        }
-    }
+/// A flow names a stream its connector does not have.
+fn unknown_stream(connection: &Connection, stream: &str) -> Diagnostic {
+    let spec = connection.spec();
+    Diagnostic::new(
+        ErrorCode::UnknownStream,
+        format!(
+            "connector `{}` of connection `{}` has no stream `{stream}`",
+            connection.plugin().label(),
+            connection.id()
+        ),
+    )
+    .with_hint(format!(
+        "its streams: {}",
+        spec.streams
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }

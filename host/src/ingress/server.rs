@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 
 use super::IngressCounters;
+use super::worker::NotProcessed;
 use crate::capability::{BudgetConfig, RateBudget};
 use crate::connection::Connection;
 use crate::connector::{IncomingRequest, RejectionReason, Reply, WebhookVerdict};
@@ -143,7 +144,7 @@ impl Ingress {
         &self,
         tenant: &TenantId,
         name: &str,
-    ) -> Result<Arc<Connection>, String> {
+    ) -> Result<Arc<Connection>, NotProcessed> {
         let plugins = self.daemon.plugins();
         let generation = Arc::as_ptr(&plugins) as usize;
         let key = format!("{tenant}.{name}");
@@ -160,11 +161,9 @@ impl Ingress {
         let id = tenant.clone();
         let stored = tokio::task::spawn_blocking(move || store.tenant(&id))
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("tenant `{tenant}` no longer exists"))?;
-        let config =
-            resolve_connection(&self.daemon.config, &stored, name).map_err(|e| e.to_string())?;
+            .expect("store calls do not panic")?
+            .ok_or_else(|| NotProcessed::TenantGone(tenant.clone()))?;
+        let config = resolve_connection(&self.daemon.config, &stored, name)?;
         let connection = open_pinned(
             &stored.pins,
             &self.daemon.runtime,
@@ -172,8 +171,7 @@ impl Ingress {
             &config,
             &self.daemon.services,
         )
-        .map(Arc::new)
-        .map_err(|d| d.message)?;
+        .map(Arc::new)?;
         self.connections
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -14,11 +14,13 @@ use tokio_util::sync::CancellationToken;
 use super::Ingress;
 use crate::connection::Connection;
 use crate::connector::{ChangeKind, ChangeNotice, IncomingRequest, Record};
-use crate::flow::{Reshaper, destination};
-use crate::ids::TenantId;
+use crate::diagnostic::Diagnostic;
+use crate::flow::{Feed, Opener, Plan, RetryPolicy, RunOptions};
+use crate::ids::{FlowId, TenantId};
 use crate::inbox::ClaimedDelivery;
-use crate::store::{ChangeSource, ChangeStore, Deliveries, RunEnd, RunLog, RunStatus, TenantStore};
-use crate::tenant::resolve_flow;
+use crate::runtime::CallError;
+use crate::store::{ChangeSource, ChangeStore, StoreError, TenantStore};
+use crate::tenant::{TenantError, resolve_flow};
 
 /// Deliveries claimed at once.
 const BATCH: usize = 50;
@@ -80,7 +82,7 @@ async fn settle(ingress: &Ingress, delivery: ClaimedDelivery) {
             let retry_delay = ingress.daemon().config.ingress.retry_delay;
             ingress
                 .inbox()
-                .fail(claim, &why, retry_delay)
+                .fail(claim, &why.to_string(), retry_delay)
                 .await
                 .map(drop)
         }
@@ -90,7 +92,31 @@ async fn settle(ingress: &Ingress, delivery: ClaimedDelivery) {
     }
 }
 
-async fn process(ingress: &Ingress, delivery: ClaimedDelivery) -> Result<(), String> {
+/// Why a delivery cannot be processed now; the inbox tries it again later.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NotProcessed {
+    /// Its tenant was deleted since it arrived.
+    #[error("tenant `{0}` no longer exists")]
+    TenantGone(TenantId),
+    /// The tenant's settings do not resolve against weir.toml.
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
+    /// A connection or transform cannot be opened (a connector not loaded,
+    /// a secret missing).
+    #[error(transparent)]
+    Unavailable(#[from] Diagnostic),
+    /// The connector failed on the delivery.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A flow fed by the changes did not deliver them.
+    #[error("flow `{flow}` did not deliver the changes: {error}")]
+    Flow { flow: FlowId, error: Diagnostic },
+}
+
+async fn process(ingress: &Ingress, delivery: ClaimedDelivery) -> Result<(), NotProcessed> {
     let connection = ingress
         .connection(&delivery.tenant, delivery.connection.as_str())
         .await?;
@@ -106,10 +132,7 @@ async fn process(ingress: &Ingress, delivery: ClaimedDelivery) -> Result<(), Str
         body: delivery.body.to_vec(),
         received_at_ms: delivery.received_at_ms as u64,
     };
-    let notices = connection
-        .handle_webhook(&request)
-        .await
-        .map_err(|e| e.to_string())?;
+    let notices = connection.handle_webhook(&request).await?;
     let mut by_stream: BTreeMap<String, Vec<ChangeNotice>> = BTreeMap::new();
     for notice in notices {
         by_stream
@@ -122,13 +145,12 @@ async fn process(ingress: &Ingress, delivery: ClaimedDelivery) -> Result<(), Str
         let store = ingress.daemon_store();
         let scoped = connection.id().clone();
         let merged = {
-            let (store, stream) = (store.clone(), stream.clone());
+            let stream = stream.clone();
             tokio::task::spawn_blocking(move || {
                 store.merge(&scoped, &stream, &records, ChangeSource::Webhook)
             })
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?
+            .expect("store calls do not panic")?
         };
         if merged.conflicts > 0 {
             log_conflicts(ingress, &connection, &stream, merged.conflicts);
@@ -139,7 +161,7 @@ async fn process(ingress: &Ingress, delivery: ClaimedDelivery) -> Result<(), Str
                 &delivery.tenant,
                 delivery.connection.as_str(),
                 &stream,
-                &merged.applied,
+                merged.applied,
             )
             .await?;
         }
@@ -166,7 +188,7 @@ async fn authoritative(
     connection: &Connection,
     stream: &str,
     notices: Vec<ChangeNotice>,
-) -> Result<Vec<Record>, String> {
+) -> Result<Vec<Record>, CallError> {
     let mut records = Vec::with_capacity(notices.len());
     let mut to_fetch = Vec::new();
     for notice in notices {
@@ -187,110 +209,66 @@ async fn authoritative(
         }
     }
     if !to_fetch.is_empty() {
-        records.extend(
-            connection
-                .fetch(stream, to_fetch)
-                .await
-                .map_err(|e| e.to_string())?,
-        );
+        records.extend(connection.fetch(stream, to_fetch).await?);
     }
     Ok(records)
 }
 
 /// Hands merged changes to the tenant's flows that read this stream and
-/// take webhooks: reshaped, then stored per flow or written to a partner.
+/// take webhooks: each runs once on them, recorded as a `webhook` run.
+/// Retries are the inbox's: a call that fails fails the delivery.
 async fn feed_flows(
     ingress: &Ingress,
     tenant: &TenantId,
     connection: &str,
     stream: &str,
-    applied: &[Record],
-) -> Result<(), String> {
+    applied: Vec<Record>,
+) -> Result<(), NotProcessed> {
     let daemon = ingress.daemon();
-    let store = daemon.store.clone();
     let stored = {
-        let (store, id) = (store.clone(), tenant.clone());
+        let (store, id) = (daemon.store.clone(), tenant.clone());
         tokio::task::spawn_blocking(move || store.tenant(&id))
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?
+            .expect("store calls do not panic")?
     };
     let Some(stored) = stored else { return Ok(()) };
     let plugins = daemon.plugins();
+    let opener = Opener {
+        runtime: &daemon.runtime,
+        plugins: &plugins,
+        services: &daemon.services,
+    };
+    let options = RunOptions {
+        retry: RetryPolicy::none(),
+        ..RunOptions::default()
+    };
     for template in daemon.config.flows.values() {
         if template.source.as_str() != connection || template.stream != stream {
             continue;
         }
-        let resolved =
-            resolve_flow(&daemon.config, &stored, &template.id).map_err(|e| e.to_string())?;
+        let resolved = resolve_flow(&daemon.config, &stored, &template.id)?;
         let takes_webhooks = resolved.flow.trigger.is_none_or(|t| t.webhooks());
         // A flow whose tenant has not connected its destination takes
         // nothing, as if it were off: nothing may reach that partner.
         if !resolved.enabled || !takes_webhooks || resolved.not_connected().next().is_some() {
             continue;
         }
-        let reshaper = Reshaper::new(
-            &daemon.runtime,
-            &plugins,
-            resolved.flow.mapping.clone(),
-            &resolved.flow.transforms,
-        )
-        .map_err(|d| d.message)?;
-        let destination = match &resolved.destination {
-            None if reshaper.is_identity() => continue, // the merge already stored them
-            None => None,
-            Some(config) => Some(
-                resolved
-                    .open(&daemon.runtime, &plugins, config, &daemon.services)
-                    .map(Arc::new)
-                    .map_err(|d| d.message)?,
-            ),
-        };
-        let flow = resolved.flow.id.clone();
-        let run = {
-            let (store, flow) = (store.clone(), flow.clone());
-            tokio::task::spawn_blocking(move || store.start_run(&flow, "webhook", false))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?
-        };
-        let reshaped = reshaper.reshape(applied).await.map_err(|e| e.to_string())?;
-        let (mapped, links, mut failed) = match (&destination, &resolved.flow.destination) {
-            (Some(partner), crate::config::Destination::Connection { stream, .. }) => {
-                let delivered = destination::deliver(
-                    &flow,
-                    &reshaped.records,
-                    applied,
-                    partner,
-                    stream,
-                    store.as_ref(),
-                )
-                .await
-                .map_err(|e| match e {
-                    destination::DeliveryError::Call(e) => e.to_string(),
-                    destination::DeliveryError::Store(e) => e.to_string(),
-                })?;
-                (Vec::new(), delivered.links, delivered.dead_letters)
-            }
-            _ => (reshaped.records, Vec::new(), Vec::new()),
-        };
-        failed.extend(reshaped.failed);
-        let (store, failed_count) = (store.clone(), failed.len());
-        tokio::task::spawn_blocking(move || {
-            store.redeliver(&flow, run, &mapped, &links, &failed, &[])?;
-            store.finish_run(
-                run,
-                &RunEnd {
-                    status: RunStatus::Succeeded,
-                    error: None,
-                },
-            )
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-        if failed_count > 0 {
-            tracing::warn!(tenant = %tenant, "{failed_count} webhook change(s) went to the dead letters");
+        let plan = Plan::open(&resolved, &opener)?;
+        if !plan.delivers_beyond_the_merge() {
+            continue;
+        }
+        let summary = daemon
+            .runner
+            .run(&plan, Feed::Changes(applied.clone()), &options, &())
+            .await?;
+        if let Some(error) = summary.error {
+            return Err(NotProcessed::Flow {
+                flow: plan.flow.id,
+                error,
+            });
+        }
+        if summary.records_failed > 0 {
+            tracing::warn!(tenant = %tenant, "{} webhook change(s) went to the dead letters", summary.records_failed);
         }
     }
     Ok(())

@@ -128,6 +128,11 @@ impl DateConversion {
         self.calendar
     }
 
+    /// The `format` values are written in, when the rule gives one.
+    pub(crate) fn format(&self) -> Option<&str> {
+        self.format.as_deref()
+    }
+
     /// Whether values are written other than `%Y-%m-%d` or RFC 3339.
     pub(crate) fn has_custom_format(&self) -> bool {
         match (&self.format, self.calendar) {

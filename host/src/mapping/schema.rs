@@ -166,6 +166,42 @@ fn allowed(property: &Value) -> Option<Vec<Value>> {
     }
 }
 
+/// `string`, `integer`, `string (date-time)`, `one of "a", "b"`: what the
+/// schema says of the property at `pointer` (through `properties`).
+pub(crate) fn describe_at(schema: &Value, pointer: &Pointer) -> Option<String> {
+    let mut at = schema;
+    for token in pointer.tokens() {
+        at = at.get("properties")?.get(token.key())?;
+    }
+    let named = match at.get("type") {
+        Some(Value::String(name)) => Some(name.clone()),
+        Some(Value::Array(names)) => names
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|name| *name != "null")
+            .map(str::to_owned),
+        _ => None,
+    };
+    match (
+        named,
+        at.get("format").and_then(Value::as_str),
+        at.get("enum"),
+    ) {
+        (Some(name), Some(format), _) => Some(format!("{name} ({format})")),
+        (Some(name), None, _) => Some(name),
+        (None, _, Some(Value::Array(values))) => Some(format!(
+            "one of {}",
+            values
+                .iter()
+                .filter(|v| !v.is_null())
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
