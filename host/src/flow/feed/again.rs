@@ -241,12 +241,10 @@ mod tests {
     fn synced() -> (tempfile::TempDir, Arc<SqliteStore>) {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("weir.db")).unwrap());
-        let flow = flow();
         let mut records: Vec<Record> = (0..25)
             .map(|i| contact(i, if i % 5 == 0 { "vip" } else { "lead" }))
             .collect();
         records[24].kind = ChangeKind::Delete;
-        let run = store.start_run(&flow.id, "acme-crm 0.1.0", false).unwrap();
         let old_shape: Vec<Record> = records
             .iter()
             .map(|r| Record {
@@ -254,31 +252,18 @@ mod tests {
                 ..r.clone()
             })
             .collect();
-        store
-            .commit_page(&PageCommit {
-                flow: &flow.id,
-                stream: "contacts",
-                run,
-                checkpoint: &Checkpoint {
-                    format: 1,
-                    state: "\"end\"".into(),
-                },
-                source: SourcePage {
-                    connection: &flow.source,
-                    stream: "contacts",
-                    records: &records,
-                },
-                delivered: Delivered::Mapped(&old_shape),
-                dead_letters: &[DeadLetter {
-                    source_key: "c_003".into(),
-                    version: Some(1),
-                    data: records[3].data.clone(),
-                    failure: DeliveryFailure::Mapping("an old reason".into()),
-                }],
-                log_changes: false,
-                sweep: Sweep::Off,
-            })
-            .unwrap();
+        let stale = DeadLetter {
+            source_key: "c_003".into(),
+            version: Some(1),
+            data: records[3].data.clone(),
+            failure: DeliveryFailure::Mapping("an old reason".into()),
+        };
+        commit(
+            &store,
+            &records,
+            Delivered::Mapped(&old_shape),
+            std::slice::from_ref(&stale),
+        );
         (dir, store)
     }
 
@@ -302,6 +287,37 @@ mod tests {
             .run(&plan, feed, &options, &())
             .await
             .unwrap()
+    }
+
+    /// One page of the flow's source stream, committed by a sync run.
+    fn commit(
+        store: &SqliteStore,
+        records: &[Record],
+        delivered: Delivered<'_>,
+        dead_letters: &[DeadLetter],
+    ) {
+        let flow = flow();
+        let run = store.start_run(&flow.id, "acme-crm 0.1.0", false).unwrap();
+        store
+            .commit_page(&PageCommit {
+                flow: &flow.id,
+                stream: "contacts",
+                run,
+                checkpoint: &Checkpoint {
+                    format: 1,
+                    state: "\"end\"".into(),
+                },
+                source: SourcePage {
+                    connection: &flow.source,
+                    stream: "contacts",
+                    records,
+                },
+                delivered,
+                dead_letters,
+                log_changes: false,
+                sweep: Sweep::Off,
+            })
+            .unwrap();
     }
 
     fn mapped(store: &SqliteStore) -> Vec<Record> {
@@ -404,34 +420,13 @@ mod tests {
     #[tokio::test]
     async fn a_retry_uses_the_record_as_stored_now() {
         let (_dir, store) = synced();
-        let flow = flow();
         // Synced again since it failed: a newer copy is in the store.
         let newer = Record {
             version: Some(2),
             data: json!({ "id": "c_003", "email": "new@example.com", "stage": "lead" }).to_string(),
             ..contact(3, "lead")
         };
-        let run = store.start_run(&flow.id, "acme-crm 0.1.0", false).unwrap();
-        store
-            .commit_page(&PageCommit {
-                flow: &flow.id,
-                stream: "contacts",
-                run,
-                checkpoint: &Checkpoint {
-                    format: 1,
-                    state: "\"end\"".into(),
-                },
-                source: SourcePage {
-                    connection: &flow.source,
-                    stream: "contacts",
-                    records: std::slice::from_ref(&newer),
-                },
-                delivered: Delivered::Raw,
-                dead_letters: &[],
-                log_changes: false,
-                sweep: Sweep::Off,
-            })
-            .unwrap();
+        commit(&store, std::slice::from_ref(&newer), Delivered::Raw, &[]);
         let copy = reshaper(json!({ "fields": [{ "to": "/mail", "from": "/email" }] }));
         again(&store, Feed::DeadLetters, copy, 1_000).await;
         let row = mapped(&store)
