@@ -8,11 +8,11 @@ use semver::Version;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
+use crate::call::CallState;
 use crate::connector::{
     ChangeNotice, Checkpoint, ConnectorError, ConnectorSpec, IncomingRequest, Page, Record,
     StreamSchema, WebhookVerdict, WriteRequest, Written,
 };
-use crate::runtime::CallState;
 
 /// The release lines of `weir:connector` this host speaks, each as the
 /// newest version of the line it was built with. Every earlier version of a

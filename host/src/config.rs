@@ -1,6 +1,7 @@
 //! `weir.toml`: parsed into raw structs (unknown keys refused), then resolved
 //! into checked settings. Raw config never leaves this module.
 
+mod credentials;
 mod raw;
 mod resolve;
 
@@ -10,12 +11,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use credentials::NotConnected;
 pub use resolve::ConfigError;
 
+use crate::call::CallLimits;
 use crate::capability::{BudgetConfig, HttpLimits, OriginPattern, SecretSource};
 use crate::ids::{ConnectionId, ConnectorName, FlowId};
 use crate::mapping::Mapping;
-use crate::runtime::CallLimits;
 use crate::schedule::Schedule;
 
 fn first(mut problems: Vec<ConfigError>) -> ConfigError {
@@ -145,7 +147,7 @@ pub struct ConnectionConfig {
     pub shared_credentials: bool,
     /// Set on a tenant's instance that lacks its own credentials: such a
     /// connection is never opened, so nothing reaches the partner.
-    pub not_connected: Option<crate::tenant::NotConnected>,
+    pub not_connected: Option<NotConnected>,
     /// Limits of each call into the connector.
     pub limits: CallLimits,
     /// Records per page.

@@ -1,6 +1,7 @@
 //! A connection: one plugin bound to one partner account's config, secrets,
 //! egress grant and limits. Every call gets a fresh instance.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -8,6 +9,7 @@ use serde::de::IgnoredAny;
 use wasmtime::{Engine, Store};
 
 use crate::abi::{ConnectorPre, GuestResult};
+use crate::call::{CallEnv, CallError, CallState, GuestCall};
 use crate::capability::{
     AuditSink, BudgetRegistry, EgressGrant, GateSetup, HttpGate, SecretSource, Secrets,
 };
@@ -19,7 +21,7 @@ use crate::connector::{
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::ConnectionId;
 use crate::plugin::{Plugin, PluginKind, PluginRegistry};
-use crate::runtime::{CallEnv, CallError, CallState, GuestCall, Runtime};
+use crate::runtime::Runtime;
 use crate::store::{EgressLog, Journal};
 
 /// What the connections of one process share: rate budgets (flows on the
@@ -127,6 +129,37 @@ impl Connection {
                 "loaded connectors: {}{}; copy the connector's .wasm into the plugins directory or fix `connections.{id}.connector`",
                 if loaded.is_empty() { "none".to_string() } else { loaded.join(", ") },
                 if failed > 0 { format!(" ({failed} file(s) failed to load: see `weir plugins`)") } else { String::new() }
+            ))
+        })?;
+        Self::open_with(runtime, plugin, config, services)
+    }
+
+    /// [`Self::open`] for a tenant's connection, with the connector version
+    /// `pins` names for it, or the serving one; a pinned version Weir does
+    /// not keep is refused rather than replaced by another.
+    pub fn open_pinned(
+        pins: &BTreeMap<String, String>,
+        runtime: &Runtime,
+        registry: &PluginRegistry,
+        config: &ConnectionConfig,
+        services: &ConnectionServices,
+    ) -> Result<Self, Diagnostic> {
+        let name = config.connector.as_str();
+        let Some(version) = pins.get(name) else {
+            return Self::open(runtime, registry, config, services);
+        };
+        let plugin = registry.version(name, version).cloned().ok_or_else(|| {
+            let id = config.id.as_str();
+            let tenant = id.split_once('.').map_or(id, |(t, _)| t);
+            Diagnostic::new(
+                ErrorCode::ConnectorNotLoaded,
+                format!(
+                    "tenant `{tenant}` is pinned to {name} {version}, which Weir does not keep (serving: {})",
+                    registry.get(name).map_or("none".to_string(), |p| p.version.clone())
+                ),
+            )
+            .with_hint(format!(
+                "`weir tenants unpin {tenant} {name}` follows the serving version; `weir plugins` lists what is loaded"
             ))
         })?;
         Self::open_with(runtime, plugin, config, services)

@@ -24,7 +24,8 @@
 //! - [`inbox`]: webhook deliveries made durable before they are acknowledged.
 //!
 //! Runtime and guests:
-//! - [`runtime`]: the wasm engine, the compile cache, per-call state;
+//! - [`call`]: one call into a guest: limits, store state, deadline, errors;
+//! - [`runtime`]: the wasm engine, its linker, the compile cache;
 //! - [`abi`]: the only place that knows WIT versions;
 //! - [`plugin`]: plugin files loaded, judged and kept in a registry;
 //! - [`connection`]: a plugin bound to one connection's config and grants.
@@ -45,6 +46,7 @@
 
 pub mod abi;
 pub mod admin;
+pub mod call;
 pub mod capability;
 pub mod cli;
 pub mod config;

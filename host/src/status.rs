@@ -5,8 +5,9 @@
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::config::NotConnected;
 use crate::store::{FlowState, RunRecord, StoreError, TenantStore};
-use crate::tenant::{NotConnected, resolve_flow};
+use crate::tenant::resolve_flow;
 
 /// One tenant's flow.
 #[derive(Debug, Clone, Serialize)]

@@ -8,15 +8,11 @@
 //! tenant (`tenant.flow`, `tenant.connection`), so checkpoints, records,
 //! runs and rate budgets never mix between customers.
 
-mod credentials;
 mod edit;
 mod model;
 mod resolve;
 mod secrets;
 
-pub use credentials::NotConnected;
 pub use edit::{EditError, Resealed, TenantChange, apply, reseal_all};
 pub use model::{Tenant, TenantConnection, TenantFlow};
-pub use resolve::{
-    ResolvedFlow, TenantError, open_pinned, resolve_connection, resolve_flow, validate,
-};
+pub use resolve::{ResolvedFlow, TenantError, resolve_connection, resolve_flow, validate};

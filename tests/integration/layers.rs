@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 
 /// Cycles still to break, each as its sorted modules.
 const KNOWN_CYCLES: &[&[&str]] = &[
-    // `abi` binds guests to `runtime::CallState`; the engine links `abi`.
-    &["abi", "runtime"],
     // Tenants are stored and resolved against the config, plugins and
     // connections; the config and the store name tenants back.
     &["config", "connection", "plugin", "store", "tenant"],

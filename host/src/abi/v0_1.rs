@@ -8,9 +8,9 @@ use std::time::Duration;
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, InstancePre, Linker};
 
+use crate::call::CallState;
 use crate::capability::{OutgoingRequest, RequestFailure, SecretHeader};
 use crate::connector as domain;
-use crate::runtime::CallState;
 
 /// The newest version of the line, the one `wit/` holds.
 pub const VERSION: &str = "0.1.1";

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use super::app::{self, Plugins};
 use super::output;
+use crate::call::CallError;
 use crate::connection::ConnectionServices;
 use crate::diagnostic::ErrorCode;
-use crate::runtime::CallError;
 
 /// The failure of a command that makes one call, not a run: nothing
 /// resumes from a checkpoint, so a failure that may pass says to run the

@@ -12,13 +12,13 @@ use super::{
     AdminConfig, Config, ConnectionConfig, DEFAULT_PAGE_SIZE, DaemonConfig, Destination,
     FlowConfig, TransformConfig,
 };
+use crate::call::CallLimits;
 use crate::capability::{
     BudgetConfig, DEFAULT_REQUESTS_PER_SECOND, HttpLimits, OriginPattern, SecretSource,
 };
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, ConnectorName, FlowId};
 use crate::mapping::Mapping;
-use crate::runtime::CallLimits;
 use crate::suggest;
 
 /// Largest page a connection may ask for.

@@ -3,10 +3,10 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::retry::{Attempts, Next, RetryPolicy};
+use crate::call::CallError;
 use crate::connection::Connection;
 use crate::connector::{ChangeKind, ConnectorError, Record, WriteRequest};
 use crate::ids::FlowId;
-use crate::runtime::CallError;
 use crate::store::{DeadLetter, DeliveryFailure, IdLink, IdLinks, StoreError};
 
 /// Where a flow delivers records.

@@ -35,9 +35,14 @@ impl Opener<'_> {
         resolved: &ResolvedFlow,
         config: &ConnectionConfig,
     ) -> Result<Arc<Connection>, Diagnostic> {
-        resolved
-            .open(self.runtime, self.plugins, config, self.services)
-            .map(Arc::new)
+        Connection::open_pinned(
+            &resolved.pins,
+            self.runtime,
+            self.plugins,
+            config,
+            self.services,
+        )
+        .map(Arc::new)
     }
 }
 

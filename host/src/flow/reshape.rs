@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use wasmtime::Engine;
 
+use crate::call::{CallEnv, CallError, CallLimits, GuestCall};
 use crate::capability::HttpGate;
 use crate::config::TransformConfig;
 use crate::connector::{ChangeKind, Record};
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::mapping::Mapping;
 use crate::plugin::{Plugin, PluginKind, PluginRegistry};
-use crate::runtime::{CallEnv, CallError, CallLimits, GuestCall, Runtime};
+use crate::runtime::Runtime;
 use crate::store::{DeadLetter, DeliveryFailure};
 
 /// One transform plugin with its configuration.

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use super::bounds::Overrun;
 use super::destination::Undelivered;
+use crate::call::CallError;
 use crate::connector::ConnectorError;
 use crate::diagnostic::Diagnostic;
-use crate::runtime::CallError;
 use crate::store::StoreError;
 
 /// Why a run stopped early.

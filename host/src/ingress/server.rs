@@ -18,7 +18,7 @@ use crate::daemon::Daemon;
 use crate::ids::TenantId;
 use crate::inbox::{DeliveryKey, Headers, Inbox, NewDelivery};
 use crate::store::{ChangeStore, Handshake, TenantStore};
-use crate::tenant::{open_pinned, resolve_connection};
+use crate::tenant::resolve_connection;
 
 /// Below the shortest partner deadline we know of (a few seconds): past it
 /// the partner gets 503 and retries, rather than timing out on us.
@@ -164,7 +164,7 @@ impl Ingress {
             .expect("store calls do not panic")?
             .ok_or_else(|| NotProcessed::TenantGone(tenant.clone()))?;
         let config = resolve_connection(&self.daemon.config, &stored, name)?;
-        let connection = open_pinned(
+        let connection = Connection::open_pinned(
             &stored.pins,
             &self.daemon.runtime,
             &plugins,

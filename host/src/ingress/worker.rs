@@ -12,13 +12,13 @@ use futures_util::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
 use super::Ingress;
+use crate::call::CallError;
 use crate::connection::Connection;
 use crate::connector::{ChangeKind, ChangeNotice, IncomingRequest, Record};
 use crate::diagnostic::Diagnostic;
 use crate::flow::{Feed, Opener, Plan, RetryPolicy, RunOptions};
 use crate::ids::{FlowId, TenantId};
 use crate::inbox::ClaimedDelivery;
-use crate::runtime::CallError;
 use crate::store::{ChangeSource, ChangeStore, StoreError, TenantStore};
 use crate::tenant::{TenantError, resolve_flow};
 

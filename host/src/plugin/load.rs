@@ -6,10 +6,11 @@ use wasmtime::Engine;
 
 use super::{Plugin, PluginKind};
 use crate::abi::{self, AbiMismatch, Exports};
+use crate::call::{CallEnv, CallLimits, GuestCall};
 use crate::capability::HttpGate;
 use crate::connector::SpecProblem;
 use crate::diagnostic::{Diagnostic, ErrorCode};
-use crate::runtime::{CallEnv, CallLimits, CompileCache, GuestCall, Runtime};
+use crate::runtime::{CompileCache, Runtime};
 
 /// How long `spec()` may take at load time.
 const SPEC_DEADLINE: Duration = Duration::from_secs(10);

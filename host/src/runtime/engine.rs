@@ -7,8 +7,9 @@ use anyhow::Context as _;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::{CallState, CompileCache};
+use super::CompileCache;
 use crate::abi;
+use crate::call::CallState;
 
 /// How often the epoch advances: the granularity of deadlines and of guest
 /// yields to the async runtime.

@@ -2,10 +2,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::credentials::NotConnected;
 use super::secrets::secret_sources;
 use super::{Tenant, TenantConnection};
-use crate::config::{Config, ConnectionConfig, Destination, FlowConfig};
+use crate::config::{Config, ConnectionConfig, Destination, FlowConfig, NotConnected};
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, FlowId};
 use crate::mapping::Mapping;
@@ -60,18 +59,6 @@ impl ResolvedFlow {
             .filter_map(|c| c.not_connected.as_ref())
     }
 
-    /// Opens one of its connections with the connector version its tenant
-    /// is pinned to, or the serving one.
-    pub fn open(
-        &self,
-        runtime: &crate::runtime::Runtime,
-        plugins: &crate::plugin::PluginRegistry,
-        connection: &ConnectionConfig,
-        services: &crate::connection::ConnectionServices,
-    ) -> Result<crate::connection::Connection, Diagnostic> {
-        open_pinned(&self.pins, runtime, plugins, connection, services)
-    }
-
     /// Whether it may run: the tenant has its own credentials for every
     /// connection it uses (or they are shared), else why not.
     pub fn ensure_connected(&self) -> Result<(), Diagnostic> {
@@ -97,39 +84,6 @@ impl ResolvedFlow {
         }
     }
 }
-
-/// Opens a tenant's connection with the connector version `pins` names
-/// for it, or the serving one; a pinned version Weir does not keep is
-/// refused rather than replaced by another.
-pub fn open_pinned(
-    pins: &std::collections::BTreeMap<String, String>,
-    runtime: &crate::runtime::Runtime,
-    plugins: &crate::plugin::PluginRegistry,
-    connection: &ConnectionConfig,
-    services: &crate::connection::ConnectionServices,
-) -> Result<crate::connection::Connection, Diagnostic> {
-    use crate::connection::Connection;
-    let name = connection.connector.as_str();
-    let Some(version) = pins.get(name) else {
-        return Connection::open(runtime, plugins, connection, services);
-    };
-    let plugin = plugins.version(name, version).cloned().ok_or_else(|| {
-        let id = connection.id.as_str();
-        let tenant = id.split_once('.').map_or(id, |(t, _)| t);
-        Diagnostic::new(
-            ErrorCode::ConnectorNotLoaded,
-            format!(
-                "tenant `{tenant}` is pinned to {name} {version}, which Weir does not keep (serving: {})",
-                plugins.get(name).map_or("none".to_string(), |p| p.version.clone())
-            ),
-        )
-        .with_hint(format!(
-            "`weir tenants unpin {tenant} {name}` follows the serving version; `weir plugins` lists what is loaded"
-        ))
-    })?;
-    Connection::open_with(runtime, plugin, connection, services)
-}
-
 /// Checks every setting of a tenant against the integration.
 pub fn validate(config: &Config, tenant: &Tenant) -> Result<(), TenantError> {
     for (name, connection) in &tenant.connections {

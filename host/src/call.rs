@@ -1,3 +1,12 @@
+//! One call into a guest: its limits, the state its `Store` carries (WASI
+//! with captured output, the connection's HTTP gate, memory cap, deadline)
+//! and how it fails. Below `abi`, which binds guests to this state, and
+//! `runtime`, which compiles and links them.
+
+mod output;
+
+pub use output::CappedOutput;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -5,7 +14,6 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::output::CappedOutput;
 use crate::capability::{HttpGate, RedirectTrail};
 use crate::connector::ConnectorError;
 use crate::diagnostic::{Diagnostic, ErrorCode};

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::config::ConnectionConfig;
+use super::ConnectionConfig;
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, TenantId};
 
@@ -27,7 +27,7 @@ impl NotConnected {
     /// What a tenant's instance of `template` lacks, given the secrets it
     /// has (its own, or the template's when they are shared); none when it
     /// is connected.
-    pub(super) fn check(
+    pub(crate) fn check(
         tenant: &TenantId,
         template: &ConnectionConfig,
         scoped: &ConnectionConfig,
