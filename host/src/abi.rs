@@ -50,9 +50,9 @@ pub fn add_to_linker(linker: &mut Linker<CallState>) -> anyhow::Result<()> {
 /// What a component turned out to be.
 pub enum Exports {
     /// A connector, ready to instantiate.
-    Connector(ConnectorPre),
+    Connector(Box<dyn ConnectorInstance>),
     /// A transform plugin, ready to instantiate.
-    Transformer(TransformerPre),
+    Transformer(Box<dyn TransformInstance>),
 }
 
 /// Why a component cannot be used.
@@ -180,161 +180,118 @@ impl Exports {
         })?;
         // One line today; the next one gets its own arm here.
         let exports = if connector {
-            Self::Connector(ConnectorPre::V0_1(v0_1::ConnectorPre::new(pre)?))
+            Self::Connector(Box::new(v0_1::ConnectorPre::new(pre)?))
         } else {
-            Self::Transformer(TransformerPre::V0_1(v0_1::TransformerPre::new(pre)?))
+            Self::Transformer(Box::new(v0_1::TransformerPre::new(pre)?))
         };
         Ok((exports, version.to_string()))
     }
 }
 
-/// A connector component ready to instantiate, per WIT release line.
-pub enum ConnectorPre {
-    /// `weir:connector@0.1.x`.
-    V0_1(v0_1::ConnectorPre),
-}
-
-/// A transform component ready to instantiate, per WIT release line.
-pub enum TransformerPre {
-    /// `weir:connector@0.1.x`.
-    V0_1(v0_1::TransformerPre),
-}
-
 /// What an export call returns: a trap (outer) or the guest's result (inner).
 pub type GuestResult<T> = wasmtime::Result<Result<T, ConnectorError>>;
 
-// Each method instantiates a fresh instance in `store` and calls one export.
-impl ConnectorPre {
+/// A connector component ready to instantiate, whatever WIT line it
+/// speaks: each call instantiates it afresh in `store` and calls one
+/// export, in the host's own types. A new export is one method here and
+/// one implementation per line; an older line answers it as that line
+/// would, as an adapter to the newest.
+#[async_trait::async_trait]
+#[allow(
+    clippy::ptr_arg,
+    reason = "the generated bindings take WIT's `config` alias as a `&String`"
+)]
+pub trait ConnectorInstance: Send + Sync {
     /// `setup.spec`.
-    pub async fn spec(&self, store: &mut Store<CallState>) -> wasmtime::Result<ConnectorSpec> {
-        match self {
-            Self::V0_1(pre) => pre.spec(store).await,
-        }
-    }
+    async fn spec(&self, store: &mut Store<CallState>) -> wasmtime::Result<ConnectorSpec>;
 
     /// `setup.check`.
-    pub async fn check(&self, store: &mut Store<CallState>, config: &String) -> GuestResult<()> {
-        match self {
-            Self::V0_1(pre) => pre.check(store, config).await,
-        }
-    }
+    async fn check(&self, store: &mut Store<CallState>, config: &String) -> GuestResult<()>;
 
     /// `setup.discover`.
-    pub async fn discover(
+    async fn discover(
         &self,
         store: &mut Store<CallState>,
         config: &String,
-    ) -> GuestResult<Vec<StreamSchema>> {
-        match self {
-            Self::V0_1(pre) => pre.discover(store, config).await,
-        }
-    }
+    ) -> GuestResult<Vec<StreamSchema>>;
 
     /// `setup.migrate-checkpoint`.
-    pub async fn migrate_checkpoint(
+    async fn migrate_checkpoint(
         &self,
         store: &mut Store<CallState>,
         stream: &str,
         old: Checkpoint,
-    ) -> GuestResult<Checkpoint> {
-        match self {
-            Self::V0_1(pre) => pre.migrate_checkpoint(store, stream, old).await,
-        }
-    }
+    ) -> GuestResult<Checkpoint>;
 
     /// `source.read`.
-    pub async fn read(
+    async fn read(
         &self,
         store: &mut Store<CallState>,
         config: &String,
         stream: &str,
         checkpoint: Option<Checkpoint>,
         max_records: u32,
-    ) -> GuestResult<Page> {
-        match self {
-            Self::V0_1(pre) => {
-                pre.read(store, config, stream, checkpoint, max_records)
-                    .await
-            }
-        }
-    }
+    ) -> GuestResult<Page>;
 
     /// `source.fetch`.
-    pub async fn fetch(
+    async fn fetch(
         &self,
         store: &mut Store<CallState>,
         config: &String,
         stream: &str,
         keys: Vec<String>,
-    ) -> GuestResult<Vec<Record>> {
-        match self {
-            Self::V0_1(pre) => pre.fetch(store, config, stream, keys).await,
-        }
-    }
+    ) -> GuestResult<Vec<Record>>;
 
     /// `destination.write`.
-    pub async fn write(
+    async fn write(
         &self,
         store: &mut Store<CallState>,
         config: &String,
         stream: &str,
         requests: Vec<WriteRequest>,
-    ) -> GuestResult<Vec<Result<Written, ConnectorError>>> {
-        match self {
-            Self::V0_1(pre) => pre.write(store, config, stream, requests).await,
-        }
-    }
+    ) -> GuestResult<Vec<Result<Written, ConnectorError>>>;
 
     /// `destination.lookup`.
-    pub async fn lookup(
+    async fn lookup(
         &self,
         store: &mut Store<CallState>,
         config: &String,
         stream: &str,
         idempotency_key: &str,
-    ) -> GuestResult<Option<Written>> {
-        match self {
-            Self::V0_1(pre) => pre.lookup(store, config, stream, idempotency_key).await,
-        }
-    }
+    ) -> GuestResult<Option<Written>>;
 
     /// `webhooks.verify`.
-    pub async fn verify_webhook(
+    async fn verify_webhook(
         &self,
         store: &mut Store<CallState>,
         config: &String,
         request: &IncomingRequest,
-    ) -> GuestResult<WebhookVerdict> {
-        match self {
-            Self::V0_1(pre) => pre.verify_webhook(store, config, request).await,
-        }
-    }
+    ) -> GuestResult<WebhookVerdict>;
 
     /// `webhooks.handle`.
-    pub async fn handle_webhook(
+    async fn handle_webhook(
         &self,
         store: &mut Store<CallState>,
         config: &String,
         request: &IncomingRequest,
-    ) -> GuestResult<Vec<ChangeNotice>> {
-        match self {
-            Self::V0_1(pre) => pre.handle_webhook(store, config, request).await,
-        }
-    }
+    ) -> GuestResult<Vec<ChangeNotice>>;
 }
 
-impl TransformerPre {
+/// A transform component ready to instantiate, whatever WIT line it
+/// speaks.
+#[async_trait::async_trait]
+#[allow(
+    clippy::ptr_arg,
+    reason = "the generated bindings take WIT's `config` alias as a `&String`"
+)]
+pub trait TransformInstance: Send + Sync {
     /// `transform.transform`.
-    pub async fn transform(
+    async fn transform(
         &self,
         store: &mut Store<CallState>,
         config: &String,
         records: Vec<String>,
-    ) -> GuestResult<Vec<Result<Option<String>, ConnectorError>>> {
-        match self {
-            Self::V0_1(pre) => pre.transform(store, config, records).await,
-        }
-    }
+    ) -> GuestResult<Vec<Result<Option<String>, ConnectorError>>>;
 }
 
 #[cfg(test)]

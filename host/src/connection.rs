@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde::de::IgnoredAny;
 use wasmtime::{Engine, Store};
 
-use crate::abi::{ConnectorPre, GuestResult};
+use crate::abi::{ConnectorInstance, GuestResult};
 use crate::call::{CallEnv, CallError, CallState, GuestCall};
 use crate::capability::{
     AuditSink, BudgetRegistry, EgressGrant, GateSetup, HttpGate, SecretSource, Secrets,
@@ -276,9 +276,9 @@ impl Connection {
             .collect()
     }
 
-    fn pre(&self) -> &ConnectorPre {
+    fn pre(&self) -> &dyn ConnectorInstance {
         match &self.plugin.kind {
-            PluginKind::Connector { pre, .. } => pre,
+            PluginKind::Connector { pre, .. } => pre.as_ref(),
             PluginKind::Transformer { .. } => unreachable!("checked in `open`"),
         }
     }
@@ -286,7 +286,7 @@ impl Connection {
     async fn call<R>(
         &self,
         name: &'static str,
-        invoke: impl AsyncFnOnce(&ConnectorPre, &mut Store<CallState>) -> GuestResult<R>,
+        invoke: impl AsyncFnOnce(&mut Store<CallState>) -> GuestResult<R>,
     ) -> Result<R, CallError> {
         self.call_until(name, Instant::now() + self.config.limits.deadline, invoke)
             .await
@@ -296,13 +296,10 @@ impl Connection {
         &self,
         name: &'static str,
         deadline: Instant,
-        invoke: impl AsyncFnOnce(&ConnectorPre, &mut Store<CallState>) -> GuestResult<R>,
+        invoke: impl AsyncFnOnce(&mut Store<CallState>) -> GuestResult<R>,
     ) -> Result<R, CallError> {
         let mut store = self.env.new_store_until(&self.engine, deadline);
-        let pre = self.pre();
-        GuestCall::new(&mut store, name)
-            .run(async |store| invoke(pre, store).await)
-            .await
+        GuestCall::new(&mut store, name).run(invoke).await
     }
 
     fn contract(&self, call: &'static str, detail: String) -> CallError {
@@ -319,16 +316,16 @@ impl Connection {
 
     /// Checks config and credentials.
     pub async fn check(&self) -> Result<(), CallError> {
-        self.call("check", async |pre, store| {
-            pre.check(store, &self.config_json).await
+        self.call("check", async |store| {
+            self.pre().check(store, &self.config_json).await
         })
         .await
     }
 
     /// Lists the connection's streams.
     pub async fn discover(&self) -> Result<Vec<StreamSchema>, CallError> {
-        self.call("discover", async |pre, store| {
-            pre.discover(store, &self.config_json).await
+        self.call("discover", async |store| {
+            self.pre().discover(store, &self.config_json).await
         })
         .await
     }
@@ -354,8 +351,9 @@ impl Connection {
         let max = self.config.page_size;
         let started_from = checkpoint.clone();
         let page = self
-            .call_until("read", deadline, async |pre, store| {
-                pre.read(store, &self.config_json, stream, checkpoint, max)
+            .call_until("read", deadline, async |store| {
+                self.pre()
+                    .read(store, &self.config_json, stream, checkpoint, max)
                     .await
             })
             .await?;
@@ -413,8 +411,10 @@ impl Connection {
 
     /// Fetches current objects by key.
     pub async fn fetch(&self, stream: &str, keys: Vec<String>) -> Result<Vec<Record>, CallError> {
-        self.call("fetch", async |pre, store| {
-            pre.fetch(store, &self.config_json, stream, keys).await
+        self.call("fetch", async |store| {
+            self.pre()
+                .fetch(store, &self.config_json, stream, keys)
+                .await
         })
         .await
     }
@@ -427,8 +427,10 @@ impl Connection {
     ) -> Result<Vec<Result<Written, crate::connector::ConnectorError>>, CallError> {
         let expected = requests.len();
         let results = self
-            .call("write", async |pre, store| {
-                pre.write(store, &self.config_json, stream, requests).await
+            .call("write", async |store| {
+                self.pre()
+                    .write(store, &self.config_json, stream, requests)
+                    .await
             })
             .await?;
         if results.len() != expected {
@@ -446,8 +448,9 @@ impl Connection {
         stream: &str,
         idempotency_key: &str,
     ) -> Result<Option<Written>, CallError> {
-        self.call("lookup", async |pre, store| {
-            pre.lookup(store, &self.config_json, stream, idempotency_key)
+        self.call("lookup", async |store| {
+            self.pre()
+                .lookup(store, &self.config_json, stream, idempotency_key)
                 .await
         })
         .await
@@ -459,8 +462,8 @@ impl Connection {
         stream: &str,
         old: Checkpoint,
     ) -> Result<Checkpoint, CallError> {
-        self.call("migrate-checkpoint", async |pre, store| {
-            pre.migrate_checkpoint(store, stream, old).await
+        self.call("migrate-checkpoint", async |store| {
+            self.pre().migrate_checkpoint(store, stream, old).await
         })
         .await
     }
@@ -470,8 +473,10 @@ impl Connection {
         &self,
         request: &IncomingRequest,
     ) -> Result<WebhookVerdict, CallError> {
-        self.call("verify", async |pre, store| {
-            pre.verify_webhook(store, &self.config_json, request).await
+        self.call("verify", async |store| {
+            self.pre()
+                .verify_webhook(store, &self.config_json, request)
+                .await
         })
         .await
     }
@@ -481,8 +486,10 @@ impl Connection {
         &self,
         request: &IncomingRequest,
     ) -> Result<Vec<ChangeNotice>, CallError> {
-        self.call("handle", async |pre, store| {
-            pre.handle_webhook(store, &self.config_json, request).await
+        self.call("handle", async |store| {
+            self.pre()
+                .handle_webhook(store, &self.config_json, request)
+                .await
         })
         .await
     }

@@ -15,7 +15,7 @@ pub use watcher::{PluginWatcher, ReloadEvent};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::abi::{ConnectorPre, TransformerPre};
+use crate::abi::{ConnectorInstance, TransformInstance};
 use crate::connector::ConnectorSpec;
 
 /// A loaded plugin file.
@@ -47,12 +47,12 @@ pub enum PluginKind {
         /// What `spec()` returned.
         spec: Box<ConnectorSpec>,
         /// Ready to instantiate.
-        pre: ConnectorPre,
+        pre: Box<dyn ConnectorInstance>,
     },
     /// A transform.
     Transformer {
         /// Ready to instantiate.
-        pre: TransformerPre,
+        pre: Box<dyn TransformInstance>,
     },
 }
 

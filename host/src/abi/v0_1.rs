@@ -213,21 +213,17 @@ impl ConnectorPre {
     ) -> wasmtime::Result<bindings::Connector> {
         self.0.instantiate_async(store).await
     }
+}
 
-    pub async fn spec(
-        &self,
-        store: &mut Store<CallState>,
-    ) -> wasmtime::Result<domain::ConnectorSpec> {
+#[async_trait::async_trait]
+impl super::ConnectorInstance for ConnectorPre {
+    async fn spec(&self, store: &mut Store<CallState>) -> wasmtime::Result<domain::ConnectorSpec> {
         let instance = self.instance(store).await?;
         let spec = instance.weir_connector_setup().call_spec(store).await?;
         Ok(spec.into())
     }
 
-    pub async fn check(
-        &self,
-        store: &mut Store<CallState>,
-        config: &String,
-    ) -> super::GuestResult<()> {
+    async fn check(&self, store: &mut Store<CallState>, config: &String) -> super::GuestResult<()> {
         let instance = self.instance(store).await?;
         let result = instance
             .weir_connector_setup()
@@ -236,7 +232,7 @@ impl ConnectorPre {
         Ok(result.map_err(Into::into))
     }
 
-    pub async fn discover(
+    async fn discover(
         &self,
         store: &mut Store<CallState>,
         config: &String,
@@ -251,7 +247,7 @@ impl ConnectorPre {
             .map_err(Into::into))
     }
 
-    pub async fn migrate_checkpoint(
+    async fn migrate_checkpoint(
         &self,
         store: &mut Store<CallState>,
         stream: &str,
@@ -265,7 +261,7 @@ impl ConnectorPre {
         Ok(result.map(Into::into).map_err(Into::into))
     }
 
-    pub async fn read(
+    async fn read(
         &self,
         store: &mut Store<CallState>,
         config: &String,
@@ -286,7 +282,7 @@ impl ConnectorPre {
         Ok(result.map(Into::into).map_err(Into::into))
     }
 
-    pub async fn fetch(
+    async fn fetch(
         &self,
         store: &mut Store<CallState>,
         config: &String,
@@ -303,7 +299,7 @@ impl ConnectorPre {
             .map_err(Into::into))
     }
 
-    pub async fn write(
+    async fn write(
         &self,
         store: &mut Store<CallState>,
         config: &String,
@@ -326,7 +322,7 @@ impl ConnectorPre {
             .map_err(Into::into))
     }
 
-    pub async fn lookup(
+    async fn lookup(
         &self,
         store: &mut Store<CallState>,
         config: &String,
@@ -341,7 +337,7 @@ impl ConnectorPre {
         Ok(result.map(|w| w.map(Into::into)).map_err(Into::into))
     }
 
-    pub async fn verify_webhook(
+    async fn verify_webhook(
         &self,
         store: &mut Store<CallState>,
         config: &String,
@@ -355,7 +351,7 @@ impl ConnectorPre {
         Ok(result.map(Into::into).map_err(Into::into))
     }
 
-    pub async fn handle_webhook(
+    async fn handle_webhook(
         &self,
         store: &mut Store<CallState>,
         config: &String,
@@ -380,8 +376,11 @@ impl TransformerPre {
             .map(Self)
             .map_err(|e| super::AbiMismatch::Imports(format!("{e:#}")))
     }
+}
 
-    pub async fn transform(
+#[async_trait::async_trait]
+impl super::TransformInstance for TransformerPre {
+    async fn transform(
         &self,
         store: &mut Store<CallState>,
         config: &String,

@@ -128,7 +128,7 @@ pub async fn load_plugin_bytes(
         .unwrap_or_default();
     match exports {
         Exports::Connector(pre) => {
-            let spec = call_spec(runtime, &pre, &file_label).await?;
+            let spec = call_spec(runtime, pre.as_ref(), &file_label).await?;
             spec.validate().map_err(|problem: SpecProblem| {
                 PluginError::Spec(format!("returned an invalid spec: {problem}"))
             })?;
@@ -164,7 +164,7 @@ pub async fn load_plugin_bytes(
 
 async fn call_spec(
     runtime: &Arc<Runtime>,
-    pre: &abi::ConnectorPre,
+    pre: &dyn abi::ConnectorInstance,
     file_label: &str,
 ) -> Result<crate::connector::ConnectorSpec, PluginError> {
     let env = Arc::new(CallEnv {
