@@ -1,0 +1,160 @@
+//! The connector versions operators approved, and their rollbacks.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::SqliteStore;
+use crate::store::{ApprovedVersion, PluginLedger, PluginRollback, StoreError};
+
+impl PluginLedger for SqliteStore {
+    fn approved_versions(&self, name: &str) -> Result<Vec<ApprovedVersion>, StoreError> {
+        self.with(|conn| {
+            conn.prepare_cached(
+                "SELECT name, version, content_hash, hosts, approved_at FROM plugin_versions
+                 WHERE name = ?1 ORDER BY approved_at DESC, rowid DESC",
+            )?
+            .query_map(params![name], |row| {
+                let hosts: String = row.get(3)?;
+                Ok(ApprovedVersion {
+                    name: row.get(0)?,
+                    version: row.get(1)?,
+                    content_hash: row.get(2)?,
+                    hosts: serde_json::from_str(&hosts).unwrap_or_default(),
+                    approved_at_ms: row.get(4)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn approved_wasm(&self, content_hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT wasm FROM plugin_versions WHERE content_hash = ?1",
+                params![content_hash],
+                |row| row.get(0),
+            )
+            .optional()
+        })
+    }
+
+    fn approve_version(
+        &self,
+        version: &ApprovedVersion,
+        wasm: &[u8],
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let hosts = serde_json::to_string(&version.hosts).expect("hosts serialize");
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            // The wasm is written once; approving again only moves the time.
+            tx.execute(
+                "INSERT INTO plugin_versions (content_hash, name, version, hosts, wasm, approved_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (content_hash) DO UPDATE SET approved_at = excluded.approved_at",
+                params![
+                    version.content_hash,
+                    version.name,
+                    version.version,
+                    hosts,
+                    wasm,
+                    version.approved_at_ms
+                ],
+            )?;
+            tx.execute(
+                "DELETE FROM plugin_versions WHERE name = ?1 AND content_hash NOT IN (
+                   SELECT content_hash FROM plugin_versions WHERE name = ?1
+                   ORDER BY approved_at DESC, rowid DESC LIMIT ?2)",
+                params![version.name, keep as i64],
+            )?;
+            tx.commit()
+        })
+    }
+
+    fn rollback(&self, name: &str) -> Result<Option<PluginRollback>, StoreError> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT file_hash, serving FROM plugin_rollbacks WHERE name = ?1",
+                params![name],
+                |row| {
+                    Ok(PluginRollback {
+                        file_hash: row.get(0)?,
+                        serving: row.get(1)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    fn set_rollback(
+        &self,
+        name: &str,
+        rollback: Option<&PluginRollback>,
+    ) -> Result<(), StoreError> {
+        self.with(|conn| match rollback {
+            None => conn
+                .execute("DELETE FROM plugin_rollbacks WHERE name = ?1", params![name])
+                .map(drop),
+            Some(rollback) => conn
+                .execute(
+                    "INSERT INTO plugin_rollbacks (name, file_hash, serving) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (name) DO UPDATE SET file_hash = excluded.file_hash, serving = excluded.serving",
+                    params![name, rollback.file_hash, rollback.serving],
+                )
+                .map(drop),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::testing::open;
+
+    #[test]
+    fn approved_versions_keep_their_wasm_the_latest_first_and_only_as_many_as_asked() {
+        let (_dir, store) = open();
+        let version = |hash: &str, at: i64| ApprovedVersion {
+            name: "acme-crm".into(),
+            version: format!("1.0.{hash}"),
+            content_hash: hash.into(),
+            hosts: vec!["https://api.acme.example".into()],
+            approved_at_ms: at,
+        };
+        for (i, hash) in ["a", "b", "c"].iter().enumerate() {
+            store
+                .approve_version(&version(hash, i as i64), hash.as_bytes(), 2)
+                .unwrap();
+        }
+        let hashes = |store: &SqliteStore| -> Vec<String> {
+            store
+                .approved_versions("acme-crm")
+                .unwrap()
+                .into_iter()
+                .map(|v| v.content_hash)
+                .collect()
+        };
+        assert_eq!(hashes(&store), ["c", "b"], "the oldest is forgotten");
+        assert_eq!(store.approved_wasm("a").unwrap(), None);
+        // Approving a kept version again moves it first; its wasm stays.
+        store.approve_version(&version("b", 9), b"", 2).unwrap();
+        assert_eq!(hashes(&store), ["b", "c"]);
+        assert_eq!(
+            store.approved_wasm("b").unwrap().as_deref(),
+            Some(&b"b"[..])
+        );
+        assert_eq!(
+            store.approved_versions("acme-crm").unwrap()[0].hosts,
+            ["https://api.acme.example"]
+        );
+
+        let rollback = PluginRollback {
+            file_hash: "b".into(),
+            serving: "c".into(),
+        };
+        store.set_rollback("acme-crm", Some(&rollback)).unwrap();
+        assert_eq!(store.rollback("acme-crm").unwrap(), Some(rollback));
+        store.set_rollback("acme-crm", None).unwrap();
+        assert_eq!(store.rollback("acme-crm").unwrap(), None);
+    }
+}
