@@ -3,6 +3,7 @@
 
 mod changes;
 mod egress;
+mod error;
 mod pages;
 mod plugins;
 mod records;
@@ -37,10 +38,7 @@ impl SqliteStore {
     /// Opens (creates) the store and brings its schema up to date, then
     /// marks the runs of processes that died interrupted.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let err = |source: rusqlite::Error| StoreError {
-            path: path.to_path_buf(),
-            source: source.into(),
-        };
+        let err = |e| error::store_error(path, e);
         let mut conn = Connection::open(path).map_err(err)?;
         // WAL: readers never block the writer. NORMAL: a process crash never
         // loses a committed transaction; records and checkpoint always move
@@ -53,10 +51,7 @@ impl SqliteStore {
         )
         .map_err(err)?;
         migrate(&mut conn).map_err(err)?;
-        let presence = Presence::announce(path).map_err(|source| StoreError {
-            path: path.to_path_buf(),
-            source: source.into(),
-        })?;
+        let presence = Presence::announce(path).map_err(|e| error::io_error(path, e))?;
         let store = Self {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
@@ -71,11 +66,8 @@ impl SqliteStore {
         Ok(store)
     }
 
-    fn io_error(&self, source: std::io::Error) -> StoreError {
-        StoreError {
-            path: self.path.clone(),
-            source: source.into(),
-        }
+    fn io_error(&self, e: std::io::Error) -> StoreError {
+        error::io_error(&self.path, e)
     }
 
     /// The database file.
@@ -91,10 +83,7 @@ impl SqliteStore {
             .conn
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&mut conn).map_err(|source| StoreError {
-            path: self.path.clone(),
-            source: source.into(),
-        })
+        f(&mut conn).map_err(|e| error::store_error(&self.path, e))
     }
 
     fn stream_id(

@@ -3,6 +3,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
+use super::error::json;
 use crate::capability::{AuditEntry, BudgetLeft, BudgetState};
 use crate::ids::ConnectionId;
 use crate::store::{EgressLog, StoreError};
@@ -92,16 +93,16 @@ impl EgressLog for SqliteStore {
     }
 
     fn load_budget(&self, connection: &ConnectionId) -> Result<Option<BudgetState>, StoreError> {
-        let json: Option<String> = self.with(|conn| {
+        self.with(|conn| {
             conn.query_row(
                 "SELECT state FROM rate_budgets WHERE connection = ?1",
                 params![connection.as_str()],
-                |row| row.get(0),
+                |row| {
+                    let state: String = row.get(0)?;
+                    json(0, || format!("the rate budget of `{connection}`"), &state)
+                },
             )
             .optional()
-        })?;
-        // A state written by another version that no longer parses is
-        // dropped: the budget then starts full, as for a new connection.
-        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+        })
     }
 }

@@ -3,6 +3,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
+use super::error::json;
 use crate::store::{ApprovedVersion, PluginLedger, PluginRollback, StoreError};
 
 impl PluginLedger for SqliteStore {
@@ -13,12 +14,17 @@ impl PluginLedger for SqliteStore {
                  WHERE name = ?1 ORDER BY approved_at DESC, rowid DESC",
             )?
             .query_map(params![name], |row| {
+                let content_hash: String = row.get(2)?;
                 let hosts: String = row.get(3)?;
                 Ok(ApprovedVersion {
                     name: row.get(0)?,
                     version: row.get(1)?,
-                    content_hash: row.get(2)?,
-                    hosts: serde_json::from_str(&hosts).unwrap_or_default(),
+                    hosts: json(
+                        3,
+                        || format!("the hosts of approved version `{content_hash}`"),
+                        &hosts,
+                    )?,
+                    content_hash,
                     approved_at_ms: row.get(4)?,
                 })
             })?

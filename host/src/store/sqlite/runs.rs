@@ -3,6 +3,7 @@
 use rusqlite::params;
 
 use super::SqliteStore;
+use super::error::undecodable;
 use crate::ids::{FlowId, RunId, TenantId};
 use crate::store::{RunEnd, RunLog, RunRecord, RunStatus, StoreError};
 use crate::unix_time::now_ms;
@@ -126,7 +127,16 @@ pub(super) fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
         id: RunId(row.get(0)?),
         flow: row.get(1)?,
-        status: RunStatus::parse(&row.get::<_, String>(2)?),
+        status: {
+            let status: String = row.get(2)?;
+            RunStatus::parse(&status).ok_or_else(|| {
+                undecodable(
+                    2,
+                    "the status of a run".into(),
+                    format!("no status `{status}`"),
+                )
+            })?
+        },
         full_refresh: row.get(3)?,
         plugin: row.get(4)?,
         started_at_ms: row.get(5)?,

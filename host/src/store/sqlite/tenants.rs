@@ -3,6 +3,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
+use super::error::json;
 use super::runs::{RUN_COLUMNS, run_row};
 use crate::ids::TenantId;
 use crate::store::{FlowState, RunRecord, StoreError, TenantStore};
@@ -12,27 +13,24 @@ use crate::unix_time::now_ms;
 impl TenantStore for SqliteStore {
     fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
         self.with(|conn| {
-            let mut stmt = conn.prepare("SELECT document FROM tenants ORDER BY id")?;
-            let docs: Vec<String> = stmt
-                .query_map([], |row| row.get(0))?
-                .collect::<Result<_, _>>()?;
-            Ok(docs
-                .iter()
-                .filter_map(|d| serde_json::from_str(d).ok())
-                .collect())
+            let mut stmt = conn.prepare("SELECT id, document FROM tenants ORDER BY id")?;
+            stmt.query_map([], |row| {
+                let id: String = row.get(0)?;
+                json(1, || format!("tenant `{id}`"), &row.get::<_, String>(1)?)
+            })?
+            .collect()
         })
     }
 
     fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
-        let doc: Option<String> = self.with(|conn| {
+        self.with(|conn| {
             conn.query_row(
                 "SELECT document FROM tenants WHERE id = ?1",
                 params![id.as_str()],
-                |row| row.get(0),
+                |row| json(0, || format!("tenant `{id}`"), &row.get::<_, String>(0)?),
             )
             .optional()
-        })?;
-        Ok(doc.and_then(|d| serde_json::from_str(&d).ok()))
+        })
     }
 
     fn save_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
@@ -133,5 +131,45 @@ impl TenantStore for SqliteStore {
             ))?;
             stmt.query_map([], run_row)?.collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreErrorKind;
+    use crate::store::sqlite::testing::open;
+
+    #[test]
+    fn a_tenant_that_does_not_decode_is_an_error_not_a_missing_tenant() {
+        let (_dir, store) = open();
+        let id = TenantId::new("customer-42").unwrap();
+        store.save_tenant(&Tenant::new(id.clone())).unwrap();
+        store
+            .with(|c| c.execute("UPDATE tenants SET document = '{\"id\": 42}'", []))
+            .unwrap();
+
+        let error = store.tenant(&id).unwrap_err();
+        assert_eq!(error.kind, StoreErrorKind::Corrupt);
+        assert!(
+            error
+                .to_string()
+                .contains("tenant `customer-42` does not decode"),
+            "{error}"
+        );
+        let listed = store.tenants().unwrap_err();
+        assert_eq!(
+            listed.kind,
+            StoreErrorKind::Corrupt,
+            "not left out of the list"
+        );
+        assert!(
+            listed
+                .diagnostic()
+                .hint
+                .unwrap()
+                .contains("restore a backup"),
+            "a corrupt store is no full disk"
+        );
     }
 }
