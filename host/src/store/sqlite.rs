@@ -83,7 +83,15 @@ impl SqliteStore {
             .conn
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&mut conn).map_err(|e| error::store_error(&self.path, e))
+        f(&mut conn).map_err(|e| {
+            // A failed operation's transaction rolled back, and with it any
+            // stream it created that `stream_id` remembered.
+            self.stream_ids
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+            error::store_error(&self.path, e)
+        })
     }
 
     fn stream_id(
