@@ -4,6 +4,8 @@
 //! backend (PostgreSQL for multi-host deployments) can be added beside it.
 
 mod changes;
+#[cfg(test)]
+mod conformance;
 mod journal;
 mod presence;
 mod schema;

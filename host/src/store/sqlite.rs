@@ -10,7 +10,7 @@ mod records;
 mod runs;
 mod tenants;
 #[cfg(test)]
-mod testing;
+pub(super) mod testing;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

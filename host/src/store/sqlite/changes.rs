@@ -268,105 +268,25 @@ pub(super) fn log_changes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::FlowId;
-    use crate::store::sqlite::testing::{commit_page_of_f, open};
-    use crate::store::{RunLog, Sweep};
+    use crate::store::sqlite::testing::open;
 
-    fn record(key: &str, version: u64, kind: ChangeKind, data: &str) -> Record {
-        Record {
-            key: key.into(),
-            version: Some(version),
-            kind,
+    #[test]
+    fn a_conflict_keeps_the_stored_and_the_refused_copy_for_operators() {
+        let (_dir, store) = open();
+        let connection = ConnectionId::new("c").unwrap();
+        let copy = |data: &str| Record {
+            key: "k".into(),
+            version: Some(7),
+            kind: ChangeKind::Upsert,
             data: data.into(),
-        }
-    }
-
-    fn stored(store: &SqliteStore) -> (i64, bool, String) {
-        store
-            .with(|c| {
-                c.query_row(
-                    "SELECT version, deleted, data FROM records WHERE key = 'k'",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-            })
-            .unwrap()
-    }
-
-    /// A poll: a page committed through the run path.
-    fn poll(store: &SqliteStore, records: &[Record]) {
-        commit_page_of_f(store, records, false, true, Sweep::Off);
-    }
-
-    fn webhook(store: &SqliteStore, records: &[Record]) -> MergeOutcome {
-        store
-            .merge(
-                &ConnectionId::new("c").unwrap(),
-                "s",
-                records,
-                ChangeSource::Webhook,
-            )
-            .unwrap()
-    }
-
-    #[test]
-    fn a_webhook_v3_then_a_poll_v2_keeps_v3() {
-        let (_dir, store) = open();
-        assert_eq!(
-            webhook(&store, &[record("k", 3, ChangeKind::Upsert, r#"{"v":3}"#)])
-                .applied
-                .len(),
-            1
-        );
-        poll(&store, &[record("k", 2, ChangeKind::Upsert, r#"{"v":2}"#)]);
-        assert_eq!(stored(&store), (3, false, r#"{"v":3}"#.into()));
-    }
-
-    #[test]
-    fn a_poll_v2_then_a_late_webhook_v1_keeps_v2() {
-        let (_dir, store) = open();
-        poll(&store, &[record("k", 2, ChangeKind::Upsert, r#"{"v":2}"#)]);
-        let outcome = webhook(&store, &[record("k", 1, ChangeKind::Upsert, r#"{"v":1}"#)]);
-        assert_eq!((outcome.applied.len(), outcome.stale), (0, 1));
-        assert_eq!(stored(&store).0, 2);
-    }
-
-    #[test]
-    fn a_delete_v5_then_an_update_v4_stays_deleted() {
-        let (_dir, store) = open();
-        webhook(&store, &[record("k", 5, ChangeKind::Delete, "{}")]);
-        webhook(&store, &[record("k", 4, ChangeKind::Upsert, r#"{"v":4}"#)]);
-        poll(&store, &[record("k", 4, ChangeKind::Upsert, r#"{"v":4}"#)]);
-        assert_eq!(
-            stored(&store),
-            (5, true, "{}".into()),
-            "a late update cannot resurrect it"
-        );
-    }
-
-    #[test]
-    fn the_same_version_with_other_content_is_a_conflict_counted_and_kept() {
-        let (_dir, store) = open();
-        webhook(
-            &store,
-            &[record("k", 7, ChangeKind::Upsert, r#"{"a":1,"b":2}"#)],
-        );
-        let same = webhook(
-            &store,
-            &[record("k", 7, ChangeKind::Upsert, r#"{"b":2, "a":1}"#)],
-        );
-        assert_eq!(
-            (same.conflicts, same.stale),
-            (0, 1),
-            "equal JSON is no conflict"
-        );
-        let other = webhook(&store, &[record("k", 7, ChangeKind::Upsert, r#"{"a":9}"#)]);
-        assert_eq!((other.conflicts, other.applied.len()), (1, 1));
-        assert_eq!(
-            stored(&store).2,
-            r#"{"a":9}"#,
-            "the copy read last is stored"
-        );
+        };
+        let merge = |data| {
+            store
+                .merge(&connection, "s", &[copy(data)], ChangeSource::Webhook)
+                .unwrap()
+        };
+        merge(r#"{"a":1}"#);
+        assert_eq!(merge(r#"{"a":9}"#).conflicts, 1);
         let kept: (String, String) = store
             .with(|c| {
                 c.query_row("SELECT kept, refused FROM merge_conflicts", [], |r| {
@@ -374,65 +294,6 @@ mod tests {
                 })
             })
             .unwrap();
-        assert_eq!(kept, (r#"{"a":9}"#.into(), r#"{"a":1,"b":2}"#.into()));
-    }
-
-    #[test]
-    fn a_poll_with_other_content_under_the_stored_version_is_a_counted_conflict_and_stored() {
-        let (_dir, store) = open();
-        let flow = FlowId::new("f").unwrap();
-        let page = |data: &str| {
-            commit_page_of_f(
-                &store,
-                &[record("k", 1, ChangeKind::Upsert, data)],
-                false,
-                false,
-                Sweep::Off,
-            )
-        };
-        page(r#"{"title":"old"}"#);
-        let again = page(r#"{"title":"old"}"#);
-        assert_eq!(
-            (again.changed, again.conflicts),
-            (0, 0),
-            "a page read again"
-        );
-        let edited = page(r#"{"title":"new"}"#);
-        assert_eq!((edited.changed, edited.conflicts), (1, 1));
-        assert_eq!(stored(&store), (1, false, r#"{"title":"new"}"#.into()));
-        let run = &store.runs(Some(&flow), 1).unwrap()[0];
-        assert_eq!((run.records_written, run.conflicts), (1, 1));
-        // A webhook bringing the old copy afterwards is one too, and wins
-        // as the copy read last: the next poll settles it.
-        let late = webhook(
-            &store,
-            &[record("k", 1, ChangeKind::Upsert, r#"{"title":"old"}"#)],
-        );
-        assert_eq!(late.conflicts, 1);
-    }
-
-    #[test]
-    fn coverage_counts_changes_only_polls_found_after_the_grace_period() {
-        let (_dir, store) = open();
-        let connection = ConnectionId::new("c").unwrap();
-        webhook(&store, &[record("a", 2, ChangeKind::Upsert, "{}")]);
-        poll(
-            &store,
-            &[
-                record("a", 2, ChangeKind::Upsert, "{}"),
-                record("b", 2, ChangeKind::Upsert, "{}"),
-            ],
-        );
-        let now = now_ms() + 10_000;
-        let coverage = store.coverage(&connection, "s", 0, 1_000, now).unwrap();
-        assert_eq!(
-            (coverage.changes, coverage.poll_only, coverage.by_webhook),
-            (2, 1, 1)
-        );
-        assert_eq!(coverage.coverage, Some(0.5));
-        // A webhook arriving within the grace period after the poll is no miss.
-        webhook(&store, &[record("b", 2, ChangeKind::Upsert, "{}")]);
-        let coverage = store.coverage(&connection, "s", 0, 5_000, now).unwrap();
-        assert_eq!((coverage.changes, coverage.poll_only), (2, 0));
+        assert_eq!(kept, (r#"{"a":9}"#.into(), r#"{"a":1}"#.into()));
     }
 }
