@@ -4,12 +4,12 @@
 //! backend (PostgreSQL for multi-host deployments) can be added beside it.
 
 mod changes;
+#[cfg(test)]
+mod conformance;
 mod journal;
 mod presence;
 mod schema;
 mod sqlite;
-
-use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -26,34 +26,48 @@ use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, FlowId, RunId, TenantId};
 use crate::tenant::Tenant;
 
-/// A store operation failed.
+/// A store operation failed, in terms any backend can give.
 #[derive(Debug, thiserror::Error)]
-#[error("the store `{}` failed: {source}", path.display())]
+#[error("the store `{store}` failed: {source}")]
 pub struct StoreError {
-    /// The database.
-    pub path: PathBuf,
-    /// Why.
+    /// Which store, as its user names it (for SQLite, the database file).
+    pub store: String,
+    /// What went wrong, for callers that branch on it.
+    pub kind: StoreErrorKind,
+    /// The backend's own error.
     #[source]
-    pub source: StoreFailure,
+    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreFailure {
-    /// The database refused.
-    #[error(transparent)]
-    Sql(#[from] rusqlite::Error),
-    /// A file beside it (see `presence`) could not be used.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
+/// What went wrong with a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The store cannot be opened, read or written: no such directory, no
+    /// permission, a full disk.
+    Unavailable,
+    /// Another process held the store longer than an operation waits.
+    Busy,
+    /// What the store holds does not decode: written by another version,
+    /// changed by hand, or a damaged file.
+    Corrupt,
 }
 
 impl StoreError {
     /// The user-facing form, with code and hint.
     pub fn diagnostic(&self) -> Diagnostic {
-        Diagnostic::new(ErrorCode::StoreUnavailable, self.to_string()).with_hint(
-            "check that the store's directory is writable and the disk not full (`store` in weir.toml)",
-        )
+        let hint = match self.kind {
+            StoreErrorKind::Unavailable => {
+                "check that the store's directory is writable and the disk not full (`store` in weir.toml)"
+            }
+            StoreErrorKind::Busy => {
+                "another process (a `weir` command, or a tool with the database open) holds the store's write lock: try again once it is done"
+            }
+            StoreErrorKind::Corrupt => {
+                "the store holds what this version of weir cannot read: run the version that wrote it, or restore a backup (`store` in weir.toml)"
+            }
+        };
+        Diagnostic::new(ErrorCode::StoreUnavailable, self.to_string()).with_hint(hint)
     }
 }
 
@@ -244,14 +258,17 @@ impl RunStatus {
         }
     }
 
-    fn parse(text: &str) -> Self {
-        match text {
-            "succeeded" => Self::Succeeded,
-            "failed" => Self::Failed,
-            "paused" => Self::Paused,
-            "interrupted" => Self::Interrupted,
-            _ => Self::Running,
-        }
+    /// The status named `text`, if it is one.
+    fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Running,
+            Self::Succeeded,
+            Self::Failed,
+            Self::Paused,
+            Self::Interrupted,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
     }
 }
 
