@@ -4,6 +4,7 @@
 mod credentials;
 mod raw;
 mod resolve;
+mod store;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 pub use credentials::NotConnected;
 pub use resolve::ConfigError;
+pub use store::StoreConfig;
 
 use crate::call::CallLimits;
 use crate::capability::{BudgetConfig, HttpLimits, OriginPattern, SecretSource};
@@ -35,8 +37,8 @@ pub struct Config {
     pub path: PathBuf,
     /// Where plugin files are.
     pub plugins_dir: PathBuf,
-    /// The SQLite store.
-    pub store_path: PathBuf,
+    /// The store: backend and where.
+    pub store: StoreConfig,
     /// Compiled components.
     pub cache_dir: PathBuf,
     /// Connections by name.

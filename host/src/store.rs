@@ -21,6 +21,7 @@ pub use journal::Journal;
 pub use sqlite::SqliteStore;
 
 use crate::capability::{AuditEntry, BudgetState};
+use crate::config::StoreConfig;
 use crate::connector::{Checkpoint, ConnectorError, Record};
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, FlowId, RunId, TenantId};
@@ -442,6 +443,20 @@ pub trait IdLinks: Send + Sync {
 pub trait FlowStore: SyncStore + RunLog + IdLinks + RecordReader + Deliveries {}
 
 impl<T: SyncStore + RunLog + IdLinks + RecordReader + Deliveries> FlowStore for T {}
+
+/// The whole store of a host: every part above, from one backend. A
+/// second backend is one module implementing it and one arm in [`open`].
+pub trait Store: FlowStore + EgressLog + PluginLedger + TenantStore + ChangeStore {
+    /// Where it is, as its configuration names it, for messages.
+    fn location(&self) -> String;
+}
+
+/// Opens the store `config` names and brings its schema up to date.
+pub fn open(config: &StoreConfig) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    match config {
+        StoreConfig::Sqlite { path } => Ok(std::sync::Arc::new(SqliteStore::open(path)?)),
+    }
+}
 
 /// What outbound traffic leaves behind: the audit log and rate budgets.
 pub trait EgressLog: Send + Sync {

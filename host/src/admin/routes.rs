@@ -14,7 +14,7 @@ use crate::daemon::{Daemon, SchedulerHandle, TriggerOutcome};
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::{FlowId, TenantId};
 use crate::plugin::{Decision, Refused, decide};
-use crate::store::{PluginLedger, RunLog, TenantStore};
+use crate::store::PluginLedger;
 use crate::tenant::{EditError, Tenant, TenantChange, TenantConnection};
 
 /// What the handlers share.
@@ -167,10 +167,10 @@ async fn authenticate(State(state): State<Shared>, request: Request, next: Next)
 /// Runs a store call off the async runtime.
 async fn blocking<T: Send + 'static>(
     state: &Shared,
-    f: impl FnOnce(&crate::store::SqliteStore) -> T + Send + 'static,
+    f: impl FnOnce(&dyn crate::store::Store) -> T + Send + 'static,
 ) -> T {
     let store = state.daemon.store.clone();
-    tokio::task::spawn_blocking(move || f(&store))
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
         .await
         .expect("store calls do not panic")
 }

@@ -9,7 +9,7 @@ use crate::connection::{Connection, ConnectionServices};
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::plugin::{PendingPlugin, PluginRegistry};
 use crate::runtime::{Runtime, RuntimeOptions};
-use crate::store::{PluginLedger, SqliteStore};
+use crate::store::{PluginLedger, Store};
 
 use super::output::fail;
 
@@ -39,7 +39,7 @@ impl Plugins {
     /// decisions `store` keeps (see `plugin::approval`); files that fail,
     /// and versions that wait for approval, are reported as warnings (one
     /// bad file never stops the others).
-    pub async fn load(config: &Config, store: &Arc<SqliteStore>) -> anyhow::Result<Self> {
+    pub async fn load(config: &Config, store: &Arc<dyn Store>) -> anyhow::Result<Self> {
         let plugins = Self::load_quietly(config, store).await?;
         for failure in plugins.registry.failures() {
             super::output::print_problem("warning", &failure.diagnostic());
@@ -51,7 +51,7 @@ impl Plugins {
     }
 
     /// Like `load`, leaving failures and waiting versions to the caller.
-    pub async fn load_quietly(config: &Config, store: &Arc<SqliteStore>) -> anyhow::Result<Self> {
+    pub async fn load_quietly(config: &Config, store: &Arc<dyn Store>) -> anyhow::Result<Self> {
         let runtime = Runtime::new(RuntimeOptions::new(config.cache_dir.clone()))?;
         let ledger: Arc<dyn PluginLedger> = store.clone();
         let registry = PluginRegistry::load_dir(&runtime, &config.plugins_dir, &ledger).await?;
@@ -94,10 +94,8 @@ pub fn waiting(pending: &PendingPlugin, registry: &PluginRegistry) -> Diagnostic
 }
 
 /// Opens the store.
-pub fn store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
-    SqliteStore::open(&config.store_path)
-        .map(Arc::new)
-        .map_err(|e| fail(e.diagnostic()))
+pub fn store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    crate::store::open(&config.store).map_err(|e| fail(e.diagnostic()))
 }
 
 /// The admin API's token, from `[admin] token`: none when the file sets

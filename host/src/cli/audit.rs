@@ -4,7 +4,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::{app, output};
-use crate::store::EgressLog;
 
 /// Lists the latest outbound requests, newest first.
 pub fn run(

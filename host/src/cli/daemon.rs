@@ -21,7 +21,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let lock = |what, path| {
         DaemonLock::acquire(what, path).map_err(|e| super::output::fail(e.diagnostic()))
     };
-    let _store_lock = lock("store", &config.store_path)?;
+    let _store_lock = lock("store", config.store.local_file())?;
     let _inbox_lock = match config.ingress.listen {
         Some(_) => Some(lock("webhook inbox", &config.ingress.inbox_path)?),
         None => None,

@@ -11,7 +11,6 @@ use clap::{Args, Subcommand};
 use super::map::NamedFlow;
 use super::output;
 use crate::flow::Feed;
-use crate::store::Deliveries;
 
 /// `weir deadletters ...`.
 #[derive(Debug, Subcommand)]

@@ -19,7 +19,7 @@ use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::flow::{Destination, Feed, FlowRunner, Opener, Plan, RunOptions, RunSummary};
 use crate::ids::TenantId;
 use crate::mapping::{Gap, GapReport, Mapping, RuleWrite};
-use crate::store::{RecordReader, SqliteStore};
+use crate::store::Store;
 use crate::tenant::{ResolvedFlow, TenantChange, resolve_flow};
 
 /// `weir map ...`.
@@ -82,7 +82,7 @@ pub async fn run(config_path: &Path, command: MapCommand, json: bool) -> anyhow:
 /// of weir.toml run without a tenant (no tenant then).
 pub(super) struct NamedFlow {
     pub config: Config,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     pub resolved: ResolvedFlow,
     tenant: Option<String>,
 }

@@ -101,7 +101,7 @@ async fn swap(
     let config = app::config(config_path)?;
     let asked = daemon.admin.is_some();
     if !asked {
-        match DaemonLock::acquire("store", &config.store_path) {
+        match DaemonLock::acquire("store", config.store.local_file()) {
             Ok(_lock) => return decide_here(&config, name, decision, json).await,
             Err(LockError::Held { .. }) => {}
             Err(error) => return Err(app::diagnostic(error.diagnostic())),
@@ -133,7 +133,7 @@ async fn swap(
                     ErrorCode::DaemonNotRunning,
                     format!(
                         "a `weir run` holds the store `{}`, but nothing answers its admin API at {base} to {action} `{name}`",
-                        config.store_path.display()
+                        config.store.local_file().display()
                     ),
                 )
                 .with_hint("pass `--admin <url>` of that daemon's admin API (its `[admin] listen`), or stop it and run this again")

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use super::{app, output};
 use crate::config::Config;
 use crate::ids::FlowId;
-use crate::store::{RunLog, SyncStore, TenantStore};
+use crate::store::TenantStore;
 
 /// `weir state ...`.
 #[derive(Debug, Subcommand)]

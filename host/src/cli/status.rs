@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::inbox::{self, Backlog};
 use crate::ingress::WebhookHealth;
 use crate::status::FlowStatus;
-use crate::store::SqliteStore;
+use crate::store::Store;
 
 /// What `weir status --json` prints.
 #[derive(Serialize)]
@@ -37,7 +37,7 @@ pub fn run(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let store = app::store(&config)?;
     let flows = crate::status::flow_statuses(&config, store.as_ref())
         .map_err(|e| output::fail(e.diagnostic()))?;
-    let webhooks = webhooks(&config, &store)?;
+    let webhooks = webhooks(&config, store.as_ref())?;
     if json {
         output::print_json(&Status { flows, webhooks })?;
         return Ok(ExitCode::SUCCESS);
@@ -49,7 +49,7 @@ pub fn run(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn webhooks(config: &Config, store: &SqliteStore) -> anyhow::Result<Option<Webhooks>> {
+fn webhooks(config: &Config, store: &dyn Store) -> anyhow::Result<Option<Webhooks>> {
     if config.ingress.listen.is_none() {
         return Ok(None);
     }

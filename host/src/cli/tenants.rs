@@ -9,7 +9,6 @@ use clap::Subcommand;
 
 use super::{app, output};
 use crate::ids::TenantId;
-use crate::store::TenantStore;
 use crate::tenant::{Tenant, TenantChange, TenantConnection};
 
 /// `weir tenants ...`.

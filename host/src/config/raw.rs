@@ -27,7 +27,7 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawTop {
     pub plugins_dir: Option<PathBuf>,
-    pub store: Option<PathBuf>,
+    pub store: Option<String>,
     pub cache_dir: Option<PathBuf>,
     // Parsed entry by entry (see `RawConfig`); named here as allowed keys.
     #[serde(default, rename = "connections")]

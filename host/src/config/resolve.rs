@@ -10,7 +10,7 @@ use super::raw::{
 };
 use super::{
     AdminConfig, Config, ConnectionConfig, DEFAULT_PAGE_SIZE, DaemonConfig, Destination,
-    FlowConfig, TransformConfig,
+    FlowConfig, StoreConfig, TransformConfig,
 };
 use crate::call::CallLimits;
 use crate::capability::{
@@ -184,7 +184,12 @@ pub fn resolve(
         unparsed_connections,
     } = raw;
 
-    let store_path = anchor(top.store.unwrap_or_else(|| "weir.db".into()));
+    let store = StoreConfig::parse(top.store.as_deref().unwrap_or("weir.db"), anchor)
+        .map_err(|reason| invalid("store".into(), reason));
+    let store = kept(&mut problems, store).unwrap_or_else(|| StoreConfig::Sqlite {
+        path: anchor("weir.db".into()),
+    });
+    let store_path = store.local_file().to_path_buf();
     let cache_dir = match top.cache_dir {
         Some(dir) => anchor(dir),
         None => store_path
@@ -252,7 +257,7 @@ pub fn resolve(
     let config = Config {
         path: path.to_path_buf(),
         plugins_dir: anchor(top.plugins_dir.unwrap_or_else(|| "plugins".into())),
-        store_path,
+        store,
         cache_dir,
         connections,
         flows,
@@ -757,7 +762,7 @@ mod tests {
     fn a_good_file_resolves_with_anchored_paths_and_defaults() {
         let config = parse(GOOD).unwrap();
         assert_eq!(config.plugins_dir, Path::new("/etc/weir/plugins"));
-        assert_eq!(config.store_path, Path::new("/etc/weir/weir.db"));
+        assert_eq!(config.store.local_file(), Path::new("/etc/weir/weir.db"));
         assert_eq!(config.cache_dir, Path::new("/etc/weir/.weir-cache"));
         let acme = config.connection("acme").unwrap();
         assert_eq!(acme.config["base_url"], "http://127.0.0.1:4010");

@@ -6,7 +6,7 @@ use crate::connection::ConnectionServices;
 use crate::flow::FlowRunner;
 use crate::plugin::{PluginRegistry, ReloadEvent};
 use crate::runtime::Runtime;
-use crate::store::SqliteStore;
+use crate::store::Store;
 
 /// What a running daemon shares between its parts, for its whole life.
 pub struct Daemon {
@@ -15,7 +15,7 @@ pub struct Daemon {
     /// The wasm runtime.
     pub runtime: Arc<Runtime>,
     /// The store.
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     /// Budgets and the egress log.
     pub services: ConnectionServices,
     /// Runs flows.
@@ -33,7 +33,7 @@ impl Daemon {
         config: Config,
         runtime: Arc<Runtime>,
         plugins: PluginRegistry,
-        store: Arc<SqliteStore>,
+        store: Arc<dyn Store>,
     ) -> Arc<Self> {
         Arc::new(Self {
             config: Arc::new(config),

@@ -16,7 +16,7 @@ use crate::config::Trigger;
 use crate::diagnostic::Diagnostic;
 use crate::flow::RunSummary;
 use crate::ids::{ConnectionId, FlowId, TenantId};
-use crate::store::{ChangeStore, FlowState, RunStatus, TenantStore};
+use crate::store::{FlowState, RunStatus};
 use crate::tenant::{ResolvedFlow, resolve_flow};
 
 /// How often the scheduler looks at the clock and at tenant changes.

@@ -179,7 +179,7 @@ const WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// streams (per weir.toml's flows).
 pub fn webhook_health(
     config: &Config,
-    store: &(impl ChangeStore + TenantStore),
+    store: &(impl ChangeStore + TenantStore + ?Sized),
     counters: Option<&IngressCounters>,
     inbox: Option<InboxMetrics>,
 ) -> Result<HealthReport, StoreError> {

@@ -17,7 +17,7 @@ use crate::connector::{IncomingRequest, RejectionReason, Reply, WebhookVerdict};
 use crate::daemon::Daemon;
 use crate::ids::TenantId;
 use crate::inbox::{DeliveryKey, Headers, Inbox, NewDelivery};
-use crate::store::{ChangeStore, Handshake, TenantStore};
+use crate::store::Handshake;
 use crate::tenant::resolve_connection;
 
 /// Below the shortest partner deadline we know of (a few seconds): past it
@@ -84,7 +84,7 @@ impl Ingress {
     }
 
     /// The store changes are merged into.
-    pub(crate) fn daemon_store(&self) -> Arc<crate::store::SqliteStore> {
+    pub(crate) fn daemon_store(&self) -> Arc<dyn crate::store::Store> {
         self.daemon.store.clone()
     }
 

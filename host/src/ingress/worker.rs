@@ -19,7 +19,7 @@ use crate::diagnostic::Diagnostic;
 use crate::flow::{Feed, Opener, Plan, RetryPolicy, RunOptions};
 use crate::ids::{FlowId, TenantId};
 use crate::inbox::ClaimedDelivery;
-use crate::store::{ChangeSource, ChangeStore, StoreError, TenantStore};
+use crate::store::{ChangeSource, StoreError};
 use crate::tenant::{TenantError, resolve_flow};
 
 /// Deliveries claimed at once.

@@ -34,6 +34,12 @@ pub struct SqliteStore {
     presence: Presence,
 }
 
+impl super::Store for SqliteStore {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
 impl SqliteStore {
     /// Opens (creates) the store and brings its schema up to date, then
     /// marks the runs of processes that died interrupted.
