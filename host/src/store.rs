@@ -25,7 +25,7 @@ use crate::config::StoreConfig;
 use crate::connector::{Checkpoint, ConnectorError, Record};
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, FlowId, RunId, TenantId};
-use crate::tenant::Tenant;
+use crate::tenant::{EditError, Tenant};
 
 /// A store operation failed, in terms any backend can give.
 #[derive(Debug, thiserror::Error)]
@@ -556,6 +556,21 @@ pub trait TenantStore: Send + Sync {
     /// Removes a tenant's settings; returns whether it existed. Its synced
     /// data stays in the store.
     fn delete_tenant(&self, id: &TenantId) -> Result<bool, StoreError>;
+    /// Reads tenant `id` (none when there is no such tenant), has `edit`
+    /// decide its new settings, and saves them. The outer error is the
+    /// store's; the inner one the edit's, when it refused: nothing is then
+    /// saved.
+    fn update_tenant(
+        &self,
+        id: &TenantId,
+        edit: &mut dyn FnMut(Option<Tenant>) -> Result<Tenant, EditError>,
+    ) -> Result<Result<Tenant, EditError>, StoreError> {
+        let edited = edit(self.tenant(id)?);
+        if let Ok(tenant) = &edited {
+            self.save_tenant(tenant)?;
+        }
+        Ok(edited)
+    }
     /// A number that changes whenever any tenant changes.
     fn tenants_generation(&self) -> Result<i64, StoreError>;
     /// Replaces the scheduler's view of flows.

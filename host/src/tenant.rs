@@ -13,6 +13,6 @@ mod model;
 mod resolve;
 mod secrets;
 
-pub use edit::{EditError, Resealed, TenantChange, apply, reseal_all};
+pub use edit::{EditError, TenantChange, apply, reseal};
 pub use model::{Tenant, TenantConnection, TenantFlow};
 pub use resolve::{ResolvedFlow, TenantError, resolve_connection, resolve_flow, validate};

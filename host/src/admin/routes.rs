@@ -114,9 +114,6 @@ impl ApiError {
                     "path": invalid.path, "reason": invalid.reason, "hint": diagnostic.hint,
                 }),
             ),
-            EditError::Store(_) => {
-                Self::from_diagnostic(StatusCode::SERVICE_UNAVAILABLE, &diagnostic)
-            }
         }
     }
 
@@ -183,10 +180,15 @@ async fn edit(
     let id = TenantId::new(tenant).map_err(|_| ApiError::bad_name("tenant", tenant))?;
     let config = state.daemon.config.clone();
     let name = tenant.to_string();
+    let mut change = Some(change);
     let saved = blocking(state, move |store| {
-        crate::tenant::apply(&config, store, &id, change)
+        store.update_tenant(&id, &mut |current| {
+            let change = change.take().expect("an edit runs once");
+            crate::tenant::apply(&config, current, &id, change)
+        })
     })
     .await
+    .map_err(ApiError::store)?
     .map_err(|e| ApiError::edit(&name, e))?;
     state.scheduler.reload().await;
     Ok(Json(saved))

@@ -7,9 +7,11 @@ use crate::capability::{SecretValue, Secrets};
 use crate::config::{AdminConfig, Config};
 use crate::connection::{Connection, ConnectionServices};
 use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::ids::TenantId;
 use crate::plugin::{PendingPlugin, PluginRegistry};
 use crate::runtime::{Runtime, RuntimeOptions};
 use crate::store::{PluginLedger, Store};
+use crate::tenant::{Tenant, TenantChange};
 
 use super::output::fail;
 
@@ -96,6 +98,24 @@ pub fn waiting(pending: &PendingPlugin, registry: &PluginRegistry) -> Diagnostic
 /// Opens the store.
 pub fn store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     crate::store::open(&config.store).map_err(|e| fail(e.diagnostic()))
+}
+
+/// Applies a change to tenant `id` (spelled `name` in messages) and saves
+/// it; returns it as saved.
+pub fn edit_tenant(
+    config: &Config,
+    store: &dyn Store,
+    id: &TenantId,
+    change: TenantChange,
+) -> anyhow::Result<Tenant> {
+    let mut change = Some(change);
+    store
+        .update_tenant(id, &mut |current| {
+            let change = change.take().expect("an edit runs once");
+            crate::tenant::apply(config, current, id, change)
+        })
+        .map_err(|e| fail(e.diagnostic()))?
+        .map_err(|e| fail(e.diagnostic(id.as_str())))
 }
 
 /// The admin API's token, from `[admin] token`: none when the file sets

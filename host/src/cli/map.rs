@@ -233,13 +233,12 @@ fn set(
     let id = TenantId::new(tenant).map_err(|_| {
         output::fail(crate::tenant::EditError::UnknownTenant(tenant.into()).diagnostic(tenant))
     })?;
-    crate::tenant::apply(
+    app::edit_tenant(
         &config,
         store.as_ref(),
         &id,
         TenantChange::Mapping(flow.to_owned(), Some(document.clone())),
-    )
-    .map_err(|e| output::fail(e.diagnostic(tenant)))?;
+    )?;
     let rules = document["fields"].as_array().map_or(0, Vec::len);
     if json {
         output::print_json(&json!({

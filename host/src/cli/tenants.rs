@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::{app, output};
+use crate::config::Config;
 use crate::ids::TenantId;
+use crate::store::Store;
 use crate::tenant::{Tenant, TenantChange, TenantConnection};
 
 /// `weir tenants ...`.
@@ -126,8 +128,7 @@ fn change(
     let config = app::config(config_path)?;
     let store = app::store(&config)?;
     let id = tenant_id(tenant)?;
-    let saved = crate::tenant::apply(&config, store.as_ref(), &id, change)
-        .map_err(|e| output::fail(e.diagnostic(tenant)))?;
+    let saved = app::edit_tenant(&config, store.as_ref(), &id, change)?;
     if json {
         output::print_json(&saved)?;
     } else {
@@ -262,8 +263,7 @@ pub fn tenants(
         TenantsCommand::Reseal => {
             let config = app::config(config_path)?;
             let store = app::store(&config)?;
-            let done = crate::tenant::reseal_all(&config, store.as_ref())
-                .map_err(|(tenant, e)| output::fail(e.diagnostic(&tenant)))?;
+            let done = reseal_all(&config, store.as_ref())?;
             if json {
                 output::print_json(&done)?;
             } else {
@@ -300,4 +300,33 @@ pub fn flows(config_path: &Path, command: FlowsCommand, json: bool) -> anyhow::R
             )
         }
     }
+}
+
+/// What `weir tenants reseal` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+struct Resealed {
+    /// Secret values sealed again.
+    values: u64,
+    /// Tenants saved.
+    tenants: u64,
+}
+
+/// Seals every tenant's secret values again with the first `[secrets]
+/// key`; a value that opens with none of the keys stops it, naming the
+/// tenant.
+fn reseal_all(config: &Config, store: &dyn Store) -> anyhow::Result<Resealed> {
+    let mut done = Resealed::default();
+    for mut tenant in store.tenants().map_err(|e| output::fail(e.diagnostic()))? {
+        let resealed = crate::tenant::reseal(config, &mut tenant)
+            .map_err(|e| output::fail(e.diagnostic(tenant.id.as_str())))?;
+        if resealed == 0 {
+            continue;
+        }
+        store
+            .save_tenant(&tenant)
+            .map_err(|e| output::fail(e.diagnostic()))?;
+        done.values += resealed;
+        done.tenants += 1;
+    }
+    Ok(done)
 }

@@ -7,7 +7,6 @@ use super::{Tenant, TenantConnection, TenantError, validate};
 use crate::config::Config;
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::TenantId;
-use crate::store::{StoreError, TenantStore};
 
 /// One change to a tenant.
 #[derive(Debug, Clone)]
@@ -42,9 +41,6 @@ pub enum EditError {
     /// The change does not fit the integration.
     #[error("{0}")]
     Invalid(TenantError),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 impl EditError {
@@ -60,52 +56,32 @@ impl EditError {
                     "`weir tenants set {tenant} <file>` (or `PUT /tenants/{tenant}`) replaces its settings; `weir tenants remove {tenant}` removes it"
                 )),
             Self::Invalid(error) => error.diagnostic(tenant),
-            Self::Store(error) => error.diagnostic(),
         }
     }
 }
 
-/// What [`reseal_all`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Resealed {
-    /// Secret values sealed again.
-    pub values: u64,
-    /// Tenants saved.
-    pub tenants: u64,
-}
-
-/// Seals every tenant's secret values again with the first `[secrets]
-/// key`, after a new key was put first: then the old keys can go. A value
-/// that opens with none of the keys stops it, naming the tenant.
-pub fn reseal_all(
-    config: &Config,
-    store: &dyn TenantStore,
-) -> Result<Resealed, (String, EditError)> {
-    let mut done = Resealed::default();
-    let tenants = store.tenants().map_err(|e| (String::new(), e.into()))?;
-    for mut tenant in tenants {
-        let name = tenant.id.to_string();
-        let resealed = super::secrets::reseal(config, &mut tenant)
-            .map_err(|e| (name.clone(), EditError::Invalid(e)))?;
-        if resealed == 0 {
-            continue;
-        }
-        validate(config, &tenant).map_err(|e| (name.clone(), EditError::Invalid(e)))?;
-        store.save_tenant(&tenant).map_err(|e| (name, e.into()))?;
-        done.values += resealed;
-        done.tenants += 1;
+/// Seals a tenant's secret values again with the first `[secrets] key`,
+/// after a new key was put first (then the old keys can go); returns how
+/// many were sealed again. A value that opens with none of the keys is
+/// refused.
+pub fn reseal(config: &Config, tenant: &mut Tenant) -> Result<u64, TenantError> {
+    let resealed = super::secrets::reseal(config, tenant)?;
+    if resealed > 0 {
+        validate(config, tenant)?;
     }
-    Ok(done)
+    Ok(resealed)
 }
 
-/// Applies a change and saves the tenant; returns it as saved.
+/// The tenant `id` once `change` is applied to `current`, its settings as
+/// stored (none: there is no such tenant), sealed and validated, ready to
+/// save.
 pub fn apply(
     config: &Config,
-    store: &dyn TenantStore,
+    current: Option<Tenant>,
     id: &TenantId,
     change: TenantChange,
 ) -> Result<Tenant, EditError> {
-    let mut tenant = match (&change, store.tenant(id)?) {
+    let mut tenant = match (&change, current) {
         (TenantChange::Create(_), Some(_)) => return Err(EditError::Exists(id.to_string())),
         (TenantChange::Create(new) | TenantChange::Replace(new), _) => new.clone(),
         (_, Some(existing)) => existing,
@@ -142,6 +118,5 @@ pub fn apply(
     }
     super::secrets::seal_values(config, &mut tenant).map_err(EditError::Invalid)?;
     validate(config, &tenant).map_err(EditError::Invalid)?;
-    store.save_tenant(&tenant)?;
     Ok(tenant)
 }
