@@ -266,6 +266,10 @@ impl Config {
         }
     }
 
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "its error names the file already, in the words users see"
+    )]
     fn read(path: &Path) -> Result<String, ConfigError> {
         std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
             path: path.to_path_buf(),

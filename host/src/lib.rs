@@ -44,6 +44,14 @@
 //! - [`admin`]: the admin API of `weir run`;
 //! - [`cli`]: the `weir` command.
 
+#![cfg_attr(
+    test,
+    allow(
+        clippy::disallowed_methods,
+        reason = "tests set up files and clocks directly; a failure panics naming the test"
+    )
+)]
+
 pub mod abi;
 pub mod admin;
 pub mod call;

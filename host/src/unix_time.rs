@@ -4,9 +4,18 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Now, by the wall clock.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the one place the wall clock is read"
+)]
+pub fn now() -> SystemTime {
+    SystemTime::now()
+}
+
 /// Now, in ms since the Unix epoch (0 on a clock set before 1970).
 pub fn now_ms() -> i64 {
-    SystemTime::now()
+    now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

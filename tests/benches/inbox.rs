@@ -9,6 +9,11 @@
 //! production uses: the numbers are bound by its `fsync`, measured first).
 //! `WEIR_BENCH_SENDERS=32` (or `1,32`) runs only those levels.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "benchmarks set up files directly"
+)]
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -12,6 +12,11 @@
 //! --bench mapping`; `WEIR_BENCH_RECORDS` and `WEIR_BENCH_ROUNDS` change
 //! the size.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "benchmarks set up files directly"
+)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -6,6 +6,11 @@
 //!
 //! Run with `cargo xtask bench` (or `cargo bench -p weir-host --bench reload`).
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "benchmarks set up files directly"
+)]
+
 use std::time::{Duration, Instant};
 
 use weir_tests::measure::percentile;

@@ -11,6 +11,11 @@
 //!
 //! Run with `cargo xtask bench` (or `cargo bench -p weir-host --bench sandbox`).
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "benchmarks set up files directly"
+)]
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;

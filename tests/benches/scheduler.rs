@@ -5,6 +5,11 @@
 //!
 //! Run with `cargo xtask bench` (or `cargo bench -p weir-host --bench scheduler`).
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "benchmarks set up files directly"
+)]
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

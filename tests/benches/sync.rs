@@ -12,6 +12,11 @@
 //! Run with `cargo xtask bench` (or `cargo bench -p weir-host --bench sync`);
 //! `WEIR_BENCH_RECORDS` and `WEIR_BENCH_ROUNDS` change the size.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "benchmarks set up files directly"
+)]
+
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;

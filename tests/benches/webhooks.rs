@@ -6,6 +6,11 @@
 //!
 //! Run with `cargo xtask bench` (or `cargo bench -p weir-host --bench webhooks`).
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "benchmarks set up files directly"
+)]
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use partner_sim::sign_standard_webhook;

@@ -2,6 +2,11 @@
 //! the partner simulator on 127.0.0.1. Assertions are on rows in SQLite and
 //! on the requests the simulator saw.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests set up files directly; a failure panics naming the test"
+)]
+
 mod bounds;
 mod budget;
 mod cli;

@@ -294,7 +294,7 @@ impl RateBudget {
         let demanded = if status == 429 || status == 503 {
             Some(
                 header("retry-after")
-                    .and_then(|v| parse_retry_after(v, SystemTime::now()))
+                    .and_then(|v| parse_retry_after(v, crate::unix_time::now()))
                     .unwrap_or(Duration::from_secs(1)),
             )
         } else if header("x-ratelimit-remaining") == Some("0") {

@@ -40,6 +40,10 @@ impl SecretSource {
                 .ok_or_else(|| format!("{self} is not set"))?
                 .into_encoded_bytes(),
             Self::File(path) => {
+                #[expect(
+                    clippy::disallowed_methods,
+                    reason = "its error names the file already, in the words users see"
+                )]
                 let mut bytes =
                     std::fs::read(path).map_err(|e| format!("{self} cannot be read: {e}"))?;
                 while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {

@@ -658,6 +658,10 @@ fn resolve_flow(
         }
         (None, Some(file)) => {
             let file = anchor(file);
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "its error names the file already, in the words users see"
+            )]
             let text = std::fs::read_to_string(&file).map_err(|e| {
                 invalid(
                     key("mapping_file"),

@@ -79,7 +79,7 @@ impl DaemonLock {
             source,
         };
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            fs_err::create_dir_all(dir).map_err(io)?;
         }
         // Never truncated before the lock is ours: the holder's pid is in it.
         let mut file = OpenOptions::new()

@@ -69,6 +69,10 @@ impl PluginRegistry {
         dir: &Path,
         ledger: &Arc<dyn PluginLedger>,
     ) -> anyhow::Result<Self> {
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "its error names the file already, in the words users see"
+        )]
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .map_err(|error| anyhow::Error::new(unreadable_dir(dir, &error)))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))

@@ -90,7 +90,7 @@ impl Presence {
     /// Removes the lock file of a dead owner, once its runs are settled.
     pub fn forget(&self, owner: &str) {
         if owner != self.owner {
-            let _ = std::fs::remove_file(lock_path(&self.dir, owner));
+            let _ = fs_err::remove_file(lock_path(&self.dir, owner));
         }
     }
 }
@@ -98,7 +98,7 @@ impl Presence {
 impl Drop for Presence {
     fn drop(&mut self) {
         // Removed while still locked, so never seen unlocked before.
-        let _ = std::fs::remove_file(lock_path(&self.dir, &self.owner));
+        let _ = fs_err::remove_file(lock_path(&self.dir, &self.owner));
     }
 }
 
