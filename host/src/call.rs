@@ -16,7 +16,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::capability::{HttpGate, RedirectTrail};
 use crate::connector::ConnectorError;
-use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 
 /// What one guest's stdout and stderr may hold per call; the rest is cut.
 const CAPTURED_OUTPUT_BYTES: usize = 64 * 1024;
@@ -262,8 +262,18 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// The connector's typed error, if that is what this is.
+    pub fn connector_error(&self) -> Option<&ConnectorError> {
+        match self {
+            Self::Connector { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl Diagnose for CallError {
     /// The user-facing form, with code and hint.
-    pub fn diagnostic(&self) -> Diagnostic {
+    fn diagnostic(&self) -> Diagnostic {
         match self {
             Self::Connector { denial: Some(denial), .. } => Diagnostic {
                 code: denial.code,
@@ -301,14 +311,6 @@ impl CallError {
                 .with_hint("if the partner is legitimately slow, raise `call_timeout` of the connection in weir.toml"),
             Self::Contract { .. } => Diagnostic::new(ErrorCode::ConnectorContract, self.to_string())
                 .with_hint("this is a bug in the connector: nothing of this call was stored"),
-        }
-    }
-
-    /// The connector's typed error, if that is what this is.
-    pub fn connector_error(&self) -> Option<&ConnectorError> {
-        match self {
-            Self::Connector { error, .. } => Some(error),
-            _ => None,
         }
     }
 }

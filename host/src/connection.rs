@@ -18,7 +18,7 @@ use crate::connector::{
     ChangeNotice, Checkpoint, ConnectorSpec, IncomingRequest, Page, Record, StreamSchema,
     WebhookVerdict, WriteRequest, Written,
 };
-use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::ids::ConnectionId;
 use crate::plugin::{Plugin, PluginKind, PluginRegistry};
 use crate::runtime::Runtime;

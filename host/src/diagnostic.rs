@@ -49,6 +49,12 @@ impl fmt::Display for Diagnostic {
 
 impl std::error::Error for Diagnostic {}
 
+/// An error that can tell a user what happened and what to do next.
+pub trait Diagnose {
+    /// The user-facing form, with code and hint.
+    fn diagnostic(&self) -> Diagnostic;
+}
+
 /// Finds the first diagnostic in an error chain, if any.
 pub fn find(error: &anyhow::Error) -> Option<&Diagnostic> {
     error.chain().find_map(|e| e.downcast_ref::<Diagnostic>())

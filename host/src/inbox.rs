@@ -57,7 +57,7 @@ pub use lease::{Claim, ClaimedDelivery, FailOutcome};
 pub use metrics::{AckLatency, BatchSizes, InboxMetrics, Refusals};
 pub use retention::Purged;
 
-use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, TenantId};
 use checkpoint::Checkpointer;
 use metrics::{DepthChange, Metrics};
@@ -339,9 +339,9 @@ pub fn backlog(path: &Path) -> Result<Option<Backlog>, InboxError> {
     }))
 }
 
-impl InboxError {
+impl Diagnose for InboxError {
     /// The user-facing form, with code and hint.
-    pub fn diagnostic(&self) -> Diagnostic {
+    fn diagnostic(&self) -> Diagnostic {
         let hint = match self {
             Self::Directory { .. } | Self::Open { .. } | Self::Storage { .. } => {
                 "check that the inbox's directory is writable and the disk not full; \

@@ -23,7 +23,7 @@ pub use sqlite::SqliteStore;
 use crate::capability::{AuditEntry, BudgetState};
 use crate::config::StoreConfig;
 use crate::connector::{Checkpoint, ConnectorError, Record};
-use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, FlowId, RunId, TenantId};
 use crate::tenant::{EditError, Tenant};
 
@@ -54,9 +54,9 @@ pub enum StoreErrorKind {
     Corrupt,
 }
 
-impl StoreError {
+impl Diagnose for StoreError {
     /// The user-facing form, with code and hint.
-    pub fn diagnostic(&self) -> Diagnostic {
+    fn diagnostic(&self) -> Diagnostic {
         let hint = match self.kind {
             StoreErrorKind::Unavailable => {
                 "check that the store's directory is writable and the disk not full (`store` in weir.toml)"

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::capability::{SecretValue, constant_time_eq};
 use crate::daemon::{Daemon, SchedulerHandle, TriggerOutcome};
-use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::ids::{FlowId, TenantId};
 use crate::plugin::{Decision, Refused, decide};
 use crate::store::PluginLedger;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::capability::{SecretValue, Secrets};
 use crate::config::{AdminConfig, Config};
 use crate::connection::{Connection, ConnectionServices};
-use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::ids::TenantId;
 use crate::plugin::{PendingPlugin, PluginRegistry};
 use crate::runtime::{Runtime, RuntimeOptions};

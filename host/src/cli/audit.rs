@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::{app, output};
+use crate::diagnostic::Diagnose;
 
 /// Lists the latest outbound requests, newest first.
 pub fn run(

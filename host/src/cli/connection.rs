@@ -7,7 +7,7 @@ use super::app::{self, Plugins};
 use super::output;
 use crate::call::CallError;
 use crate::connection::ConnectionServices;
-use crate::diagnostic::ErrorCode;
+use crate::diagnostic::{Diagnose, ErrorCode};
 
 /// The failure of a command that makes one call, not a run: nothing
 /// resumes from a checkpoint, so a failure that may pass says to run the

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::app::{self, Plugins};
 use crate::admin::{AdminState, router};
 use crate::daemon::{Daemon, DaemonLock, Scheduler};
+use crate::diagnostic::Diagnose;
 use crate::inbox::{Inbox, InboxOptions};
 use crate::ingress::Ingress;
 

@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 
 use super::map::NamedFlow;
 use super::output;
+use crate::diagnostic::Diagnose;
 use crate::flow::Feed;
 
 /// `weir deadletters ...`.

@@ -15,7 +15,7 @@ use super::output;
 use crate::config::Config;
 use crate::connection::{Connection, ConnectionServices};
 use crate::connector::{ChangeKind, Record};
-use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::flow::{Destination, Feed, FlowRunner, Opener, Plan, RunOptions, RunSummary};
 use crate::ids::TenantId;
 use crate::mapping::{Gap, GapReport, Mapping, RuleWrite};

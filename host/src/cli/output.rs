@@ -8,7 +8,7 @@ use comfy_table::presets::{NOTHING, UTF8_BORDERS_ONLY};
 use comfy_table::{ContentArrangement, Table};
 use tracing_subscriber::EnvFilter;
 
-use crate::diagnostic::{self, Diagnostic, ErrorCode};
+use crate::diagnostic::{self, Diagnose, Diagnostic, ErrorCode};
 use crate::store::StoreError;
 
 /// Logs go to stderr; `WEIR_LOG` overrides the level set by `-v`, and

@@ -11,7 +11,7 @@ use super::app::{self, Plugins};
 use super::output;
 use crate::config::Config;
 use crate::daemon::{DaemonLock, LockError};
-use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::plugin::{Decision, LoadFailure, Plugin, PluginKind, decide, load_plugin};
 use crate::runtime::{Runtime, RuntimeOptions};
 use crate::store::PluginLedger;

@@ -8,6 +8,7 @@ use clap::Subcommand;
 
 use super::{app, output};
 use crate::config::Config;
+use crate::diagnostic::Diagnose;
 use crate::ids::FlowId;
 use crate::store::TenantStore;
 

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::{app, output};
 use crate::config::Config;
+use crate::diagnostic::Diagnose;
 use crate::inbox::{self, Backlog};
 use crate::ingress::WebhookHealth;
 use crate::status::FlowStatus;

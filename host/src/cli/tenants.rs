@@ -9,6 +9,7 @@ use clap::Subcommand;
 
 use super::{app, output};
 use crate::config::Config;
+use crate::diagnostic::Diagnose;
 use crate::ids::TenantId;
 use crate::store::Store;
 use crate::tenant::{Tenant, TenantChange, TenantConnection};

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::app::Plugins;
 use super::output;
 use crate::config::Config;
-use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::validate::{self, Severity};
 
 /// One problem, as `--json` shows it.

@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::{app, output};
+use crate::diagnostic::Diagnose;
 use crate::ids::TenantId;
 use crate::inbox::{self, DeliveryId, FailedFilter};
 

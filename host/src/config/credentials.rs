@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use super::ConnectionConfig;
-use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, TenantId};
 
 /// A tenant's connection without its own credentials.
@@ -44,9 +44,11 @@ impl NotConnected {
             missing,
         })
     }
+}
 
+impl Diagnose for NotConnected {
     /// The user-facing form, with how to connect.
-    pub fn diagnostic(&self) -> Diagnostic {
+    fn diagnostic(&self) -> Diagnostic {
         let (tenant, connection) = (&self.tenant, &self.connection);
         let missing = self
             .missing

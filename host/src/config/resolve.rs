@@ -16,7 +16,7 @@ use crate::call::CallLimits;
 use crate::capability::{
     BudgetConfig, DEFAULT_REQUESTS_PER_SECOND, HttpLimits, OriginPattern, SecretSource,
 };
-use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, ConnectorName, FlowId};
 use crate::mapping::Mapping;
 use crate::suggest;
@@ -85,9 +85,9 @@ pub enum ConfigError {
     },
 }
 
-impl ConfigError {
+impl Diagnose for ConfigError {
     /// The user-facing form, with code and hint.
-    pub fn diagnostic(&self) -> Diagnostic {
+    fn diagnostic(&self) -> Diagnostic {
         let message = self.to_string();
         match self {
             Self::Unreadable { .. } => Diagnostic::new(ErrorCode::ConfigUnreadable, message)

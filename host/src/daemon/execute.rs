@@ -3,7 +3,7 @@
 use tokio_util::sync::CancellationToken;
 
 use super::Daemon;
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnose, Diagnostic};
 use crate::flow::{Feed, Opener, Plan, RunOptions, RunSummary};
 use crate::tenant::ResolvedFlow;
 

@@ -11,7 +11,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 
 /// The lock a running daemon holds on one database; released when dropped
 /// or when the process ends.
@@ -48,9 +48,9 @@ pub enum LockError {
     },
 }
 
-impl LockError {
+impl Diagnose for LockError {
     /// The user-facing form, with code and hint.
-    pub fn diagnostic(&self) -> Diagnostic {
+    fn diagnostic(&self) -> Diagnostic {
         match self {
             Self::Held { holder, .. } => {
                 let stop = holder.map_or("stop it first".to_string(), |pid| {

@@ -23,7 +23,7 @@ use super::store_calls::{StoreCalls, join};
 use super::{Destination, Plan};
 use crate::connection::Connection;
 use crate::connector::Record;
-use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::ids::{FlowId, RunId};
 use crate::store::{
     DeadLetter, Delivered, FlowStore, IdLink, PageCommit, RunEnd, RunStatus, SourcePage, StoreError,

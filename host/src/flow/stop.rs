@@ -6,7 +6,7 @@ use super::bounds::Overrun;
 use super::destination::Undelivered;
 use crate::call::CallError;
 use crate::connector::ConnectorError;
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnose, Diagnostic};
 use crate::store::StoreError;
 
 /// Why a run stopped early.

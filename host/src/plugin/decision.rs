@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::PluginRegistry;
-use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::store::PluginLedger;
 
 /// What an operator decided.

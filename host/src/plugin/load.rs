@@ -9,7 +9,7 @@ use crate::abi::{self, AbiMismatch, Exports};
 use crate::call::{CallEnv, CallLimits, GuestCall};
 use crate::capability::HttpGate;
 use crate::connector::SpecProblem;
-use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::runtime::{CompileCache, Runtime};
 
 /// How long `spec()` may take at load time.
@@ -55,9 +55,9 @@ pub struct LoadFailure {
     pub error: PluginError,
 }
 
-impl LoadFailure {
+impl Diagnose for LoadFailure {
     /// The user-facing form, with code and hint.
-    pub fn diagnostic(&self) -> Diagnostic {
+    fn diagnostic(&self) -> Diagnostic {
         let message = format!("plugin `{}` {}", self.file.display(), self.error);
         let (code, hint) = match &self.error {
             PluginError::Io(error) => (ErrorCode::PluginUnreadable, match error.kind() {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::Plugin;
 use super::approval::{Serving, Version, judge};
 use super::load::{LoadFailure, PluginError, load_plugin, load_plugin_bytes};
-use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::runtime::Runtime;
 use crate::store::{ApprovedVersion, PluginLedger, PluginRollback, StoreError};
 use crate::unix_time::now_ms;

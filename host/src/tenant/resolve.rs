@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::secrets::secret_sources;
 use super::{Tenant, TenantConnection};
 use crate::config::{Config, ConnectionConfig, Destination, FlowConfig, NotConnected};
-use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, FlowId};
 use crate::mapping::Mapping;
 use crate::schedule::Schedule;

@@ -7,7 +7,7 @@ use super::{Batch, BatchKind, Pages, RunContext};
 use crate::config::FlowConfig;
 use crate::connection::Connection;
 use crate::connector::{Checkpoint, DeleteFeed, Page};
-use crate::diagnostic::{Diagnostic, ErrorCode};
+use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::flow::retry::{Attempts, Next, RetryPolicy};
 use crate::flow::stop::Stop;
 use crate::store::Sweep;

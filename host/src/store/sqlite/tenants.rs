@@ -137,6 +137,7 @@ impl TenantStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnostic::Diagnose;
     use crate::store::StoreErrorKind;
     use crate::store::sqlite::testing::open;
 
