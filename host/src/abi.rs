@@ -9,7 +9,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
 use crate::call::CallState;
-use crate::connector::{
+use crate::contract::{
     ChangeNotice, Checkpoint, ConnectorError, ConnectorSpec, IncomingRequest, Page, Record,
     StreamSchema, WebhookVerdict, WriteRequest, Written,
 };

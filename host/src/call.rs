@@ -15,7 +15,7 @@ use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadl
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::capability::{HttpGate, RedirectTrail};
-use crate::connector::ConnectorError;
+use crate::contract::ConnectorError;
 use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 
 /// What one guest's stdout and stderr may hold per call; the rest is cut.
@@ -47,36 +47,90 @@ impl Default for CallLimits {
     }
 }
 
+/// Whom calls act for: one connection, through its HTTP gate, or nobody
+/// (a plugin being loaded, a transform), with every request refused.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "built once per connection and consumed at once by `CallEnv::new`"
+)]
+pub enum CallScope {
+    /// Calls on behalf of a connection.
+    Connection {
+        /// The connection, for messages.
+        id: String,
+        /// Its outgoing HTTP.
+        gate: HttpGate,
+    },
+    /// Calls that may send nothing.
+    Sealed,
+}
+
 /// What calls on behalf of one connection (or of no connection, while a
 /// plugin loads) share: lives as long as the connection's configuration.
+/// Built by `Runtime::call_env`, which knows the engine and whether limits
+/// are enforced.
 pub struct CallEnv {
     /// `name version`, for messages.
-    pub plugin: String,
+    plugin: String,
     /// The connection, for messages; `None` while loading.
-    pub connection: Option<String>,
+    connection: Option<String>,
     /// Outgoing HTTP of this connection.
-    pub gate: HttpGate,
+    gate: HttpGate,
     /// Limits of each call.
-    pub limits: CallLimits,
+    limits: CallLimits,
+    engine: Engine,
     /// Whether limits are enforced (see `RuntimeOptions::enforce_limits`).
-    pub enforce_limits: bool,
+    enforce_limits: bool,
 }
 
 impl CallEnv {
+    /// The environment of calls into `plugin` for `scope`.
+    pub fn new(
+        engine: Engine,
+        enforce_limits: bool,
+        plugin: String,
+        scope: CallScope,
+        limits: CallLimits,
+    ) -> Arc<Self> {
+        let (connection, gate) = match scope {
+            CallScope::Connection { id, gate } => (Some(id), gate),
+            CallScope::Sealed => (None, HttpGate::closed(plugin.clone())),
+        };
+        Arc::new(Self {
+            plugin,
+            connection,
+            gate,
+            limits,
+            engine,
+            enforce_limits,
+        })
+    }
+
+    /// `name version` of the plugin called.
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    /// The connection calls act for; `None` when sealed.
+    pub fn connection(&self) -> Option<&str> {
+        self.connection.as_deref()
+    }
+
+    /// Outgoing HTTP of the calls.
+    pub fn gate(&self) -> &HttpGate {
+        &self.gate
+    }
+
     /// A fresh store for one call, with memory cap, an empty WASI context
     /// whose output is captured, and a deadline: the guest yields to the
     /// async runtime at every epoch tick and is interrupted at the deadline.
-    pub fn new_store(self: &Arc<Self>, engine: &Engine) -> Store<CallState> {
-        self.new_store_until(engine, Instant::now() + self.limits.deadline)
+    pub fn new_store(self: &Arc<Self>) -> Store<CallState> {
+        self.new_store_until(Instant::now() + self.limits.deadline)
     }
 
     /// [`Self::new_store`] for a call that must end by `deadline` (earlier
     /// than its own limit: a retry within the first attempt's deadline).
-    pub fn new_store_until(
-        self: &Arc<Self>,
-        engine: &Engine,
-        deadline: Instant,
-    ) -> Store<CallState> {
+    pub fn new_store_until(self: &Arc<Self>, deadline: Instant) -> Store<CallState> {
         let stdout = CappedOutput::new(CAPTURED_OUTPUT_BYTES);
         let stderr = CappedOutput::new(CAPTURED_OUTPUT_BYTES);
         let wasi = WasiCtx::builder()
@@ -106,7 +160,7 @@ impl CallEnv {
             stdout,
             stderr,
         };
-        let mut store = Store::new(engine, state);
+        let mut store = Store::new(&self.engine, state);
         if !self.enforce_limits {
             return store;
         }
@@ -125,7 +179,8 @@ impl CallEnv {
         store
     }
 
-    fn label(&self) -> String {
+    /// The plugin and connection, for messages.
+    pub fn label(&self) -> String {
         match &self.connection {
             Some(connection) => format!("connector `{}` (connection `{connection}`)", self.plugin),
             None => format!("connector `{}`", self.plugin),

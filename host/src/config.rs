@@ -166,7 +166,7 @@ pub struct ConnectionConfig {
 
 /// Where a flow puts what it reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
+pub enum DestinationConfig {
     /// The local store.
     Store,
     /// Another connection's stream, through its connector's `write`.
@@ -188,7 +188,7 @@ pub struct FlowConfig {
     /// The stream read.
     pub stream: String,
     /// Where records go.
-    pub destination: Destination,
+    pub destination: DestinationConfig,
     /// When it runs by default under `weir run`; none for on demand only.
     pub schedule: Option<Schedule>,
     /// Whether new tenants have it enabled.

@@ -6,15 +6,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::de::IgnoredAny;
-use wasmtime::{Engine, Store};
+use wasmtime::Store;
 
 use crate::abi::{ConnectorInstance, GuestResult};
-use crate::call::{CallEnv, CallError, CallState, GuestCall};
+use crate::call::{CallEnv, CallError, CallScope, CallState, GuestCall};
 use crate::capability::{
     AuditSink, BudgetRegistry, EgressGrant, GateSetup, HttpGate, SecretSource, Secrets,
 };
 use crate::config::ConnectionConfig;
-use crate::connector::{
+use crate::contract::{
     ChangeNotice, Checkpoint, ConnectorSpec, IncomingRequest, Page, Record, StreamSchema,
     WebhookVerdict, WriteRequest, Written,
 };
@@ -101,7 +101,6 @@ pub struct Connection {
     config: ConnectionConfig,
     plugin: Arc<Plugin>,
     env: Arc<CallEnv>,
-    engine: Engine,
     config_json: String,
 }
 
@@ -228,19 +227,19 @@ impl Connection {
             budget,
             audit: services.journal.clone() as Arc<dyn AuditSink>,
         });
-        let env = Arc::new(CallEnv {
-            plugin: plugin.label(),
-            connection: Some(id.to_string()),
-            gate,
-            limits: config.limits,
-            enforce_limits: runtime.enforces_limits(),
-        });
+        let env = runtime.call_env(
+            plugin.label(),
+            CallScope::Connection {
+                id: id.to_string(),
+                gate,
+            },
+            config.limits,
+        );
         Ok(Self {
             config: config.clone(),
             config_json: config.config.to_string(),
             plugin,
             env,
-            engine: runtime.engine().clone(),
         })
     }
 
@@ -272,7 +271,7 @@ impl Connection {
             .secrets
             .iter()
             .map(|s| s.name.as_str())
-            .filter(|name| !self.env.gate.secrets().contains(name))
+            .filter(|name| !self.env.gate().secrets().contains(name))
             .collect()
     }
 
@@ -298,17 +297,13 @@ impl Connection {
         deadline: Instant,
         invoke: impl AsyncFnOnce(&mut Store<CallState>) -> GuestResult<R>,
     ) -> Result<R, CallError> {
-        let mut store = self.env.new_store_until(&self.engine, deadline);
+        let mut store = self.env.new_store_until(deadline);
         GuestCall::new(&mut store, name).run(invoke).await
     }
 
     fn contract(&self, call: &'static str, detail: String) -> CallError {
         CallError::Contract {
-            plugin: format!(
-                "connector `{}` (connection `{}`)",
-                self.plugin.label(),
-                self.config.id
-            ),
+            plugin: self.env.label(),
             call,
             detail,
         }
@@ -424,7 +419,7 @@ impl Connection {
         &self,
         stream: &str,
         requests: Vec<WriteRequest>,
-    ) -> Result<Vec<Result<Written, crate::connector::ConnectorError>>, CallError> {
+    ) -> Result<Vec<Result<Written, crate::contract::ConnectorError>>, CallError> {
         let expected = requests.len();
         let results = self
             .call("write", async |store| {

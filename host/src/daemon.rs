@@ -6,9 +6,12 @@
 
 mod context;
 mod execute;
+mod live_plugins;
 mod lock;
 mod scheduler;
+mod slots;
 
 pub use context::Daemon;
+pub use live_plugins::LivePlugins;
 pub use lock::{DaemonLock, LockError};
 pub use scheduler::{Scheduler, SchedulerHandle, TriggerOutcome};

@@ -25,7 +25,6 @@
 //!   [`failed`] and [`retry_failed`], from another process if need be.
 
 mod checkpoint;
-mod clock;
 mod failed;
 mod headers;
 mod lease;
@@ -50,13 +49,13 @@ use rusqlite::Connection;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-pub use clock::Clock;
 pub use failed::{FailedDelivery, FailedFilter, failed, retry_failed};
 pub use headers::Headers;
 pub use lease::{Claim, ClaimedDelivery, FailOutcome};
 pub use metrics::{AckLatency, BatchSizes, InboxMetrics, Refusals};
 pub use retention::Purged;
 
+use crate::clock::Clock;
 use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, TenantId};
 use checkpoint::Checkpointer;

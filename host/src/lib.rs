@@ -5,10 +5,11 @@
 //!
 //! Contract types and shared vocabulary:
 //! - [`ids`]: identifiers, each its own type;
-//! - [`connector`]: what the host knows of connectors (specs, records,
-//!   errors), in its own types;
+//! - [`contract`]: what connectors and the host exchange (specs, records,
+//!   errors), in the host's own types;
 //! - [`diagnostic`]: stable error codes, with what to do next;
 //! - [`unix_time`]: wall-clock time as stored and reported;
+//! - [`clock`]: where the host's time comes from (tests move it by hand);
 //! - [`suggest`]: which known name a misspelt one meant.
 //!
 //! Configuration:
@@ -57,9 +58,10 @@ pub mod admin;
 pub mod call;
 pub mod capability;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod connection;
-pub mod connector;
+pub mod contract;
 pub mod daemon;
 pub mod diagnostic;
 pub mod flow;

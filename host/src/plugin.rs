@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::abi::{ConnectorInstance, TransformInstance};
-use crate::connector::ConnectorSpec;
+use crate::contract::ConnectorSpec;
 
 /// A loaded plugin file.
 pub struct Plugin {

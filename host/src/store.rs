@@ -14,15 +14,15 @@ mod sqlite;
 use serde::Serialize;
 
 pub use changes::{
-    ChangeSource, ChangeStore, Coverage, Handshake, MergeDecision, MergeOutcome, StoredCopy,
-    conflict_warning, decide,
+    CHANGES_KEPT, COVERAGE_WINDOW, ChangeSource, ChangeStore, Coverage, Handshake, MergeDecision,
+    MergeOutcome, StoredCopy, conflict_warning, decide,
 };
 pub use journal::Journal;
 pub use sqlite::SqliteStore;
 
 use crate::capability::{AuditEntry, BudgetState};
 use crate::config::StoreConfig;
-use crate::connector::{Checkpoint, ConnectorError, Record};
+use crate::contract::{Checkpoint, ConnectorError, Record};
 use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, FlowId, RunId, TenantId};
 use crate::tenant::{EditError, Tenant};
@@ -333,6 +333,9 @@ pub struct CheckpointRecord {
 
 /// Checkpoints and the pages they cover, made durable together.
 pub trait SyncStore: Send + Sync {
+    /// The clock that times what this store records. A read from scratch
+    /// takes its start from it, so its sweep compares times of one clock.
+    fn clock(&self) -> &crate::clock::Clock;
     /// The checkpoint to resume a flow's stream from.
     fn checkpoint(&self, flow: &FlowId, stream: &str) -> Result<Option<Checkpoint>, StoreError>;
     /// Every checkpoint of a flow.
@@ -451,10 +454,16 @@ pub trait Store: FlowStore + EgressLog + PluginLedger + TenantStore + ChangeStor
     fn location(&self) -> String;
 }
 
-/// Opens the store `config` names and brings its schema up to date.
-pub fn open(config: &StoreConfig) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+/// Opens the store `config` names and brings its schema up to date; what
+/// it records is timed by `clock`.
+pub fn open(
+    config: &StoreConfig,
+    clock: crate::clock::Clock,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     match config {
-        StoreConfig::Sqlite { path } => Ok(std::sync::Arc::new(SqliteStore::open(path)?)),
+        StoreConfig::Sqlite { path } => Ok(std::sync::Arc::new(SqliteStore::open_with_clock(
+            path, clock,
+        )?)),
     }
 }
 

@@ -2,9 +2,9 @@
 //! them is called: every problem at once, none found only when a run uses
 //! it. Nothing here reaches a partner.
 
-use crate::config::{Config, ConnectionConfig, Destination, FlowConfig};
+use crate::config::{Config, ConnectionConfig, DestinationConfig, FlowConfig};
 use crate::connection::{Connection, ConnectionServices};
-use crate::connector::ConnectorSpec;
+use crate::contract::ConnectorSpec;
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, FlowId};
 use crate::plugin::PluginRegistry;
@@ -92,7 +92,7 @@ impl Finding {
             Subject::Flow(id) => *id == flow.id,
             Subject::Connection(id) => {
                 *id == flow.source
-                    || matches!(&flow.destination, Destination::Connection { connection, .. } if connection == id)
+                    || matches!(&flow.destination, DestinationConfig::Connection { connection, .. } if connection == id)
             }
         }
     }
@@ -205,7 +205,7 @@ fn check_flow(
             &label,
         ));
     }
-    if let Destination::Connection { connection, stream } = &flow.destination
+    if let DestinationConfig::Connection { connection, stream } = &flow.destination
         && let Some((spec, label)) = spec_of(connection)
     {
         match spec.stream(stream) {

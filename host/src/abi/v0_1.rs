@@ -10,7 +10,7 @@ use wasmtime::component::{HasSelf, InstancePre, Linker};
 
 use crate::call::CallState;
 use crate::capability::{OutgoingRequest, RequestFailure, SecretHeader};
-use crate::connector as domain;
+use crate::contract as domain;
 
 /// The newest version of the line, the one `wit/` holds.
 pub const VERSION: &str = "0.1.1";
@@ -75,15 +75,15 @@ impl http::Host for CallState {
                 .timeout_ms
                 .map(|ms| Duration::from_millis(ms.into())),
         };
-        let described = self.env.gate.describe(&request);
+        let described = self.env.gate().describe(&request);
         match self
             .env
-            .gate
+            .gate()
             .send(request, self.deadline, &mut self.redirects)
             .await
         {
             Ok(response) => {
-                self.partner_note = self.env.gate.refusal_hint(response.status, &described);
+                self.partner_note = self.env.gate().refusal_hint(response.status, &described);
                 Ok(http::Response {
                     status: response.status,
                     headers: response.headers,
@@ -108,7 +108,7 @@ impl http::Host for CallState {
                 RequestFailure::Timeout(m) => http::HttpError::Timeout(m),
                 RequestFailure::Transport(m) => http::HttpError::Transport(m),
                 RequestFailure::TooLarge(m) => {
-                    self.partner_note = Some(self.env.gate.too_large_hint());
+                    self.partner_note = Some(self.env.gate().too_large_hint());
                     http::HttpError::TooLarge(m)
                 }
                 RequestFailure::InvalidRequest(m) => http::HttpError::InvalidRequest(m),
@@ -122,8 +122,8 @@ impl log::Host for CallState {
         let Some(message) = self.admit_log(message) else {
             return;
         };
-        let plugin = self.env.plugin.as_str();
-        let connection = self.env.connection.as_deref().unwrap_or("-");
+        let plugin = self.env.plugin();
+        let connection = self.env.connection().unwrap_or("-");
         match level {
             log::Level::Trace => {
                 tracing::trace!(target: "weir::guest", plugin, connection, "{message}")
@@ -151,7 +151,7 @@ impl crypto::Host for CallState {
         message: Vec<u8>,
         signature: Vec<u8>,
     ) -> Result<bool, types::Error> {
-        let values = self.env.gate.secrets().all(&secret);
+        let values = self.env.gate().secrets().all(&secret);
         if values.is_empty() {
             return Err(types::Error::Denied(format!(
                 "secret `{secret}` is not defined for this connection"
@@ -171,7 +171,7 @@ impl crypto::Host for CallState {
         secret: String,
         message: Vec<u8>,
     ) -> Result<Vec<u8>, types::Error> {
-        let key = self.env.gate.secrets().current(&secret).ok_or_else(|| {
+        let key = self.env.gate().secrets().current(&secret).ok_or_else(|| {
             types::Error::Denied(format!(
                 "secret `{secret}` is not defined for this connection"
             ))

@@ -224,7 +224,7 @@ async fn swap_plugins(
             ApiError::from_diagnostic(status, &refused.into_diagnostic())
         })?;
     let version = next.get(name).map(|p| p.version.clone());
-    state.daemon.replace_plugins(next);
+    state.daemon.live.replace(next);
     tracing::info!(
         "plugin `{name}`: {} done, {} now serves new runs",
         decision.as_str(),
@@ -240,7 +240,7 @@ async fn plugins(State(state): State<Shared>) -> Json<Value> {
             "name": p.plugin.name, "version": p.plugin.version, "new_hosts": p.new_hosts,
             "content_hash": p.plugin.content_hash,
         })).collect::<Vec<_>>(),
-        "reloads": state.daemon.reloads().iter().map(|r| json!({
+        "reloads": state.daemon.live.reloads().iter().map(|r| json!({
             "file": r.file, "update": format!("{:?}", r.update), "error": r.error,
             "latency_ms": r.latency.as_secs_f64() * 1000.0,
         })).collect::<Vec<_>>(),

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::capability::{SecretValue, Secrets};
+use crate::clock::Clock;
 use crate::config::{AdminConfig, Config};
 use crate::connection::{Connection, ConnectionServices};
 use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
@@ -95,9 +96,14 @@ pub fn waiting(pending: &PendingPlugin, registry: &PluginRegistry) -> Diagnostic
     ))
 }
 
-/// Opens the store.
+/// Opens the store, timed by the system clock.
 pub fn store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    crate::store::open(&config.store).map_err(|e| fail(e.diagnostic()))
+    store_with_clock(config, Clock::system())
+}
+
+/// Opens the store, timed by `clock`.
+pub fn store_with_clock(config: &Config, clock: Clock) -> anyhow::Result<Arc<dyn Store>> {
+    crate::store::open(&config.store, clock).map_err(|e| fail(e.diagnostic()))
 }
 
 /// Applies a change to tenant `id` (spelled `name` in messages) and saves

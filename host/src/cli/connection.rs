@@ -91,7 +91,7 @@ pub async fn discover(config_path: &Path, name: &str, json: bool) -> anyhow::Res
     ]);
     for stream in &streams {
         let capabilities = spec.stream(&stream.name);
-        let feed = |f: &dyn Fn(&crate::connector::StreamCapabilities) -> String| {
+        let feed = |f: &dyn Fn(&crate::contract::StreamCapabilities) -> String| {
             capabilities.map(f).unwrap_or_else(|| "?".into())
         };
         table.add_row([

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::app::{self, Plugins};
 use crate::admin::{AdminState, router};
+use crate::clock::Clock;
 use crate::daemon::{Daemon, DaemonLock, Scheduler};
 use crate::diagnostic::Diagnose;
 use crate::inbox::{Inbox, InboxOptions};
@@ -17,7 +18,9 @@ use crate::ingress::Ingress;
 /// Runs until SIGINT or SIGTERM, then shuts down gracefully and exits 0.
 pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = app::config(config_path)?;
-    let store = app::store(&config)?;
+    // One clock for everything the daemon records.
+    let clock = Clock::system();
+    let store = app::store_with_clock(&config, clock.clone())?;
     // Before anything acts as the daemon: a second one stops here.
     let lock = |what, path| {
         DaemonLock::acquire(what, path).map_err(|e| super::output::fail(e.diagnostic()))
@@ -52,7 +55,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let ingress = start_ingress(&daemon, &shutdown).await?;
+    let ingress = start_ingress(&daemon, clock, &shutdown).await?;
     let mut servers = Vec::new();
     if let Some((listener, token)) = admin_listener {
         let app = router(Arc::new(AdminState {
@@ -107,6 +110,7 @@ fn admin_token(config: &crate::config::AdminConfig) -> Option<crate::capability:
 /// Webhook ingress and its workers, when `[ingress] listen` is set.
 async fn start_ingress(
     daemon: &Arc<Daemon>,
+    clock: Clock,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<(Arc<Ingress>, Vec<tokio::task::JoinHandle<()>>)>> {
     let Some(listen) = daemon.config.ingress.listen else {
@@ -114,6 +118,7 @@ async fn start_ingress(
     };
     let options = InboxOptions {
         max_attempts: daemon.config.ingress.delivery_attempts,
+        clock,
         ..InboxOptions::default()
     };
     let inbox_path = &daemon.config.ingress.inbox_path;
@@ -173,13 +178,13 @@ fn watch_plugins(daemon: &Arc<Daemon>) -> Option<crate::plugin::PluginWatcher> {
         daemon.runtime.clone(),
         daemon.store.clone(),
         move || current.plugins(),
-        move |registry, _| install.replace_plugins(registry),
+        move |registry, _| install.live.replace(registry),
         events,
     );
     let recorder = daemon.clone();
     tokio::spawn(async move {
         while let Some(event) = received.recv().await {
-            recorder.record_reload(event);
+            recorder.live.record_reload(event);
         }
     });
     match watcher {

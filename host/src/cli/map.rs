@@ -14,7 +14,7 @@ use super::app::{self, Plugins};
 use super::output;
 use crate::config::Config;
 use crate::connection::{Connection, ConnectionServices};
-use crate::connector::{ChangeKind, Record};
+use crate::contract::{ChangeKind, Record};
 use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::flow::{Destination, Feed, FlowRunner, Opener, Plan, RunOptions, RunSummary};
 use crate::ids::TenantId;

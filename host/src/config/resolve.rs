@@ -9,7 +9,7 @@ use super::raw::{
     RawAdmin, RawConfig, RawConnection, RawDaemon, RawFlow, RawIngress, RawRateLimit,
 };
 use super::{
-    AdminConfig, Config, ConnectionConfig, DEFAULT_PAGE_SIZE, DaemonConfig, Destination,
+    AdminConfig, Config, ConnectionConfig, DEFAULT_PAGE_SIZE, DaemonConfig, DestinationConfig,
     FlowConfig, StoreConfig, TransformConfig,
 };
 use crate::call::CallLimits;
@@ -617,12 +617,12 @@ fn resolve_flow(
         return Err(invalid(key("stream"), "is empty".into()));
     }
     let destination = match &raw.destination {
-        toml::Value::String(s) if s == "store" => Destination::Store,
+        toml::Value::String(s) if s == "store" => DestinationConfig::Store,
         toml::Value::Table(table) => {
             let connection = table.get("connection").and_then(|v| v.as_str());
             let stream = table.get("stream").and_then(|v| v.as_str());
             match (connection, stream, table.len()) {
-                (Some(connection), Some(stream), 2) => Destination::Connection {
+                (Some(connection), Some(stream), 2) => DestinationConfig::Connection {
                     connection: known(connection, "destination.connection")?,
                     stream: stream.to_string(),
                 },
@@ -789,7 +789,7 @@ mod tests {
         );
         assert_eq!(
             config.flow("contacts").unwrap().destination,
-            Destination::Store
+            DestinationConfig::Store
         );
     }
 

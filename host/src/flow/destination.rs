@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 use super::retry::{Attempts, Next, RetryPolicy};
 use crate::call::CallError;
 use crate::connection::Connection;
-use crate::connector::{ChangeKind, ConnectorError, Record, WriteRequest};
+use crate::contract::{ChangeKind, ConnectorError, Record, WriteRequest};
 use crate::ids::FlowId;
 use crate::store::{DeadLetter, DeliveryFailure, IdLink, IdLinks, StoreError};
 

@@ -18,7 +18,7 @@ use super::runner::RunOptions;
 use super::stop::Stop;
 use super::store_calls::StoreCalls;
 use crate::connection::Connection;
-use crate::connector::{Checkpoint, Record};
+use crate::contract::{Checkpoint, Record};
 use crate::ids::{ConnectionId, RunId};
 use crate::store::Sweep;
 

@@ -62,7 +62,7 @@ impl Plan {
     /// and the transform plugins of a resolved flow.
     pub fn open(resolved: &ResolvedFlow, opener: &Opener<'_>) -> Result<Self, Diagnostic> {
         let destination = match (&resolved.flow.destination, &resolved.destination) {
-            (config::Destination::Connection { stream, .. }, Some(connection)) => {
+            (config::DestinationConfig::Connection { stream, .. }, Some(connection)) => {
                 Destination::Connection {
                     connection: opener.connection(resolved, connection)?,
                     stream: stream.clone(),

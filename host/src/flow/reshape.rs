@@ -4,12 +4,9 @@
 
 use std::sync::Arc;
 
-use wasmtime::Engine;
-
-use crate::call::{CallEnv, CallError, CallLimits, GuestCall};
-use crate::capability::HttpGate;
+use crate::call::{CallEnv, CallError, CallLimits, CallScope, GuestCall};
 use crate::config::TransformConfig;
-use crate::connector::{ChangeKind, Record};
+use crate::contract::{ChangeKind, Record};
 use crate::diagnostic::{Diagnostic, ErrorCode};
 use crate::mapping::Mapping;
 use crate::plugin::{Plugin, PluginKind, PluginRegistry};
@@ -20,7 +17,6 @@ use crate::store::{DeadLetter, DeliveryFailure};
 pub struct TransformStage {
     plugin: Arc<Plugin>,
     env: Arc<CallEnv>,
-    engine: Engine,
     config: String,
 }
 
@@ -28,12 +24,12 @@ impl TransformStage {
     async fn apply(
         &self,
         records: Vec<String>,
-    ) -> Result<Vec<Result<Option<String>, crate::connector::ConnectorError>>, CallError> {
+    ) -> Result<Vec<Result<Option<String>, crate::contract::ConnectorError>>, CallError> {
         let PluginKind::Transformer { pre } = &self.plugin.kind else {
             unreachable!("checked when the stage was built")
         };
         let expected = records.len();
-        let mut store = self.env.new_store(&self.engine);
+        let mut store = self.env.new_store();
         let results = GuestCall::new(&mut store, "transform")
             .run(async |store| pre.transform(store, &self.config, records).await)
             .await?;
@@ -99,14 +95,7 @@ impl Reshaper {
                         .with_hint("copy the transform's .wasm into the plugins directory; `weir plugins` lists what is loaded")
                     })?;
                 Ok(TransformStage {
-                    env: Arc::new(CallEnv {
-                        plugin: plugin.label(),
-                        connection: None,
-                        gate: HttpGate::closed(plugin.label()),
-                        limits: CallLimits::default(),
-                        enforce_limits: runtime.enforces_limits(),
-                    }),
-                    engine: runtime.engine().clone(),
+                    env: runtime.call_env(plugin.label(), CallScope::Sealed, CallLimits::default()),
                     config: t.config.to_string(),
                     plugin,
                 })

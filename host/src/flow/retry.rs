@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
 use crate::call::CallError;
-use crate::connector::ConnectorError;
+use crate::contract::ConnectorError;
 
 /// When a failed call is tried again, and when a run pauses instead.
 #[derive(Debug, Clone, Copy)]

@@ -22,7 +22,7 @@ use super::stop::Stop;
 use super::store_calls::{StoreCalls, join};
 use super::{Destination, Plan};
 use crate::connection::Connection;
-use crate::connector::Record;
+use crate::contract::Record;
 use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::ids::{FlowId, RunId};
 use crate::store::{

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::bounds::Overrun;
 use super::destination::Undelivered;
 use crate::call::CallError;
-use crate::connector::ConnectorError;
+use crate::contract::ConnectorError;
 use crate::diagnostic::{Diagnose, Diagnostic};
 use crate::store::StoreError;
 

@@ -16,10 +16,10 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use super::clock::Clock;
 use super::metrics::{DepthChange, Metrics};
 use super::queue::{Batch, Queue};
 use super::{Ack, DeliveryId, NewDelivery, Refusal};
+use crate::clock::Clock;
 
 /// A delivery waiting for the writer.
 pub(crate) struct Submit {

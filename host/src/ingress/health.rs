@@ -5,15 +5,14 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::config::{Config, Trigger};
-use crate::connector::RejectionReason;
+use crate::contract::RejectionReason;
 use crate::ids::TenantId;
 use crate::inbox::InboxMetrics;
-use crate::store::{ChangeStore, Coverage, StoreError, TenantStore};
+use crate::store::{COVERAGE_WINDOW, ChangeStore, Coverage, StoreError, SyncStore, TenantStore};
 
 /// Counts of one tenant connection's deliveries.
 #[derive(Default)]
@@ -172,19 +171,16 @@ pub struct HealthReport {
     pub endpoints: Vec<WebhookHealth>,
 }
 
-/// Window over which coverage is computed.
-const WINDOW: Duration = Duration::from_secs(24 * 3600);
-
 /// Webhook health of every tenant connection whose connector has webhook
 /// streams (per weir.toml's flows).
 pub fn webhook_health(
     config: &Config,
-    store: &(impl ChangeStore + TenantStore + ?Sized),
+    store: &(impl ChangeStore + SyncStore + TenantStore + ?Sized),
     counters: Option<&IngressCounters>,
     inbox: Option<InboxMetrics>,
 ) -> Result<HealthReport, StoreError> {
-    let now = crate::unix_time::now_ms();
-    let since = now - WINDOW.as_millis() as i64;
+    let now = store.clock().now_ms();
+    let since = now - COVERAGE_WINDOW.as_millis() as i64;
     let grace = config.ingress.coverage_grace.as_millis() as i64;
     let silence = config.ingress.silence_after.as_millis() as i64;
     let mut endpoints = Vec::new();
@@ -211,9 +207,7 @@ pub fn webhook_health(
                     .map(|c| c.last_received_ms.load(Ordering::Relaxed))
                     .filter(|t| *t > 0),
             );
-            let silent = coverage.last_poll_change_at_ms.is_some_and(|polled| {
-                polled > last_webhook.unwrap_or(0) && now - last_webhook.unwrap_or(since) > silence
-            });
+            let silent = coverage.silent(last_webhook, since, now, silence);
             endpoints.push(WebhookHealth {
                 tenant: tenant.id.to_string(),
                 connection: flow.source.to_string(),

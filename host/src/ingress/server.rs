@@ -13,7 +13,7 @@ use super::IngressCounters;
 use super::worker::NotProcessed;
 use crate::capability::{BudgetConfig, RateBudget};
 use crate::connection::Connection;
-use crate::connector::{IncomingRequest, RejectionReason, Reply, WebhookVerdict};
+use crate::contract::{IncomingRequest, RejectionReason, Reply, WebhookVerdict};
 use crate::daemon::Daemon;
 use crate::ids::TenantId;
 use crate::inbox::{DeliveryKey, Headers, Inbox, NewDelivery};
@@ -61,7 +61,12 @@ impl Ingress {
         })
     }
 
-    /// The inbox deliveries go to.
+    /// The store changes are merged into.
+    pub fn store(&self) -> &Arc<dyn crate::store::Store> {
+        &self.daemon.store
+    }
+
+    /// The inbox deliveries are made durable in.
     pub fn inbox(&self) -> &Arc<Inbox> {
         &self.inbox
     }

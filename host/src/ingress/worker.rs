@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::Ingress;
 use crate::call::CallError;
 use crate::connection::Connection;
-use crate::connector::{ChangeKind, ChangeNotice, IncomingRequest, Record};
+use crate::contract::{ChangeKind, ChangeNotice, IncomingRequest, Record};
 use crate::diagnostic::Diagnostic;
 use crate::flow::{Feed, Opener, Plan, RetryPolicy, RunOptions};
 use crate::ids::{FlowId, TenantId};

@@ -6,9 +6,8 @@ use wasmtime::Engine;
 
 use super::{Plugin, PluginKind};
 use crate::abi::{self, AbiMismatch, Exports};
-use crate::call::{CallEnv, CallLimits, GuestCall};
-use crate::capability::HttpGate;
-use crate::connector::SpecProblem;
+use crate::call::{CallLimits, CallScope, GuestCall};
+use crate::contract::SpecProblem;
 use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::runtime::{CompileCache, Runtime};
 
@@ -166,18 +165,16 @@ async fn call_spec(
     runtime: &Arc<Runtime>,
     pre: &dyn abi::ConnectorInstance,
     file_label: &str,
-) -> Result<crate::connector::ConnectorSpec, PluginError> {
-    let env = Arc::new(CallEnv {
-        plugin: file_label.to_string(),
-        connection: None,
-        gate: HttpGate::closed(file_label.to_string()),
-        limits: CallLimits {
+) -> Result<crate::contract::ConnectorSpec, PluginError> {
+    let env = runtime.call_env(
+        file_label.to_string(),
+        CallScope::Sealed,
+        CallLimits {
             deadline: SPEC_DEADLINE,
             ..CallLimits::default()
         },
-        enforce_limits: runtime.enforces_limits(),
-    });
-    let mut store = env.new_store(runtime.engine());
+    );
+    let mut store = env.new_store();
     GuestCall::new(&mut store, "spec")
         .run(async |store| Ok(Ok(pre.spec(store).await?)))
         .await

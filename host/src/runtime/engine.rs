@@ -9,7 +9,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use super::CompileCache;
 use crate::abi;
-use crate::call::CallState;
+use crate::call::{CallEnv, CallLimits, CallScope, CallState};
 
 /// How often the epoch advances: the granularity of deadlines and of guest
 /// yields to the async runtime.
@@ -106,6 +106,18 @@ impl Runtime {
     /// Whether deadlines and memory caps are enforced.
     pub fn enforces_limits(&self) -> bool {
         self.enforce_limits
+    }
+
+    /// The environment of calls into `plugin` (its label) for `scope`: the
+    /// only place one is built.
+    pub fn call_env(&self, plugin: String, scope: CallScope, limits: CallLimits) -> Arc<CallEnv> {
+        CallEnv::new(
+            self.engine.clone(),
+            self.enforce_limits,
+            plugin,
+            scope,
+            limits,
+        )
     }
 
     /// Whether instances come from the pooling allocator.

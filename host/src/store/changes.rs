@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use super::StoreError;
-use crate::connector::{ChangeKind, Record};
+use crate::contract::{ChangeKind, Record};
 use crate::ids::{ConnectionId, TenantId};
 
 /// Which path brought a change.
@@ -148,6 +148,40 @@ pub struct Coverage {
     pub conflicts: u64,
 }
 
+impl Coverage {
+    /// Whether webhooks went silent: a poll found a change after the last
+    /// webhook was heard (at `heard_at_ms`, or never), and none was heard
+    /// for `silence_ms` (counted from `since_ms`, the window's start, when
+    /// none was).
+    pub fn silent(
+        &self,
+        heard_at_ms: Option<i64>,
+        since_ms: i64,
+        now_ms: i64,
+        silence_ms: i64,
+    ) -> bool {
+        self.last_poll_change_at_ms.is_some_and(|polled| {
+            polled > heard_at_ms.unwrap_or(0)
+                && now_ms - heard_at_ms.unwrap_or(since_ms) > silence_ms
+        })
+    }
+
+    /// Whether webhooks miss so many changes that polls must make up.
+    pub fn poor(&self) -> bool {
+        self.coverage.is_some_and(|c| c < POOR_COVERAGE)
+    }
+}
+
+/// Coverage below which webhooks count as poor.
+const POOR_COVERAGE: f64 = 0.8;
+
+/// How far back coverage looks.
+pub const COVERAGE_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// How long the change log keeps what it saw: twice the coverage window,
+/// so a change is decided long before it is forgotten.
+pub const CHANGES_KEPT: std::time::Duration = COVERAGE_WINDOW.saturating_mul(2);
+
 /// Changes from both paths, and the webhook endpoints they arrive at.
 pub trait ChangeStore: Send + Sync {
     /// Merges records by version and notes them as seen via `source`.
@@ -168,6 +202,9 @@ pub trait ChangeStore: Send + Sync {
         grace_ms: i64,
         now_ms: i64,
     ) -> Result<Coverage, StoreError>;
+    /// Forgets the changes seen before `before_ms`, in small commits so
+    /// that merges wait little; returns how many went.
+    fn forget_changes(&self, before_ms: i64) -> Result<u64, StoreError>;
     /// The endpoint token of a tenant's connection, created on first use.
     fn endpoint_token(&self, tenant: &TenantId, connection: &str) -> Result<String, StoreError>;
     /// Every endpoint: token, tenant, connection.

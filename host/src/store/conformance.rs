@@ -1,14 +1,16 @@
 //! What every store backend promises, as one suite written against the
 //! store traits alone. A backend runs it with
 //! `conformance_suite!(name, open: ..., fail_checkpoints: ...)`: `open`
-//! gives a fresh empty store and what keeps it alive (its directory, a
-//! database to drop), `fail_checkpoints(&store, on)` makes its checkpoint
+//! gives a fresh empty store timed by the manual clock it is passed, and
+//! what keeps it alive (its directory, a database to drop), `fail_checkpoints(&store, on)` makes its checkpoint
 //! writes fail (as a full disk would) or succeed again.
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use crate::capability::{AuditEntry, BudgetLeft, BudgetState};
-use crate::connector::{ChangeKind, Checkpoint, ConnectorError, Record};
+use crate::clock::Clock;
+use crate::contract::{ChangeKind, Checkpoint, ConnectorError, Record};
 use crate::ids::{ConnectionId, FlowId, RunId, TenantId};
 use crate::store::{
     ApprovedVersion, ChangeSource, ChangeStore, DeadLetter, Delivered, DeliveryFailure, EgressLog,
@@ -16,7 +18,6 @@ use crate::store::{
     PluginRollback, RunEnd, RunStatus, SourcePage, Sweep, TenantStore,
 };
 use crate::tenant::Tenant;
-use crate::unix_time::now_ms;
 
 /// Everything a backend implements.
 pub(crate) trait Backend:
@@ -45,12 +46,13 @@ macro_rules! conformance_suite {
                 approved_versions_are_kept_newest_first_and_rollbacks_recorded,
                 coverage_counts_changes_only_polls_found_after_the_grace_period,
                 endpoints_and_handshakes_are_kept_per_tenant_connection,
+                changes_are_forgotten_by_age_and_coverage_with_them,
                 audit_entries_and_budgets_are_kept,
             );
 
             #[test]
             fn a_failed_commit_leaves_neither_records_nor_checkpoint() {
-                let (_keep, store) = ($open)();
+                let (_keep, store) = ($open)($crate::store::conformance::clock());
                 $crate::store::conformance::a_failed_commit_leaves_neither_records_nor_checkpoint(
                     &store, $fail,
                 );
@@ -61,7 +63,7 @@ macro_rules! conformance_suite {
         $(
             #[test]
             fn $case() {
-                let (_keep, store) = ($open)();
+                let (_keep, store) = ($open)($crate::store::conformance::clock());
                 $crate::store::conformance::$case(&store);
             }
         )*
@@ -75,6 +77,12 @@ conformance_suite!(
     open: crate::store::sqlite::testing::open,
     fail_checkpoints: crate::store::sqlite::testing::fail_checkpoints,
 );
+
+/// A manual clock at a fixed time: the suite moves it, so it never sleeps
+/// and every backend sees the same times.
+pub(crate) fn clock() -> Clock {
+    Clock::manual(1_700_000_000_000)
+}
 
 static FLOW: LazyLock<FlowId> = LazyLock::new(|| FlowId::new("f").unwrap());
 static CONNECTION: LazyLock<ConnectionId> = LazyLock::new(|| ConnectionId::new("c").unwrap());
@@ -134,7 +142,7 @@ struct Shape {
 /// Commits `records` as one page of flow `f`, in a run of its own.
 fn commit(store: &impl Backend, records: &[Record], shape: Shape) -> PageOutcome {
     // Distinct milliseconds: sweeps and coverage compare store times.
-    std::thread::sleep(std::time::Duration::from_millis(2));
+    store.clock().advance(Duration::from_millis(2));
     let run = store
         .start_run(&FLOW, "x 1.0.0", shape.sweep != Sweep::Off)
         .unwrap();
@@ -294,7 +302,9 @@ pub(crate) fn the_same_version_with_other_content_is_a_counted_conflict(store: &
     assert_eq!(stored(store, "k").unwrap().data, r#"{"a":10}"#);
     let run = &store.runs(Some(&FLOW), 1).unwrap()[0];
     assert_eq!((run.records_written, run.conflicts), (1, 1));
-    let coverage = store.coverage(&CONNECTION, "s", 0, 0, now_ms()).unwrap();
+    let coverage = store
+        .coverage(&CONNECTION, "s", 0, 0, store.clock().now_ms())
+        .unwrap();
     assert_eq!(coverage.conflicts, 2, "both are kept for operators");
 }
 
@@ -304,8 +314,8 @@ pub(crate) fn a_read_from_scratch_deletes_what_it_did_not_see_and_only_that(stor
         sweep: Sweep::Track {
             // After what was stored before the read, by the clock.
             began_at_ms: begins.then(|| {
-                std::thread::sleep(std::time::Duration::from_millis(2));
-                now_ms()
+                store.clock().advance(Duration::from_millis(2));
+                store.clock().now_ms()
             }),
             last_page,
         },
@@ -350,7 +360,7 @@ pub(crate) fn a_read_from_scratch_deletes_what_it_did_not_see_and_only_that(stor
 
     assert!(unseen(None).is_empty(), "no read from scratch under way");
     assert_eq!(
-        unseen(Some(now_ms() + 1)),
+        unseen(Some(store.clock().now_ms() + 1)),
         ["a", "c", "e"],
         "one starting now"
     );
@@ -368,10 +378,10 @@ pub(crate) fn a_sweep_deletes_the_flows_reshaped_copies_too(store: &impl Backend
         ..Shape::default()
     };
     commit(store, &[a.clone(), b], mapped);
-    std::thread::sleep(std::time::Duration::from_millis(2));
+    store.clock().advance(Duration::from_millis(2));
     let sweep = Shape {
         sweep: Sweep::Track {
-            began_at_ms: Some(now_ms()),
+            began_at_ms: Some(store.clock().now_ms()),
             last_page: true,
         },
         ..mapped
@@ -744,7 +754,7 @@ pub(crate) fn coverage_counts_changes_only_polls_found_after_the_grace_period(
 ) {
     webhook(store, &[upsert("a", 2, "{}")]);
     poll(store, &[upsert("a", 2, "{}"), upsert("b", 2, "{}")]);
-    let now = now_ms() + 10_000;
+    let now = store.clock().now_ms() + 10_000;
     let coverage = store.coverage(&CONNECTION, "s", 0, 1_000, now).unwrap();
     assert_eq!(
         (coverage.changes, coverage.poll_only, coverage.by_webhook),
@@ -758,6 +768,34 @@ pub(crate) fn coverage_counts_changes_only_polls_found_after_the_grace_period(
     assert_eq!((coverage.changes, coverage.poll_only), (2, 0));
     let other = store.coverage(&CONNECTION, "t", 0, 0, now).unwrap();
     assert_eq!((other.changes, other.coverage), (0, None));
+}
+
+pub(crate) fn changes_are_forgotten_by_age_and_coverage_with_them(store: &impl Backend) {
+    webhook(store, &[upsert("a", 1, "{}")]);
+    poll(store, &[upsert("a", 1, "{}"), upsert("b", 1, "{}")]);
+    let cut = store.clock().now_ms() + 1;
+    store.clock().advance(Duration::from_secs(60));
+    webhook(store, &[upsert("c", 1, "{}")]);
+    let later = store.clock().now_ms() + 10_000;
+    let before = store.coverage(&CONNECTION, "s", 0, 0, later).unwrap();
+    assert_eq!((before.changes, before.poll_only), (3, 1));
+
+    assert_eq!(
+        store.forget_changes(cut).unwrap(),
+        3,
+        "a webhook and two polls"
+    );
+    let after = store.coverage(&CONNECTION, "s", 0, 0, later).unwrap();
+    assert_eq!(
+        (after.changes, after.poll_only, after.by_webhook),
+        (1, 0, 1)
+    );
+    assert_eq!(
+        store.forget_changes(cut).unwrap(),
+        0,
+        "nothing older is left"
+    );
+    assert_eq!(live_keys(store), ["a", "b", "c"], "records stay");
 }
 
 pub(crate) fn endpoints_and_handshakes_are_kept_per_tenant_connection(store: &impl Backend) {

@@ -229,4 +229,8 @@ CREATE TABLE plugin_rollbacks (
     serving   TEXT NOT NULL
 );
 "#,
+    r#"
+-- The change log is forgotten by age (see `CHANGES_KEPT`).
+CREATE INDEX change_log_by_age ON change_log (seen_at);
+"#,
 ];

@@ -21,6 +21,7 @@ use rusqlite::{Connection, params};
 use super::StoreError;
 use super::presence::Presence;
 use super::schema::MIGRATIONS;
+use crate::clock::Clock;
 
 /// The embedded store: one SQLite file in WAL mode.
 ///
@@ -32,6 +33,8 @@ pub struct SqliteStore {
     stream_ids: Mutex<HashMap<(String, String), i64>>,
     /// This process, as the owner of the runs it starts.
     presence: Presence,
+    /// When things happen, as stored.
+    clock: Clock,
 }
 
 impl super::Store for SqliteStore {
@@ -44,6 +47,11 @@ impl SqliteStore {
     /// Opens (creates) the store and brings its schema up to date, then
     /// marks the runs of processes that died interrupted.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_clock(path, Clock::system())
+    }
+
+    /// [`Self::open`], with the time of what it records from `clock`.
+    pub fn open_with_clock(path: &Path, clock: Clock) -> Result<Self, StoreError> {
         let err = |e| error::store_error(path, e);
         let mut conn = Connection::open(path).map_err(err)?;
         // WAL: readers never block the writer. NORMAL: a process crash never
@@ -63,6 +71,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             stream_ids: Mutex::default(),
             presence,
+            clock,
         };
         let gone = store
             .presence
@@ -146,7 +155,7 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connector::Checkpoint;
+    use crate::contract::Checkpoint;
     use crate::ids::FlowId;
     use crate::store::SyncStore;
 

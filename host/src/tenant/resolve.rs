@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::secrets::secret_sources;
 use super::{Tenant, TenantConnection};
-use crate::config::{Config, ConnectionConfig, Destination, FlowConfig, NotConnected};
+use crate::config::{Config, ConnectionConfig, DestinationConfig, FlowConfig, NotConnected};
 use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, FlowId};
 use crate::mapping::Mapping;
@@ -73,8 +73,8 @@ impl ResolvedFlow {
         Self {
             source: config.connections[&flow.source].clone(),
             destination: match &flow.destination {
-                Destination::Store => None,
-                Destination::Connection { connection, .. } => {
+                DestinationConfig::Store => None,
+                DestinationConfig::Connection { connection, .. } => {
                     Some(config.connections[connection].clone())
                 }
             },
@@ -135,13 +135,13 @@ pub fn resolve_flow(
     };
     let source = connection(&template.source)?;
     let destination = match &template.destination {
-        Destination::Store => None,
-        Destination::Connection { connection: id, .. } => Some(connection(id)?),
+        DestinationConfig::Store => None,
+        DestinationConfig::Connection { connection: id, .. } => Some(connection(id)?),
     };
     let mut scoped = template.clone();
     scoped.id = tenant.id.scoped_flow(flow);
     scoped.source = source.id.clone();
-    if let (Destination::Connection { connection, .. }, Some(destination)) =
+    if let (DestinationConfig::Connection { connection, .. }, Some(destination)) =
         (&mut scoped.destination, &destination)
     {
         *connection = destination.id.clone();

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{Batch, BatchKind, DeadLetterIds, Pages, RunContext};
-use crate::connector::{ChangeKind, Record};
+use crate::contract::{ChangeKind, Record};
 use crate::flow::stop::Stop;
 use crate::store::DeadLetterRecord;
 
@@ -188,7 +188,7 @@ mod tests {
     use std::sync::Arc;
 
     use crate::config::FlowConfig;
-    use crate::connector::{ChangeKind, Checkpoint, Record};
+    use crate::contract::{ChangeKind, Checkpoint, Record};
     use crate::flow::{Destination, Feed, FlowRunner, Plan, Reshaper, RunOptions, RunSummary};
     use crate::ids::FlowId;
     use crate::ids::TenantId;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{Batch, BatchKind, Pages, RunContext};
 use crate::config::FlowConfig;
 use crate::connection::Connection;
-use crate::connector::{Checkpoint, DeleteFeed, Page};
+use crate::contract::{Checkpoint, DeleteFeed, Page};
 use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::flow::retry::{Attempts, Next, RetryPolicy};
 use crate::flow::stop::Stop;
@@ -51,7 +51,9 @@ impl PartnerPages {
             .stream(&flow.stream)
             .is_some_and(|stream| stream.deletes == DeleteFeed::None);
         Ok(Self {
-            began_at_ms: checkpoint.is_none().then(crate::unix_time::now_ms),
+            began_at_ms: checkpoint
+                .is_none()
+                .then(|| run.store.get().clock().now_ms()),
             // Webhook coverage counts changes polls find; a first full read
             // (a backfill) finds records, not changes webhooks would report.
             log_changes: checkpoint.is_some() && log_changes,

@@ -3,11 +3,13 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
-use crate::connector::{ChangeKind, Record};
+use crate::contract::{ChangeKind, Record};
 use crate::ids::{ConnectionId, TenantId};
 use crate::store::changes::{MergeDecision, StoredCopy, decide};
 use crate::store::{ChangeSource, ChangeStore, Coverage, Handshake, MergeOutcome, StoreError};
-use crate::unix_time::now_ms;
+
+/// Change-log rows deleted per commit.
+const FORGET_BATCH: usize = 5_000;
 
 impl ChangeStore for SqliteStore {
     fn merge(
@@ -17,7 +19,7 @@ impl ChangeStore for SqliteStore {
         records: &[Record],
         source: ChangeSource,
     ) -> Result<MergeOutcome, StoreError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         self.with(|conn| {
             let tx = conn.transaction()?;
             let merged = self.merge_records(&tx, connection, stream, records, now)?;
@@ -91,6 +93,23 @@ impl ChangeStore for SqliteStore {
         })
     }
 
+    fn forget_changes(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let mut forgotten = 0;
+        loop {
+            let deleted = self.with(|conn| {
+                conn.prepare_cached(
+                    "DELETE FROM change_log WHERE rowid IN
+                       (SELECT rowid FROM change_log WHERE seen_at < ?1 LIMIT ?2)",
+                )?
+                .execute(params![before_ms, FORGET_BATCH])
+            })?;
+            forgotten += deleted as u64;
+            if deleted < FORGET_BATCH {
+                return Ok(forgotten);
+            }
+        }
+    }
+
     fn endpoint_token(&self, tenant: &TenantId, connection: &str) -> Result<String, StoreError> {
         let mut bytes = [0u8; 24];
         getrandom::fill(&mut bytes).expect("the operating system provides randomness");
@@ -99,7 +118,7 @@ impl ChangeStore for SqliteStore {
             conn.execute(
                 "INSERT INTO webhook_endpoints (token, tenant, connection, created_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (tenant, connection) DO NOTHING",
-                params![fresh, tenant.as_str(), connection, now_ms()],
+                params![fresh, tenant.as_str(), connection, self.clock.now_ms()],
             )?;
             conn.query_row(
                 "SELECT token FROM webhook_endpoints WHERE tenant = ?1 AND connection = ?2",
@@ -268,11 +287,12 @@ pub(super) fn log_changes(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Clock;
     use crate::store::sqlite::testing::open;
 
     #[test]
     fn a_conflict_keeps_the_stored_and_the_refused_copy_for_operators() {
-        let (_dir, store) = open();
+        let (_dir, store) = open(Clock::system());
         let connection = ConnectionId::new("c").unwrap();
         let copy = |data: &str| Record {
             key: "k".into(),

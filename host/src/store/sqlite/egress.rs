@@ -7,7 +7,6 @@ use super::error::json;
 use crate::capability::{AuditEntry, BudgetLeft, BudgetState};
 use crate::ids::ConnectionId;
 use crate::store::{EgressLog, StoreError};
-use crate::unix_time::now_ms;
 
 impl EgressLog for SqliteStore {
     fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
@@ -85,7 +84,7 @@ impl EgressLog for SqliteStore {
                 )?;
                 for (connection, state) in budgets {
                     let json = serde_json::to_string(state).expect("budget state serializes");
-                    upsert.execute(params![connection.as_str(), json, now_ms()])?;
+                    upsert.execute(params![connection.as_str(), json, self.clock.now_ms()])?;
                 }
             }
             tx.commit()

@@ -6,13 +6,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::SqliteStore;
 use super::changes::log_changes;
 use super::records::{insert_dead_letters, replace_mapped, upsert_links};
-use crate::connector::{ChangeKind, Checkpoint, Record};
+use crate::clock::Clock;
+use crate::contract::{ChangeKind, Checkpoint, Record};
 use crate::ids::{ConnectionId, FlowId, RunId};
 use crate::store::{
     ChangeSource, CheckpointRecord, Delivered, PageCommit, PageOutcome, StoreError, Sweep,
     SyncStore,
 };
-use crate::unix_time::now_ms;
 
 /// The records of stream `?1` that a read from scratch begun at `?2` has
 /// not seen and that nothing stored since it began (a webhook may have
@@ -24,6 +24,10 @@ macro_rules! unseen {
 }
 
 impl SyncStore for SqliteStore {
+    fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     fn checkpoint(&self, flow: &FlowId, stream: &str) -> Result<Option<Checkpoint>, StoreError> {
         self.with(|conn| {
             conn.query_row(
@@ -73,14 +77,14 @@ impl SyncStore for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, NULL, ?5)
                  ON CONFLICT (flow, stream) DO UPDATE SET
                    format = excluded.format, state = excluded.state, updated_at = excluded.updated_at",
-                params![flow.as_str(), stream, checkpoint.format, checkpoint.state, now_ms()],
+                params![flow.as_str(), stream, checkpoint.format, checkpoint.state, self.clock.now_ms()],
             )
             .map(drop)
         })
     }
 
     fn commit_page(&self, commit: &PageCommit<'_>) -> Result<PageOutcome, StoreError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         self.with(|conn| {
             let tx = conn.transaction()?;
             let source = &commit.source;

@@ -3,13 +3,12 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
-use crate::connector::{ChangeKind, ConnectorError, Record};
+use crate::contract::{ChangeKind, ConnectorError, Record};
 use crate::ids::{ConnectionId, FlowId, RunId};
 use crate::store::{
     DeadLetter, DeadLetterRecord, Deliveries, DeliveryFailure, IdLink, IdLinks, RecordReader,
     StoreError,
 };
-use crate::unix_time::now_ms;
 
 impl RecordReader for SqliteStore {
     fn scan(
@@ -107,7 +106,7 @@ impl Deliveries for SqliteStore {
         failed: &[DeadLetter],
         resolved: &[i64],
     ) -> Result<(), StoreError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         self.with(|conn| {
             let tx = conn.transaction()?;
             replace_mapped(&tx, flow, mapped, now)?;

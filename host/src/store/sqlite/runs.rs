@@ -6,7 +6,6 @@ use super::SqliteStore;
 use super::error::undecodable;
 use crate::ids::{FlowId, RunId, TenantId};
 use crate::store::{RunEnd, RunLog, RunRecord, RunStatus, StoreError};
-use crate::unix_time::now_ms;
 
 impl SqliteStore {
     /// Marks the runs still `running` whose process died `interrupted`, with
@@ -75,7 +74,7 @@ impl RunLog for SqliteStore {
                     flow.as_str(),
                     full_refresh,
                     plugin,
-                    now_ms(),
+                    self.clock.now_ms(),
                     self.presence.owner()
                 ],
             )?;
@@ -91,7 +90,7 @@ impl RunLog for SqliteStore {
         self.with(|conn| {
             conn.execute(
                 "UPDATE runs SET status = ?2, finished_at = ?3, error_code = ?4, error = ?5 WHERE id = ?1",
-                params![run.0, end.status.as_str(), now_ms(), code, message],
+                params![run.0, end.status.as_str(), self.clock.now_ms(), code, message],
             )
             .map(drop)
         })

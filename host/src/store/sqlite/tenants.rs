@@ -8,7 +8,6 @@ use super::runs::{RUN_COLUMNS, run_row};
 use crate::ids::TenantId;
 use crate::store::{FlowState, RunRecord, StoreError, TenantStore};
 use crate::tenant::Tenant;
-use crate::unix_time::now_ms;
 
 impl TenantStore for SqliteStore {
     fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
@@ -40,7 +39,7 @@ impl TenantStore for SqliteStore {
             tx.execute(
                 "INSERT INTO tenants (id, document, updated_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (id) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at",
-                params![tenant.id.as_str(), doc, now_ms()],
+                params![tenant.id.as_str(), doc, self.clock.now_ms()],
             )?;
             tx.execute("UPDATE tenants_generation SET generation = generation + 1", [])?;
             tx.commit()
@@ -73,7 +72,7 @@ impl TenantStore for SqliteStore {
     }
 
     fn save_flow_states(&self, states: &[FlowState]) -> Result<(), StoreError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         self.with(|conn| {
             let tx = conn.transaction()?;
             tx.execute("DELETE FROM flow_states", [])?;
@@ -137,13 +136,14 @@ impl TenantStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Clock;
     use crate::diagnostic::Diagnose;
     use crate::store::StoreErrorKind;
     use crate::store::sqlite::testing::open;
 
     #[test]
     fn a_tenant_that_does_not_decode_is_an_error_not_a_missing_tenant() {
-        let (_dir, store) = open();
+        let (_dir, store) = open(Clock::system());
         let id = TenantId::new("customer-42").unwrap();
         store.save_tenant(&Tenant::new(id.clone())).unwrap();
         store

@@ -2,11 +2,13 @@
 //! start from.
 
 use super::SqliteStore;
+use crate::clock::Clock;
 
-/// A fresh store in a directory of its own, removed when dropped.
-pub(in crate::store) fn open() -> (tempfile::TempDir, SqliteStore) {
+/// A fresh store timed by `clock`, in a directory of its own, removed when
+/// dropped.
+pub(in crate::store) fn open(clock: Clock) -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("weir.db")).unwrap();
+    let store = SqliteStore::open_with_clock(&dir.path().join("weir.db"), clock).unwrap();
     (dir, store)
 }
 

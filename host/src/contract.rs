@@ -1,4 +1,5 @@
-//! What the host knows about connectors, in its own types: the rest of the
+//! The contract between connectors and the host, in the host's own types:
+//! specs, records, checkpoints, errors, webhook verdicts. The rest of the
 //! host never sees WIT-generated types (only `abi` does).
 
 mod error;

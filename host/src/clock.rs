@@ -1,12 +1,13 @@
-//! Where the inbox's time comes from: the system clock, or a manual one
-//! that tests move forward instead of sleeping.
+//! Where the host's wall-clock time comes from: the system clock, or a
+//! manual one that tests move forward instead of sleeping. One clock is
+//! handed to the store and the inbox, so what they record agrees.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-/// Wall-clock time in ms since the Unix epoch, as stored in the inbox
-/// (receipt, leases, retention).
+/// Wall-clock time in ms since the Unix epoch, as stored: checkpoints,
+/// runs, records, inbox receipts, leases and retention.
 #[derive(Debug, Clone, Default)]
 pub struct Clock(Option<Arc<AtomicI64>>);
 
