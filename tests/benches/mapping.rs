@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use partner_sim::{PartnerSim, SimConfig};
 use serde_json::{Value, json};
 use weir_host::config::TransformConfig;
-use weir_host::connector::{ChangeKind, Record};
+use weir_host::contract::{ChangeKind, Record};
 use weir_host::flow::Reshaper;
 use weir_host::mapping::Mapping;
 use weir_host::plugin::PluginRegistry;

@@ -23,7 +23,7 @@ use std::time::Instant;
 use partner_sim::{PartnerSim, RateLimit, SimConfig};
 use weir_host::config::Config;
 use weir_host::connection::{Connection, ConnectionServices};
-use weir_host::connector::Checkpoint;
+use weir_host::contract::Checkpoint;
 use weir_host::flow::{Destination, Feed, FlowRunner, Plan, Reshaper, RunOptions, RunSummary};
 use weir_host::ids::ConnectionId;
 use weir_host::plugin::PluginRegistry;

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use weir_host::config::Config;
 use weir_host::connection::{Connection, ConnectionServices};
-use weir_host::connector::{ChangeKind, Checkpoint, Record};
+use weir_host::contract::{ChangeKind, Checkpoint, Record};
 use weir_host::flow::{Destination, Feed, FlowRunner, Plan, Reshaper, RunOptions};
 use weir_host::ids::FlowId;
 use weir_host::plugin::PluginRegistry;

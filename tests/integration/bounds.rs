@@ -7,7 +7,7 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use partner_sim::Fault;
-use weir_tests::{Workspace, acme_config, guests, output_text, wait_until};
+use weir_tests::{ConfigEdit, Workspace, acme_config, guests, output_text, wait_until};
 
 use crate::{simulator, workspace};
 
@@ -131,7 +131,7 @@ async fn one_ctrl_c_ends_a_sync_waiting_on_a_partner_that_never_answers_and_no_r
     );
     let ws = workspace();
     // Timeouts far beyond the test: only the signal can end the wait.
-    let config = acme_config(&sim.base_url()).replace(
+    let config = acme_config(&sim.base_url()).edit(
         "secrets.api_key = { env = \"ACME_API_KEY\" }\n",
         "secrets.api_key = { env = \"ACME_API_KEY\" }\npage_size = 100\ncall_timeout = \"1h\"\nrequest_timeout = \"1h\"\nfirst_byte_timeout = \"1h\"\n",
     );

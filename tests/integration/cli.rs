@@ -1,11 +1,11 @@
-use weir_tests::{acme_config, guests, output_text};
+use weir_tests::{ConfigEdit, acme_config, guests, output_text};
 
 use crate::{simulator, workspace};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_key_in_weir_toml_is_named_with_file_line_and_the_keys_allowed() {
     let ws = workspace();
-    ws.write_config(&acme_config("http://127.0.0.1:9").replace("allowed_hosts", "allowed_host"));
+    ws.write_config(&acme_config("http://127.0.0.1:9").edit("allowed_hosts", "allowed_host"));
     let out = ws.weir_async(&["sync", "contacts"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -42,7 +42,7 @@ async fn a_missing_secret_variable_fails_before_any_request() {
     let sim = simulator(10, 0).await;
     let ws = workspace();
     ws.install(guests::ACME_CRM, "acme_crm.wasm")
-        .write_config(&acme_config(&sim.base_url()).replace("ACME_API_KEY", "WEIR_TEST_UNSET_KEY"));
+        .write_config(&acme_config(&sim.base_url()).edit("ACME_API_KEY", "WEIR_TEST_UNSET_KEY"));
     let out = ws.weir_async(&["sync", "contacts"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -244,7 +244,7 @@ async fn a_piped_sync_prints_plain_progress_lines_while_it_runs() {
     );
     let ws = workspace();
     ws.install(guests::ACME_CRM, "acme_crm.wasm").write_config(
-        &acme_config(&sim.base_url()).replace("secrets.api_key", "page_size = 10\nsecrets.api_key"),
+        &acme_config(&sim.base_url()).edit("secrets.api_key", "page_size = 10\nsecrets.api_key"),
     );
     let out = ws
         .weir_async(&["sync", "contacts", "--progress-every", "200ms"])

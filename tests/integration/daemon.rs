@@ -7,7 +7,8 @@ use std::time::Duration;
 use partner_sim::Fault;
 use serde_json::{Value, json};
 use weir_tests::{
-    RunningWeir, Workspace, acme_connection, connected_tenant, guests, output_text, wait_until,
+    ConfigEdit, RunningWeir, Workspace, acme_connection, connected_tenant, guests, output_text,
+    wait_until,
 };
 
 use crate::{simulator, workspace};
@@ -278,7 +279,7 @@ async fn sigterm_during_a_run_ends_it_at_its_last_committed_page_and_the_restart
             &sim.base_url(),
             "page_size = 100\nrate_limit = { requests_per_second = 15 }",
         )
-        .replace("schedule = \"every 2s\"", "schedule = \"every 1h\""),
+        .edit("schedule = \"every 2s\"", "schedule = \"every 1h\""),
     );
     let weir = ws.start_daemon().await;
     add_tenants(
@@ -393,8 +394,8 @@ async fn one_sigterm_ends_a_daemon_whose_run_waits_on_a_partner_that_never_answe
             &sim.base_url(),
             "page_size = 100\ncall_timeout = \"1h\"\nrequest_timeout = \"1h\"\nfirst_byte_timeout = \"1h\"",
         )
-        .replace("schedule = \"every 2s\"", "schedule = \"every 1h\"")
-        .replace("failures_before_unhealthy = 3", "failures_before_unhealthy = 3\nshutdown_grace = \"1h\""),
+        .edit("schedule = \"every 2s\"", "schedule = \"every 1h\"")
+        .edit("failures_before_unhealthy = 3", "failures_before_unhealthy = 3\nshutdown_grace = \"1h\""),
     );
     let weir = ws.start_daemon().await;
     add_tenants(
@@ -534,7 +535,7 @@ async fn a_tenants_api_key_given_as_a_value_is_kept_sealed_and_used() {
     let ws = workspace();
     // The integration's default key is unset: only the tenant's own works.
     let config = daemon_config(&sim.base_url(), "")
-        .replace("{ env = \"ACME_API_KEY\" }", "{ env = \"NO_DEFAULT_KEY\" }")
+        .edit("{ env = \"ACME_API_KEY\" }", "{ env = \"NO_DEFAULT_KEY\" }")
         + "\n[secrets]\nkey = { env = \"WEIR_SECRETS_KEY\" }\n";
     ws.install(guests::ACME_CRM, "acme_crm.wasm")
         .write_config(&config);
@@ -598,7 +599,7 @@ async fn a_tenants_api_key_given_as_a_value_is_kept_sealed_and_used() {
     // Key rotation: a new key first, the old one after; reseal; the old
     // one goes, and the tenant's key still opens.
     let new_key = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
-    ws.write_config(&config.replace(
+    ws.write_config(&config.edit(
         "key = { env = \"WEIR_SECRETS_KEY\" }",
         "key = [{ env = \"NEW_SECRETS_KEY\" }, { env = \"WEIR_SECRETS_KEY\" }]",
     ));
@@ -614,7 +615,7 @@ async fn a_tenants_api_key_given_as_a_value_is_kept_sealed_and_used() {
         "{}",
         output_text(&out)
     );
-    ws.write_config(&config.replace("WEIR_SECRETS_KEY", "NEW_SECRETS_KEY"));
+    ws.write_config(&config.edit("WEIR_SECRETS_KEY", "NEW_SECRETS_KEY"));
     let out = ws
         .command(&["sync", "contacts", "--tenant", "t1", "--full-refresh"])
         .env("NEW_SECRETS_KEY", new_key)
@@ -646,7 +647,7 @@ async fn a_killed_daemons_run_shows_interrupted_in_status_with_its_end_at_its_la
             &sim.base_url(),
             "call_timeout = \"10m\"\nfirst_byte_timeout = \"10m\"",
         )
-        .replace("schedule = \"every 2s\"", "schedule = \"every 1h\""),
+        .edit("schedule = \"every 2s\"", "schedule = \"every 1h\""),
     );
     // Page 2 never answers: the run is in flight when the daemon dies.
     sim.inject(
@@ -724,7 +725,7 @@ async fn a_tenant_without_its_own_connection_never_reaches_the_partner_and_shows
     // run on weir.toml's account.
     let (default, theirs) = (simulator(40, 5).await, simulator(30, 0).await);
     let ws = workspace();
-    let config = daemon_config(&default.base_url(), "").replace(
+    let config = daemon_config(&default.base_url(), "").edit(
         &format!("allowed_hosts = [\"{}\"]", default.base_url()),
         &format!(
             "allowed_hosts = [\"{}\", \"{}\"]",

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use partner_sim::PartnerSim;
 use serde_json::{Value, json};
 use weir_tests::{
-    Workspace, acme_connection, connected_tenant, contact_mapping, guests, output_text,
+    ConfigEdit, Workspace, acme_connection, connected_tenant, contact_mapping, guests, output_text,
 };
 
 use crate::{simulator, workspace};
@@ -593,7 +593,7 @@ async fn dead_letters_of_a_flow_run_without_a_tenant_are_listed_and_retried_by_i
     );
 
     // weir.toml's mapping fixed: the retry delivers them, asking nothing.
-    ws.write_config(&config.replace(
+    ws.write_config(&config.edit(
         "customer = \"Won\" }",
         "customer = \"Won\" }, otherwise = \"Lost\"",
     ));

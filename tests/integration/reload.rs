@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use weir_tests::{RunningWeir, Workspace, acme_connection, connected_tenant, guests, wait_until};
+use weir_tests::{
+    ConfigEdit, RunningWeir, Workspace, acme_connection, connected_tenant, guests, wait_until,
+};
 
 use crate::{simulator, workspace};
 
@@ -304,7 +306,7 @@ async fn a_version_asking_for_a_new_host_waits_for_approval() {
 async fn a_removed_plugin_pauses_its_flows_and_they_resume_when_it_returns() {
     let sim = simulator(200, 0).await;
     let ws = workspace();
-    ws.write_config(&config(&sim.base_url(), "").replace(
+    ws.write_config(&config(&sim.base_url(), "").edit(
         "stream = \"contacts\"\n",
         "stream = \"contacts\"\nschedule = \"every 1s\"\n",
     ));

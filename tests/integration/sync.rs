@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use partner_sim::Fault;
-use weir_tests::{acme_config, guests, output_text, wait_until};
+use weir_tests::{ConfigEdit, acme_config, guests, output_text, wait_until};
 
 use crate::{simulator, workspace};
 
@@ -312,7 +312,7 @@ async fn ctrl_c_stops_a_sync_at_its_last_committed_page_and_the_next_resumes() {
     let sim = simulator(6_000, 0).await;
     let ws = workspace();
     // 60 pages at 15 requests a second: a run long enough to interrupt.
-    let config = acme_config(&sim.base_url()).replace(
+    let config = acme_config(&sim.base_url()).edit(
         "secrets.api_key = { env = \"ACME_API_KEY\" }\n",
         "secrets.api_key = { env = \"ACME_API_KEY\" }\npage_size = 100\nrate_limit = { requests_per_second = 15 }\n",
     );
@@ -435,7 +435,7 @@ async fn a_full_refresh_killed_at_any_list_call_still_deletes_what_the_partner_d
     for kill_at in 1..=3u32 {
         let sim = simulator(0, 250).await;
         let ws = workspace();
-        let config = acme_config(&sim.base_url()).replace(
+        let config = acme_config(&sim.base_url()).edit(
             "secrets.api_key = { env = \"ACME_API_KEY\" }\n",
             "secrets.api_key = { env = \"ACME_API_KEY\" }\npage_size = 100\n",
         );
@@ -487,7 +487,7 @@ async fn a_dead_syncs_run_is_interrupted_at_its_last_commit_and_a_live_ones_stay
     let sim = simulator(3_000, 0).await;
     let ws = workspace();
     // Waits on the partner outlast the test.
-    let config = acme_config(&sim.base_url()).replace(
+    let config = acme_config(&sim.base_url()).edit(
         "secrets.api_key = { env = \"ACME_API_KEY\" }\n",
         "secrets.api_key = { env = \"ACME_API_KEY\" }\ncall_timeout = \"10m\"\nfirst_byte_timeout = \"10m\"\n",
     );
@@ -563,7 +563,7 @@ async fn a_kill_at_any_list_call_reads_at_most_two_pages_again() {
     for kill_at in 1..=5u32 {
         let sim = simulator(500, 0).await;
         let ws = workspace();
-        let config = acme_config(&sim.base_url()).replace(
+        let config = acme_config(&sim.base_url()).edit(
             "secrets.api_key = { env = \"ACME_API_KEY\" }\n",
             "secrets.api_key = { env = \"ACME_API_KEY\" }\npage_size = 100\n",
         );

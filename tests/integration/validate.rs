@@ -1,7 +1,7 @@
 //! `weir validate` and checks at load: configuration problems found before
 //! any connector call, every one at once.
 
-use weir_tests::{acme_config, acme_connection, guests, output_text};
+use weir_tests::{ConfigEdit, acme_config, acme_connection, guests, output_text};
 
 use crate::{simulator, workspace};
 
@@ -107,8 +107,8 @@ async fn sync_refuses_a_misspelt_secret_and_an_unknown_stream_before_any_request
     let sim = simulator(10, 10).await;
     let ws = workspace();
     let config = acme_config(&sim.base_url())
-        .replace("secrets.api_key", "secrets.api_kye")
-        .replace("stream = \"companies\"", "stream = \"compnies\"");
+        .edit("secrets.api_key", "secrets.api_kye")
+        .edit("stream = \"companies\"", "stream = \"compnies\"");
     ws.install(guests::ACME_CRM, "acme_crm.wasm")
         .write_config(&config);
 

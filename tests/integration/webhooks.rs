@@ -10,7 +10,7 @@ use partner_sim::{
     sign_standard_webhook_ed25519,
 };
 use serde_json::{Value, json};
-use weir_tests::{RunningWeir, Workspace, acme_connection, guests, wait_until};
+use weir_tests::{ConfigEdit, RunningWeir, Workspace, acme_connection, guests, wait_until};
 
 use crate::{simulator, workspace};
 
@@ -635,7 +635,7 @@ async fn signatures_hold_at_their_edges_and_rotated_secrets_both_work() {
     let ws = workspace();
     // During a rotation the connection holds the new secret and the old one.
     ws.install(guests::ACME_CRM, "acme_crm.wasm").write_config(
-        &config(&sim.base_url(), "").replace(
+        &config(&sim.base_url(), "").edit(
             "secrets.webhook_secret = { env = \"ACME_WEBHOOK_SECRET\" }",
             "secrets.webhook_secret = [{ env = \"ACME_WEBHOOK_SECRET\" }, { env = \"OLD_WEBHOOK_SECRET\" }]",
         ),

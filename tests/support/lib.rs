@@ -311,6 +311,24 @@ secrets.api_key = {{ env = "ACME_API_KEY" }}
     )
 }
 
+/// Edits of a `weir.toml` text that fail loudly: a needle that stopped
+/// matching would otherwise silently test another configuration.
+pub trait ConfigEdit {
+    /// The text with every `needle` replaced by `with`; panics when it has
+    /// none.
+    fn edit(&self, needle: &str, with: &str) -> String;
+}
+
+impl ConfigEdit for str {
+    fn edit(&self, needle: &str, with: &str) -> String {
+        assert!(
+            self.contains(needle),
+            "the configuration has no `{needle}` to replace:\n{self}"
+        );
+        self.replace(needle, with)
+    }
+}
+
 /// A `weir.toml` for one acme-crm connection named `acme` against a
 /// simulator, with flows `contacts` and `companies` into the store.
 pub fn acme_config(base_url: &str) -> String {
