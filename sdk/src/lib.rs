@@ -49,7 +49,8 @@
 //! # What is where
 //!
 //! - [`Connector`] and its types: [`Spec`] with [`StreamCapabilities`],
-//!   [`StreamSchema`]; reading with [`ReadRequest`], [`Page`], [`Record`],
+//!   [`StreamSchema`], both from one [`Streams`] table that declares each
+//!   [`Stream`] once; reading with [`ReadRequest`], [`Page`], [`Record`],
 //!   [`Checkpoint`]; writing with [`WriteRequest`], [`Written`]; webhooks
 //!   with [`IncomingRequest`], [`WebhookVerdict`], [`ChangeNotice`].
 //! - [`Error`]: pick the case that tells the host what to do next.
@@ -81,6 +82,7 @@ pub mod http;
 pub mod log;
 mod record;
 mod spec;
+mod streams;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 pub mod time;
@@ -94,6 +96,7 @@ pub use record::{ChangeKind, Checkpoint, Page, ReadRequest, Record, RecordFields
 pub use spec::{
     ChangeFeed, DeleteFeed, IdempotencyStyle, SecretSpec, Spec, StreamCapabilities, StreamSchema,
 };
+pub use streams::{Stream, Streams};
 pub use transform::Transform;
 pub use webhook::{ChangeNotice, IncomingRequest, RejectionReason, Reply, WebhookVerdict};
 pub use write::{WriteRequest, Written};

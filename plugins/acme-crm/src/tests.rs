@@ -92,7 +92,12 @@ fn a_later_read_resumes_from_the_cursor_and_keeps_it_when_nothing_changed() {
 fn unknown_streams_are_refused_without_a_request() {
     let host = partner(vec![]);
     let error = AcmeCrm::read(&sim(), ReadRequest::new("deals", 10)).unwrap_err();
-    assert_eq!(error, Error::permanent("unknown stream `deals`"));
+    assert_eq!(
+        error,
+        Error::permanent(
+            "unknown stream `deals`; this connector's streams are `contacts`, `companies`"
+        )
+    );
     assert!(host.requests().is_empty());
 }
 
@@ -313,5 +318,23 @@ fn the_spec_declares_what_the_connector_uses() {
     assert_eq!(secrets, ["api_key", "webhook_secret"]);
     assert_eq!(spec.streams[0].idempotency, IdempotencyStyle::Key);
     assert_eq!(spec.streams[1].idempotency, IdempotencyStyle::NotWritable);
-    assert_eq!(AcmeCrm::discover(&sim()).unwrap().len(), 2);
+}
+
+#[test]
+fn discover_describes_the_streams_of_the_spec() {
+    let declared: Vec<_> = AcmeCrm::spec()
+        .streams
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let discovered = AcmeCrm::discover(&sim()).unwrap();
+    let names: Vec<_> = discovered.iter().map(|s| s.name.clone()).collect();
+    assert_eq!(names, declared);
+    assert_eq!(names, ["contacts", "companies"]);
+    for schema in &discovered {
+        assert_eq!(schema.primary_key, ["/id"]);
+        assert_eq!(schema.cursor_field.as_deref(), Some("/updated_at"));
+    }
+    assert!(discovered[0].json_schema.contains(r#""email""#));
+    assert!(discovered[1].json_schema.contains(r#""domain""#));
 }
