@@ -51,8 +51,10 @@
 //! - [`Connector`] and its types: [`Spec`] with [`StreamCapabilities`],
 //!   [`StreamSchema`], both from one [`Streams`] table that declares each
 //!   [`Stream`] once; reading with [`ReadRequest`], [`Page`], [`Record`],
-//!   [`Checkpoint`]; writing with [`WriteRequest`], [`Written`]; webhooks
-//!   with [`IncomingRequest`], [`WebhookVerdict`], [`ChangeNotice`].
+//!   [`Checkpoint`] holding a typed [`State`] ([`CheckpointError`] when a
+//!   stored one does not decode); writing with [`WriteRequest`],
+//!   [`Written`]; webhooks with [`IncomingRequest`], [`WebhookVerdict`],
+//!   [`ChangeNotice`].
 //! - [`Error`]: pick the case that tells the host what to do next.
 //! - [`http`]: requests through the host, with secrets the connector never
 //!   sees; statuses mapped to errors.
@@ -82,6 +84,7 @@ pub mod http;
 pub mod log;
 mod record;
 mod spec;
+mod state;
 mod streams;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
@@ -96,6 +99,7 @@ pub use record::{ChangeKind, Checkpoint, Page, ReadRequest, Record, RecordFields
 pub use spec::{
     ChangeFeed, DeleteFeed, IdempotencyStyle, SecretSpec, Spec, StreamCapabilities, StreamSchema,
 };
+pub use state::{CheckpointError, State};
 pub use streams::{Stream, Streams};
 pub use transform::Transform;
 pub use webhook::{ChangeNotice, IncomingRequest, RejectionReason, Reply, WebhookVerdict};

@@ -15,10 +15,10 @@
 //! Webhooks signatures); a subscription that signs with a key pair instead
 //! gives its public key as `"webhook_public_key": "whpk_..."`.
 //!
-//! Checkpoint format 1 is `{"cursor": "<next_cursor>" | null}`: Acme CRM's
-//! `next_cursor` is the position of the last record returned, so storing it
-//! after the last page and passing it next time fetches exactly what changed
-//! since.
+//! Checkpoints are a [`Position`]; format 1 is
+//! `{"cursor": "<next_cursor>" | null}`: Acme CRM's `next_cursor` is the
+//! position of the last record returned, so storing it after the last page
+//! and passing it next time fetches exactly what changed since.
 
 mod config;
 mod schemas;
@@ -30,7 +30,7 @@ use weir_sdk::http::{Request, encode_component};
 use weir_sdk::{
     ChangeFeed, ChangeKind, ChangeNotice, Checkpoint, Connector, DeleteFeed, Error,
     IdempotencyStyle, IncomingRequest, Page, ReadRequest, Record, RecordFields, Result, ResultExt,
-    Spec, Stream, StreamSchema, Streams, WebhookVerdict, WriteRequest, Written,
+    Spec, State, Stream, StreamSchema, Streams, WebhookVerdict, WriteRequest, Written,
 };
 
 use crate::config::{API_KEY, AcmeConfig, WEBHOOK_SECRET, authenticated};
@@ -68,14 +68,15 @@ const COMPANIES: Stream<&str> = Stream::new("companies", "companies")
 /// `discover` and the stream each call names all come from here.
 const STREAMS: Streams<&str> = Streams::new(&[CONTACTS, COMPANIES]);
 
-/// The current format of checkpoints: a [`Position`].
-const CHECKPOINT_FORMAT: u32 = 1;
-
-/// Where a stream's next read starts.
+/// Where a stream's next read starts: the checkpoint of both streams.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Position {
     /// Acme CRM's `next_cursor`; `None` before the first record.
     cursor: Option<String>,
+}
+
+impl State for Position {
+    const FORMAT: u32 = 1;
 }
 
 /// Acme CRM objects are keyed by `id`, versioned by `version`, and deleted
@@ -148,7 +149,7 @@ impl Connector for AcmeCrm {
                 "the signing secret of the Acme CRM webhook subscription (Standard Webhooks)",
             )
             .streams(&STREAMS)
-            .checkpoint_format(CHECKPOINT_FORMAT)
+            .checkpoint_format(Position::FORMAT)
     }
 
     /// One cheap authenticated request.
@@ -176,7 +177,7 @@ impl Connector for AcmeCrm {
     /// companies are not listed).
     fn read(config: &AcmeConfig, request: ReadRequest) -> Result<Page> {
         let stream = STREAMS.get(&request.stream)?;
-        let position: Position = request.state(CHECKPOINT_FORMAT)?.unwrap_or_default();
+        let position: Position = request.resume()?.unwrap_or_default();
         let limit = request.max_records.clamp(1, config.page_size);
 
         let mut call =
@@ -199,7 +200,7 @@ impl Connector for AcmeCrm {
         let next = Position {
             cursor: list.next_cursor.or(position.cursor),
         };
-        Ok(Page::new(records, Checkpoint::new(CHECKPOINT_FORMAT, &next)?).with_more(list.has_more))
+        Ok(Page::new(records, Checkpoint::encode(&next)?).with_more(list.has_more))
     }
 
     /// The current state of each key; 404 means it was deleted.

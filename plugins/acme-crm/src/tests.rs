@@ -89,6 +89,26 @@ fn a_later_read_resumes_from_the_cursor_and_keeps_it_when_nothing_changed() {
 }
 
 #[test]
+fn a_checkpoint_that_does_not_decode_stops_the_read_without_a_request() {
+    let host = partner(vec![]);
+    let request = ReadRequest::new("contacts", 10)
+        .with_checkpoint(Checkpoint::from_json(1, r#"{"cursor":42}"#));
+    let error = AcmeCrm::read(&sim(), request).unwrap_err();
+    assert!(matches!(&error, Error::Permanent(_)), "{error:?}");
+    assert!(
+        error
+            .message()
+            .starts_with("stream `contacts` has a checkpoint of format 1 that this connector cannot read (invalid type: integer `42`"),
+        "{error}"
+    );
+    assert!(
+        error.message().contains("`weir state reset <flow>`"),
+        "{error}"
+    );
+    assert!(host.requests().is_empty());
+}
+
+#[test]
 fn unknown_streams_are_refused_without_a_request() {
     let host = partner(vec![]);
     let error = AcmeCrm::read(&sim(), ReadRequest::new("deals", 10)).unwrap_err();
