@@ -57,7 +57,8 @@
 //!   [`ChangeNotice`].
 //! - [`Error`]: pick the case that tells the host what to do next.
 //! - [`http`]: requests through the host, with secrets the connector never
-//!   sees; statuses mapped to errors.
+//!   sees; statuses mapped to errors; query strings read with
+//!   [`http::query_param`].
 //! - [`RecordFields`]: records from a partner's JSON without re-serializing
 //!   it, the fast path for reads.
 //! - [`webhook`]: Standard Webhooks and `X-Hub-Signature-256` checks;

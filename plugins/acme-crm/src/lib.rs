@@ -102,34 +102,6 @@ struct Saved {
     version: u64,
 }
 
-/// The `validationToken` of a subscription handshake, percent-decoded.
-fn validation_token(query: &str) -> Option<String> {
-    let raw = query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("validationToken="))?;
-    let bytes = raw.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
-                decoded.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                decoded.push(b' ');
-                i += 1;
-            }
-            byte => {
-                decoded.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(decoded).ok().filter(|t| !t.is_empty())
-}
-
 impl Connector for AcmeCrm {
     type Config = AcmeConfig;
 
@@ -265,7 +237,8 @@ impl Connector for AcmeCrm {
     /// token back as plain text within seconds. Everything else is a
     /// delivery signed per Standard Webhooks.
     fn verify_webhook(config: &AcmeConfig, request: &IncomingRequest) -> Result<WebhookVerdict> {
-        if let Some(token) = validation_token(&request.query) {
+        let token = request.query_param("validationToken");
+        if let Some(token) = token.filter(|token| !token.is_empty()) {
             return Ok(WebhookVerdict::Handshake(
                 weir_sdk::Reply::new(200)
                     .with_header("content-type", "text/plain")

@@ -286,6 +286,30 @@ fn delivery(secret: &[u8]) -> IncomingRequest {
 }
 
 #[test]
+fn a_subscription_handshake_gets_its_decoded_token_back() {
+    let handshake = IncomingRequest::post("").with_query("validationToken=Validation%3A+Testing");
+    let verdict = AcmeCrm::verify_webhook(&sim(), &handshake).unwrap();
+    assert_eq!(
+        verdict,
+        WebhookVerdict::Handshake(
+            weir_sdk::Reply::new(200)
+                .with_header("content-type", "text/plain")
+                .with_body("Validation: Testing")
+        )
+    );
+}
+
+#[test]
+fn an_empty_validation_token_is_no_handshake() {
+    let _host = host_with_secret(b"whsec-test");
+    let request = delivery(b"whsec-test").with_query("validationToken=");
+    assert_eq!(
+        AcmeCrm::verify_webhook(&sim(), &request),
+        Ok(WebhookVerdict::accept("msg_7"))
+    );
+}
+
+#[test]
 fn signed_deliveries_are_accepted_by_their_webhook_id() {
     let _host = host_with_secret(b"whsec-test");
     assert_eq!(
