@@ -186,6 +186,9 @@ pub trait Connector {
 
     /// Converts a checkpoint stored by an older version of this connector to
     /// the current [`Spec::checkpoint_format`](crate::Spec::checkpoint_format).
+    /// With a [`State`](crate::State) type per format: read the old one
+    /// with [`Checkpoint::decode`], return the new one with
+    /// [`Checkpoint::encode`].
     ///
     /// # Errors
     ///

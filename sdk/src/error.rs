@@ -167,6 +167,34 @@ impl Error {
         Self::Permanent(format!("unknown stream `{name}`"))
     }
 
+    /// The [`Error::Permanent`] for a stream this connector does not have,
+    /// listing the streams it has: ``unknown stream `name`; this
+    /// connector's streams are `a`, `b` ``. [`Streams::get`](crate::Streams::get)
+    /// returns it.
+    ///
+    /// ```
+    /// let error = weir_sdk::Error::unknown_stream_among("deals", ["contacts", "companies"]);
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     "unknown stream `deals`; this connector's streams are `contacts`, `companies`"
+    /// );
+    /// ```
+    pub fn unknown_stream_among<I>(name: &str, known: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: fmt::Display,
+    {
+        let known: Vec<String> = known.into_iter().map(|s| format!("`{s}`")).collect();
+        Self::Permanent(if known.is_empty() {
+            format!("unknown stream `{name}`; this connector has no streams")
+        } else {
+            format!(
+                "unknown stream `{name}`; this connector's streams are {}",
+                known.join(", ")
+            )
+        })
+    }
+
     /// The message, without the case.
     ///
     /// ```

@@ -26,6 +26,7 @@
 //! # Ok::<(), weir_sdk::Error>(())
 //! ```
 
+use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
 use serde::{Deserialize, Serialize};
@@ -862,6 +863,77 @@ fn percent_encode_into(out: &mut String, text: &str) {
     }
 }
 
+/// The parameters of a query string, in order, decoded: `%XX` escapes
+/// become their bytes (invalid UTF-8 becomes `U+FFFD`) and `+` a space, as
+/// browsers and partners encode forms and links
+/// (`application/x-www-form-urlencoded`).
+///
+/// `url_or_query` is a URL (absolute, or a path starting with `/`), whose
+/// query is what follows `?` up to any `#`; or a query string as is, with
+/// or without a leading `?`.
+///
+/// # Example
+///
+/// ```
+/// use weir_sdk::http::query_pairs;
+///
+/// let pairs: Vec<(String, String)> = query_pairs("https://api.acme.example/v1/contacts?cursor=a%2Fb&q=ada+lovelace#top")
+///     .map(|(name, value)| (name.into_owned(), value.into_owned()))
+///     .collect();
+/// assert_eq!(pairs, [("cursor".into(), "a/b".into()), ("q".into(), "ada lovelace".into())]);
+/// ```
+pub fn query_pairs(url_or_query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    form_urlencoded::parse(query_of(url_or_query).as_bytes())
+}
+
+/// The decoded value of the first parameter `name` of a query string (see
+/// [`query_pairs`] for what it accepts and how it decodes); `None` when
+/// there is none. A parameter without `=` has the value `""`.
+///
+/// # Example
+///
+/// ```
+/// use weir_sdk::http::query_param;
+///
+/// // The `next` link of a partner's list response.
+/// let next = "https://api.acme.example/v1/contacts?limit=100&cursor=MTcw%3D%3D";
+/// assert_eq!(query_param(next, "cursor").as_deref(), Some("MTcw=="));
+/// assert_eq!(query_param("validationToken=Validation%3A+Testing", "validationToken").as_deref(), Some("Validation: Testing"));
+/// assert_eq!(query_param(next, "page"), None);
+/// ```
+pub fn query_param(url_or_query: &str, name: &str) -> Option<String> {
+    query_string_param(query_of(url_or_query), name)
+}
+
+/// The decoded value of the first parameter `name` of `query`, a query
+/// string without `?`.
+pub(crate) fn query_string_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+/// The query string of a URL, or the text itself when it is one.
+fn query_of(url_or_query: &str) -> &str {
+    let is_url = url_or_query.starts_with('/')
+        || url_or_query
+            .split_once("://")
+            .is_some_and(|(scheme, _)| is_scheme(scheme));
+    if !is_url {
+        return url_or_query.strip_prefix('?').unwrap_or(url_or_query);
+    }
+    let query = url_or_query.split_once('?').map_or("", |(_, query)| query);
+    query.split_once('#').map_or(query, |(query, _)| query)
+}
+
+/// `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (RFC 3986).
+fn is_scheme(text: &str) -> bool {
+    text.starts_with(|c: char| c.is_ascii_alphabetic())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}
+
 /// The most pages [`paginate`] fetches.
 pub const MAX_PAGES: usize = 100;
 
@@ -1218,5 +1290,62 @@ mod tests {
     fn paginate_stops_on_repeated_cursors() {
         let result = paginate(Some(1), |_| Ok((vec![()], Some(1))));
         assert!(result.unwrap_err().message().contains("loop forever"));
+    }
+
+    #[test]
+    fn query_params_are_percent_decoded_with_plus_as_space() {
+        let query = "token=a%2Bb+c%20d&empty=&flag&name=%C3%BCber&bad=%zz%4";
+        assert_eq!(query_param(query, "token").as_deref(), Some("a+b c d"));
+        assert_eq!(query_param(query, "empty").as_deref(), Some(""));
+        assert_eq!(query_param(query, "flag").as_deref(), Some(""));
+        assert_eq!(query_param(query, "name").as_deref(), Some("über"));
+        assert_eq!(
+            query_param(query, "bad").as_deref(),
+            Some("%zz%4"),
+            "a malformed escape stays as it is"
+        );
+        assert_eq!(
+            query_param("bytes=%FF", "bytes").as_deref(),
+            Some("\u{fffd}")
+        );
+        assert_eq!(query_param(query, "missing"), None);
+    }
+
+    #[test]
+    fn query_params_come_from_urls_and_query_strings() {
+        for text in [
+            "https://api.acme.example/v1/contacts?cursor=MTcw&limit=5#next",
+            "/v1/contacts?cursor=MTcw&limit=5",
+            "?cursor=MTcw&limit=5",
+            "cursor=MTcw&limit=5",
+        ] {
+            assert_eq!(
+                query_param(text, "cursor").as_deref(),
+                Some("MTcw"),
+                "{text}"
+            );
+            assert_eq!(query_param(text, "limit").as_deref(), Some("5"), "{text}");
+        }
+        assert_eq!(
+            query_param("https://api.acme.example/v1/contacts", "cursor"),
+            None
+        );
+        assert_eq!(
+            query_param("next=https://api.acme.example/v1?page=2", "next").as_deref(),
+            Some("https://api.acme.example/v1?page=2"),
+            "a query string whose value is a URL is not taken for a URL"
+        );
+    }
+
+    #[test]
+    fn the_first_of_repeated_params_wins_and_names_are_decoded_too() {
+        assert_eq!(query_param("a=1&a=2", "a").as_deref(), Some("1"));
+        assert_eq!(
+            query_param("valid%61tion+token=x", "validation token").as_deref(),
+            Some("x")
+        );
+        let pairs: Vec<_> = query_pairs("a=1&a=2&b").collect();
+        assert_eq!(pairs.len(), 3);
+        assert_eq!((&*pairs[2].0, &*pairs[2].1), ("b", ""));
     }
 }

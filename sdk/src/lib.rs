@@ -49,12 +49,16 @@
 //! # What is where
 //!
 //! - [`Connector`] and its types: [`Spec`] with [`StreamCapabilities`],
-//!   [`StreamSchema`]; reading with [`ReadRequest`], [`Page`], [`Record`],
-//!   [`Checkpoint`]; writing with [`WriteRequest`], [`Written`]; webhooks
-//!   with [`IncomingRequest`], [`WebhookVerdict`], [`ChangeNotice`].
+//!   [`StreamSchema`], both from one [`Streams`] table that declares each
+//!   [`Stream`] once; reading with [`ReadRequest`], [`Page`], [`Record`],
+//!   [`Checkpoint`] holding a typed [`State`] ([`CheckpointError`] when a
+//!   stored one does not decode); writing with [`WriteRequest`],
+//!   [`Written`]; webhooks with [`IncomingRequest`], [`WebhookVerdict`],
+//!   [`ChangeNotice`].
 //! - [`Error`]: pick the case that tells the host what to do next.
 //! - [`http`]: requests through the host, with secrets the connector never
-//!   sees; statuses mapped to errors.
+//!   sees; statuses mapped to errors; query strings read with
+//!   [`http::query_param`].
 //! - [`RecordFields`]: records from a partner's JSON without re-serializing
 //!   it, the fast path for reads.
 //! - [`webhook`]: Standard Webhooks and `X-Hub-Signature-256` checks;
@@ -81,6 +85,8 @@ pub mod http;
 pub mod log;
 mod record;
 mod spec;
+mod state;
+mod streams;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 pub mod time;
@@ -94,6 +100,8 @@ pub use record::{ChangeKind, Checkpoint, Page, ReadRequest, Record, RecordFields
 pub use spec::{
     ChangeFeed, DeleteFeed, IdempotencyStyle, SecretSpec, Spec, StreamCapabilities, StreamSchema,
 };
+pub use state::{CheckpointError, State};
+pub use streams::{Stream, Streams};
 pub use transform::Transform;
 pub use webhook::{ChangeNotice, IncomingRequest, RejectionReason, Reply, WebhookVerdict};
 pub use write::{WriteRequest, Written};

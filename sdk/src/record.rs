@@ -9,7 +9,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::value::RawValue;
 
-use crate::{Error, Result, ResultExt};
+use crate::{CheckpointError, Error, Result, ResultExt, State};
 
 /// Whether a record is a new state of an object or its removal.
 ///
@@ -148,19 +148,26 @@ impl Record {
 /// `format` is the version of `state`'s shape: declare the current one in
 /// [`Spec::checkpoint_format`](crate::Spec::checkpoint_format) and convert
 /// older ones in [`Connector::migrate_checkpoint`](crate::Connector::migrate_checkpoint).
+/// A type implementing [`State`] carries its format, so that it is written
+/// down once: [`encode`](Checkpoint::encode) and
+/// [`ReadRequest::resume`] use it.
 ///
 /// # Example
 ///
 /// ```
 /// use serde::{Deserialize, Serialize};
-/// use weir_sdk::Checkpoint;
+/// use weir_sdk::{Checkpoint, State};
 ///
 /// #[derive(Serialize, Deserialize, PartialEq, Debug)]
-/// struct State { cursor: Option<String> }
+/// struct Position { cursor: Option<String> }
 ///
-/// let checkpoint = Checkpoint::new(1, &State { cursor: Some("abc".into()) })?;
-/// assert_eq!(checkpoint.state, r#"{"cursor":"abc"}"#);
-/// assert_eq!(checkpoint.state::<State>()?, State { cursor: Some("abc".into()) });
+/// impl State for Position {
+///     const FORMAT: u32 = 1;
+/// }
+///
+/// let checkpoint = Checkpoint::encode(&Position { cursor: Some("abc".into()) })?;
+/// assert_eq!(checkpoint, Checkpoint::from_json(1, r#"{"cursor":"abc"}"#));
+/// assert_eq!(checkpoint.decode::<Position>("contacts")?, Position { cursor: Some("abc".into()) });
 /// # Ok::<(), weir_sdk::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +193,74 @@ impl Checkpoint {
     pub fn new(format: u32, state: &impl Serialize) -> Result<Self> {
         let state = serde_json::to_string(state).context("checkpoint")?;
         Ok(Self { format, state })
+    }
+
+    /// A checkpoint holding `state`, of its [`State::FORMAT`]: the same as
+    /// `Checkpoint::new(S::FORMAT, state)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Permanent`] when `state` cannot be serialized.
+    ///
+    /// ```
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Page { page: u32 }
+    ///
+    /// impl weir_sdk::State for Page {
+    ///     const FORMAT: u32 = 2;
+    /// }
+    ///
+    /// let checkpoint = weir_sdk::Checkpoint::encode(&Page { page: 3 })?;
+    /// assert_eq!((checkpoint.format, checkpoint.state.as_str()), (2, r#"{"page":3}"#));
+    /// # Ok::<(), weir_sdk::Error>(())
+    /// ```
+    pub fn encode<S: State>(state: &S) -> Result<Self> {
+        Self::new(S::FORMAT, state)
+    }
+
+    /// Reads the state of this checkpoint of `stream` as `S`, for instance
+    /// in [`Connector::migrate_checkpoint`](crate::Connector::migrate_checkpoint)
+    /// with the type of the older format.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError`] when the checkpoint is not of `S::FORMAT` or does
+    /// not decode as `S`.
+    ///
+    /// ```
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Page { page: u32 }
+    ///
+    /// impl weir_sdk::State for Page {
+    ///     const FORMAT: u32 = 1;
+    /// }
+    ///
+    /// let checkpoint = weir_sdk::Checkpoint::from_json(1, r#"{"page":3}"#);
+    /// assert_eq!(checkpoint.decode::<Page>("orders")?.page, 3);
+    /// assert!(weir_sdk::Checkpoint::from_json(2, r#"{"page":3}"#).decode::<Page>("orders").is_err());
+    /// # Ok::<(), weir_sdk::CheckpointError>(())
+    /// ```
+    pub fn decode<S: State>(&self, stream: &str) -> Result<S, CheckpointError> {
+        self.decode_as(stream, S::FORMAT)
+    }
+
+    fn decode_as<T: DeserializeOwned>(
+        &self,
+        stream: &str,
+        format: u32,
+    ) -> Result<T, CheckpointError> {
+        if self.format != format {
+            return Err(CheckpointError::WrongFormat {
+                stream: stream.to_owned(),
+                found: self.format,
+                expected: format,
+            });
+        }
+        serde_json::from_str(&self.state).map_err(|error| CheckpointError::Undecodable {
+            stream: stream.to_owned(),
+            format: self.format,
+            reason: error.to_string(),
+        })
     }
 
     /// A checkpoint of `format` holding JSON text as is.
@@ -226,10 +301,17 @@ impl Checkpoint {
 /// ```
 /// use weir_sdk::{Checkpoint, ReadRequest};
 ///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Position { cursor: String }
+///
+/// impl weir_sdk::State for Position {
+///     const FORMAT: u32 = 1;
+/// }
+///
 /// let request = ReadRequest::new("contacts", 500)
 ///     .with_checkpoint(Checkpoint::from_json(1, r#"{"cursor":"abc"}"#));
-/// let state: Option<serde_json::Value> = request.state(1)?;
-/// assert_eq!(state.unwrap()["cursor"], "abc");
+/// let position: Option<Position> = request.resume()?;
+/// assert_eq!(position.unwrap().cursor, "abc");
 /// # Ok::<(), weir_sdk::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,13 +354,39 @@ impl ReadRequest {
         self
     }
 
-    /// The checkpoint's state, `None` on a full sync.
+    /// The state to resume from, `None` on a full sync.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError`] when the checkpoint is not of `S::FORMAT` or does
+    /// not decode as `S`; `?` turns it into an [`Error::Permanent`] that
+    /// tells the operator how to start over.
+    ///
+    /// ```
+    /// #[derive(Default, serde::Serialize, serde::Deserialize)]
+    /// struct Position { cursor: Option<String> }
+    ///
+    /// impl weir_sdk::State for Position {
+    ///     const FORMAT: u32 = 1;
+    /// }
+    ///
+    /// let request = weir_sdk::ReadRequest::new("contacts", 100);
+    /// let position: Position = request.resume()?.unwrap_or_default();
+    /// assert_eq!(position.cursor, None);
+    /// # Ok::<(), weir_sdk::Error>(())
+    /// ```
+    pub fn resume<S: State>(&self) -> Result<Option<S>, CheckpointError> {
+        self.checkpoint_as(S::FORMAT)
+    }
+
+    /// The checkpoint's state, `None` on a full sync. [`resume`](ReadRequest::resume)
+    /// does the same with the format declared once, by a [`State`].
     ///
     /// # Errors
     ///
     /// [`Error::Permanent`] when the checkpoint is not of `format` (the host
     /// migrates older formats before reading, so this means a bug) or does
-    /// not parse as `T`.
+    /// not parse as `T` (see [`CheckpointError`]).
     ///
     /// ```
     /// let request = weir_sdk::ReadRequest::new("contacts", 100)
@@ -286,16 +394,17 @@ impl ReadRequest {
     /// assert!(request.state::<serde_json::Value>(1).is_err());
     /// ```
     pub fn state<T: DeserializeOwned>(&self, format: u32) -> Result<Option<T>> {
-        let Some(checkpoint) = &self.checkpoint else {
-            return Ok(None);
-        };
-        if checkpoint.format != format {
-            return Err(Error::permanent(format!(
-                "stream `{}` has a checkpoint of format {}, expected {format}",
-                self.stream, checkpoint.format
-            )));
-        }
-        checkpoint.state().map(Some)
+        Ok(self.checkpoint_as(format)?)
+    }
+
+    fn checkpoint_as<T: DeserializeOwned>(
+        &self,
+        format: u32,
+    ) -> Result<Option<T>, CheckpointError> {
+        self.checkpoint
+            .as_ref()
+            .map(|checkpoint| checkpoint.decode_as(&self.stream, format))
+            .transpose()
     }
 }
 
@@ -764,7 +873,7 @@ mod tests {
         assert_eq!(
             request.state::<serde_json::Value>(1),
             Err(Error::permanent(
-                "stream `contacts` has a checkpoint of format 2, expected 1"
+                "stream `contacts` has a checkpoint of format 2, expected 1: a connector bug, its spec's `checkpoint_format` must be the format its state is read in"
             ))
         );
         assert_eq!(

@@ -135,7 +135,8 @@ impl Spec {
         self
     }
 
-    /// Adds a stream.
+    /// Adds a stream. To declare each stream once, for the spec, `discover`
+    /// and the lookup of a stream by name, use [`streams`](Spec::streams).
     ///
     /// ```
     /// let spec = weir_sdk::Spec::new("acme-crm", "1.0.0")
@@ -144,6 +145,21 @@ impl Spec {
     /// ```
     pub fn stream(mut self, stream: StreamCapabilities) -> Self {
         self.streams.push(stream);
+        self
+    }
+
+    /// Adds every stream of a [`Streams`](crate::Streams) table, in order:
+    /// the way to declare streams once.
+    ///
+    /// ```
+    /// use weir_sdk::{Spec, Stream, Streams};
+    ///
+    /// const STREAMS: Streams<()> = Streams::new(&[Stream::new("contacts", ()), Stream::new("companies", ())]);
+    /// let spec = Spec::new("acme-crm", "1.0.0").streams(&STREAMS);
+    /// assert_eq!(spec.streams.len(), 2);
+    /// ```
+    pub fn streams<P>(mut self, streams: &crate::Streams<P>) -> Self {
+        self.streams.extend(streams.capabilities());
         self
     }
 

@@ -35,7 +35,8 @@ pub struct IncomingRequest {
     /// The path below the connection's webhook endpoint, e.g. `/` or
     /// `/events`.
     pub path: String,
-    /// The raw query string, without `?`.
+    /// The raw query string, without `?`; read parameters with
+    /// [`query_param`](IncomingRequest::query_param).
     pub query: String,
     /// Header names in lower case with their raw values, in order.
     pub headers: Vec<(String, Vec<u8>)>,
@@ -125,6 +126,33 @@ impl IncomingRequest {
     /// ```
     pub fn json<'a, T: Deserialize<'a>>(&'a self) -> Result<T> {
         serde_json::from_slice(&self.body).context("webhook body")
+    }
+
+    /// Sets the raw query string, without `?` (for tests: the host builds
+    /// these).
+    ///
+    /// ```
+    /// let request = weir_sdk::IncomingRequest::post("").with_query("validationToken=abc");
+    /// assert_eq!(request.query, "validationToken=abc");
+    /// ```
+    pub fn with_query(mut self, query: impl Into<String>) -> Self {
+        self.query = query.into();
+        self
+    }
+
+    /// The decoded value of the first query parameter `name`, `None` when
+    /// there is none: `%XX` escapes decoded, `+` as a space (see
+    /// [`http::query_pairs`](crate::http::query_pairs)).
+    ///
+    /// ```
+    /// // A subscription handshake, the way Microsoft Graph does it.
+    /// let request = weir_sdk::IncomingRequest::post("")
+    ///     .with_query("validationToken=Validation%3A+Testing%20client");
+    /// assert_eq!(request.query_param("validationToken").as_deref(), Some("Validation: Testing client"));
+    /// assert_eq!(request.query_param("token"), None);
+    /// ```
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        crate::http::query_string_param(&self.query, name)
     }
 }
 

@@ -15,10 +15,10 @@
 //! Webhooks signatures); a subscription that signs with a key pair instead
 //! gives its public key as `"webhook_public_key": "whpk_..."`.
 //!
-//! Checkpoint format 1 is `{"cursor": "<next_cursor>" | null}`: Acme CRM's
-//! `next_cursor` is the position of the last record returned, so storing it
-//! after the last page and passing it next time fetches exactly what changed
-//! since.
+//! Checkpoints are a [`Position`]; format 1 is
+//! `{"cursor": "<next_cursor>" | null}`: Acme CRM's `next_cursor` is the
+//! position of the last record returned, so storing it after the last page
+//! and passing it next time fetches exactly what changed since.
 
 mod config;
 mod schemas;
@@ -30,7 +30,7 @@ use weir_sdk::http::{Request, encode_component};
 use weir_sdk::{
     ChangeFeed, ChangeKind, ChangeNotice, Checkpoint, Connector, DeleteFeed, Error,
     IdempotencyStyle, IncomingRequest, Page, ReadRequest, Record, RecordFields, Result, ResultExt,
-    Spec, StreamCapabilities, StreamSchema, WebhookVerdict, WriteRequest, Written,
+    Spec, State, Stream, StreamSchema, Streams, WebhookVerdict, WriteRequest, Written,
 };
 
 use crate::config::{API_KEY, AcmeConfig, WEBHOOK_SECRET, authenticated};
@@ -41,14 +41,42 @@ pub struct AcmeCrm;
 #[cfg(feature = "export")]
 weir_sdk::export_connector!(AcmeCrm);
 
-/// The current format of checkpoints: a [`Position`].
-const CHECKPOINT_FORMAT: u32 = 1;
+/// People: read by cursor with the tombstones of deleted contacts, written
+/// with idempotency keys, kept fresh by webhooks.
+const CONTACTS: Stream<&str> = Stream::new("contacts", "contacts")
+    .description("People in Acme CRM")
+    .json_schema(schemas::contact)
+    .primary_key(&["/id"])
+    .cursor_field("/updated_at")
+    .change_feed(ChangeFeed::Cursor)
+    .deletes(DeleteFeed::Tombstones)
+    .idempotency(IdempotencyStyle::Key)
+    .versioned(true)
+    .webhooks(true);
 
-/// Where a stream's next read starts.
+/// Organisations: read by cursor, read-only, deletes never reported.
+const COMPANIES: Stream<&str> = Stream::new("companies", "companies")
+    .description("Organisations in Acme CRM")
+    .json_schema(schemas::company)
+    .primary_key(&["/id"])
+    .cursor_field("/updated_at")
+    .change_feed(ChangeFeed::Cursor)
+    .deletes(DeleteFeed::None)
+    .versioned(true);
+
+/// Every stream, with its resource path under `/v1/` as payload: the spec,
+/// `discover` and the stream each call names all come from here.
+const STREAMS: Streams<&str> = Streams::new(&[CONTACTS, COMPANIES]);
+
+/// Where a stream's next read starts: the checkpoint of both streams.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Position {
     /// Acme CRM's `next_cursor`; `None` before the first record.
     cursor: Option<String>,
+}
+
+impl State for Position {
+    const FORMAT: u32 = 1;
 }
 
 /// Acme CRM objects are keyed by `id`, versioned by `version`, and deleted
@@ -74,51 +102,6 @@ struct Saved {
     version: u64,
 }
 
-/// The `validationToken` of a subscription handshake, percent-decoded.
-fn validation_token(query: &str) -> Option<String> {
-    let raw = query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("validationToken="))?;
-    let bytes = raw.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
-                decoded.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                decoded.push(b' ');
-                i += 1;
-            }
-            byte => {
-                decoded.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(decoded).ok().filter(|t| !t.is_empty())
-}
-
-/// The resource path of a stream.
-fn resource(stream: &str) -> Result<&'static str> {
-    match stream {
-        "contacts" => Ok("contacts"),
-        "companies" => Ok("companies"),
-        _ => Err(Error::unknown_stream(stream)),
-    }
-}
-
-/// Writes and lookups exist for contacts only.
-fn writable(stream: &str) -> Result<()> {
-    match resource(stream)? {
-        "contacts" => Ok(()),
-        other => Err(Error::permanent(format!("stream `{other}` is read-only"))),
-    }
-}
-
 impl Connector for AcmeCrm {
     type Config = AcmeConfig;
 
@@ -137,26 +120,14 @@ impl Connector for AcmeCrm {
                 WEBHOOK_SECRET,
                 "the signing secret of the Acme CRM webhook subscription (Standard Webhooks)",
             )
-            .stream(
-                StreamCapabilities::new("contacts")
-                    .change_feed(ChangeFeed::Cursor)
-                    .deletes(DeleteFeed::Tombstones)
-                    .idempotency(IdempotencyStyle::Key)
-                    .versioned(true)
-                    .webhooks(true),
-            )
-            .stream(
-                StreamCapabilities::new("companies")
-                    .change_feed(ChangeFeed::Cursor)
-                    .deletes(DeleteFeed::None)
-                    .versioned(true),
-            )
-            .checkpoint_format(CHECKPOINT_FORMAT)
+            .streams(&STREAMS)
+            .checkpoint_format(Position::FORMAT)
     }
 
     /// One cheap authenticated request.
     fn check(config: &AcmeConfig) -> Result<()> {
-        let response = authenticated(Request::get(config.url("contacts")))
+        let contacts = config.url(CONTACTS.payload);
+        let response = authenticated(Request::get(&contacts))
             .query("limit", 1)
             .send()?;
         match response.status {
@@ -164,35 +135,28 @@ impl Connector for AcmeCrm {
                 "the partner refused {API_KEY}: check secret `{API_KEY}` of this connection"
             ))),
             404 => Err(Error::config(format!(
-                "base_url does not serve the Acme CRM API: GET {} returned 404",
-                config.url("contacts")
+                "base_url does not serve the Acme CRM API: GET {contacts} returned 404"
             ))),
             _ => response.error_for_status().map(drop),
         }
     }
 
     fn discover(_config: &AcmeConfig) -> Result<Vec<StreamSchema>> {
-        let stream = |name, description, schema| {
-            StreamSchema::new(name, schema)
-                .description(description)
-                .primary_key(["/id"])
-                .cursor_field("/updated_at")
-        };
-        Ok(vec![
-            stream("contacts", "People in Acme CRM", schemas::contact()),
-            stream("companies", "Organisations in Acme CRM", schemas::company()),
-        ])
+        Ok(STREAMS.schemas())
     }
 
     /// One partner page per call, deleted contacts included (deleted
     /// companies are not listed).
     fn read(config: &AcmeConfig, request: ReadRequest) -> Result<Page> {
-        let resource = resource(&request.stream)?;
-        let position: Position = request.state(CHECKPOINT_FORMAT)?.unwrap_or_default();
+        let stream = STREAMS.get(&request.stream)?;
+        let position: Position = request.resume()?.unwrap_or_default();
         let limit = request.max_records.clamp(1, config.page_size);
 
-        let mut call = authenticated(Request::get(config.url(resource))).query("limit", limit);
-        if resource == "contacts" {
+        let mut call =
+            authenticated(Request::get(config.url(stream.payload))).query("limit", limit);
+        // Acme CRM lists deleted objects only when asked to: the stream
+        // that reports tombstones asks.
+        if stream.deletes == DeleteFeed::Tombstones {
             call = call.query("include_deleted", true);
         }
         call = match &position.cursor {
@@ -208,15 +172,15 @@ impl Connector for AcmeCrm {
         let next = Position {
             cursor: list.next_cursor.or(position.cursor),
         };
-        Ok(Page::new(records, Checkpoint::new(CHECKPOINT_FORMAT, &next)?).with_more(list.has_more))
+        Ok(Page::new(records, Checkpoint::encode(&next)?).with_more(list.has_more))
     }
 
     /// The current state of each key; 404 means it was deleted.
     fn fetch(config: &AcmeConfig, stream: &str, keys: Vec<String>) -> Result<Vec<Record>> {
-        let resource = resource(stream)?;
+        let resource = config.url(STREAMS.get(stream)?.payload);
         keys.into_iter()
             .map(|key| {
-                let url = format!("{}/{}", config.url(resource), encode_component(&key));
+                let url = format!("{resource}/{}", encode_component(&key));
                 let response = authenticated(Request::get(url)).send()?;
                 if response.status == 404 {
                     return Ok(Record::delete(key));
@@ -235,10 +199,10 @@ impl Connector for AcmeCrm {
         stream: &str,
         requests: Vec<WriteRequest>,
     ) -> Result<Vec<Result<Written>>> {
-        writable(stream)?;
+        let contacts = config.url(STREAMS.writable(stream)?.payload);
         let mut results = Vec::with_capacity(requests.len());
         for request in requests {
-            match write_contact(config, request) {
+            match write_contact(&contacts, request) {
                 Ok(written) => results.push(Ok(written)),
                 Err(Error::Permanent(message)) => results.push(Err(Error::Permanent(message))),
                 Err(error) => return Err(error),
@@ -250,12 +214,12 @@ impl Connector for AcmeCrm {
     /// Creates store the idempotency key as `external_id`, so a contact
     /// created by a write interrupted by a crash can be found again.
     fn lookup(config: &AcmeConfig, stream: &str, idempotency_key: &str) -> Result<Option<Written>> {
-        writable(stream)?;
+        let contacts = config.url(STREAMS.writable(stream)?.payload);
         #[derive(Deserialize)]
         struct Found {
             data: Vec<Saved>,
         }
-        let found: Found = authenticated(Request::get(config.url("contacts")))
+        let found: Found = authenticated(Request::get(contacts))
             .query("external_id", idempotency_key)
             .query("limit", 1)
             .send()?
@@ -273,7 +237,8 @@ impl Connector for AcmeCrm {
     /// token back as plain text within seconds. Everything else is a
     /// delivery signed per Standard Webhooks.
     fn verify_webhook(config: &AcmeConfig, request: &IncomingRequest) -> Result<WebhookVerdict> {
-        if let Some(token) = validation_token(&request.query) {
+        let token = request.query_param("validationToken");
+        if let Some(token) = token.filter(|token| !token.is_empty()) {
             return Ok(WebhookVerdict::Handshake(
                 weir_sdk::Reply::new(200)
                     .with_header("content-type", "text/plain")
@@ -312,12 +277,12 @@ impl Connector for AcmeCrm {
         if action == "deleted" {
             record.kind = ChangeKind::Delete;
         }
-        Ok(vec![ChangeNotice::from_record("contacts", record)])
+        Ok(vec![ChangeNotice::from_record(CONTACTS.name, record)])
     }
 }
 
-fn write_contact(config: &AcmeConfig, request: WriteRequest) -> Result<Written> {
-    let contacts = config.url("contacts");
+/// Writes one contact; `contacts` is the URL of the resource.
+fn write_contact(contacts: &str, request: WriteRequest) -> Result<Written> {
     let call = match (request.kind, &request.external_id) {
         (ChangeKind::Delete, Some(id)) => {
             let response = authenticated(Request::delete(format!(

@@ -89,10 +89,35 @@ fn a_later_read_resumes_from_the_cursor_and_keeps_it_when_nothing_changed() {
 }
 
 #[test]
+fn a_checkpoint_that_does_not_decode_stops_the_read_without_a_request() {
+    let host = partner(vec![]);
+    let request = ReadRequest::new("contacts", 10)
+        .with_checkpoint(Checkpoint::from_json(1, r#"{"cursor":42}"#));
+    let error = AcmeCrm::read(&sim(), request).unwrap_err();
+    assert!(matches!(&error, Error::Permanent(_)), "{error:?}");
+    assert!(
+        error
+            .message()
+            .starts_with("stream `contacts` has a checkpoint of format 1 that this connector cannot read (invalid type: integer `42`"),
+        "{error}"
+    );
+    assert!(
+        error.message().contains("`weir state reset <flow>`"),
+        "{error}"
+    );
+    assert!(host.requests().is_empty());
+}
+
+#[test]
 fn unknown_streams_are_refused_without_a_request() {
     let host = partner(vec![]);
     let error = AcmeCrm::read(&sim(), ReadRequest::new("deals", 10)).unwrap_err();
-    assert_eq!(error, Error::permanent("unknown stream `deals`"));
+    assert_eq!(
+        error,
+        Error::permanent(
+            "unknown stream `deals`; this connector's streams are `contacts`, `companies`"
+        )
+    );
     assert!(host.requests().is_empty());
 }
 
@@ -261,6 +286,30 @@ fn delivery(secret: &[u8]) -> IncomingRequest {
 }
 
 #[test]
+fn a_subscription_handshake_gets_its_decoded_token_back() {
+    let handshake = IncomingRequest::post("").with_query("validationToken=Validation%3A+Testing");
+    let verdict = AcmeCrm::verify_webhook(&sim(), &handshake).unwrap();
+    assert_eq!(
+        verdict,
+        WebhookVerdict::Handshake(
+            weir_sdk::Reply::new(200)
+                .with_header("content-type", "text/plain")
+                .with_body("Validation: Testing")
+        )
+    );
+}
+
+#[test]
+fn an_empty_validation_token_is_no_handshake() {
+    let _host = host_with_secret(b"whsec-test");
+    let request = delivery(b"whsec-test").with_query("validationToken=");
+    assert_eq!(
+        AcmeCrm::verify_webhook(&sim(), &request),
+        Ok(WebhookVerdict::accept("msg_7"))
+    );
+}
+
+#[test]
 fn signed_deliveries_are_accepted_by_their_webhook_id() {
     let _host = host_with_secret(b"whsec-test");
     assert_eq!(
@@ -313,5 +362,23 @@ fn the_spec_declares_what_the_connector_uses() {
     assert_eq!(secrets, ["api_key", "webhook_secret"]);
     assert_eq!(spec.streams[0].idempotency, IdempotencyStyle::Key);
     assert_eq!(spec.streams[1].idempotency, IdempotencyStyle::NotWritable);
-    assert_eq!(AcmeCrm::discover(&sim()).unwrap().len(), 2);
+}
+
+#[test]
+fn discover_describes_the_streams_of_the_spec() {
+    let declared: Vec<_> = AcmeCrm::spec()
+        .streams
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let discovered = AcmeCrm::discover(&sim()).unwrap();
+    let names: Vec<_> = discovered.iter().map(|s| s.name.clone()).collect();
+    assert_eq!(names, declared);
+    assert_eq!(names, ["contacts", "companies"]);
+    for schema in &discovered {
+        assert_eq!(schema.primary_key, ["/id"]);
+        assert_eq!(schema.cursor_field.as_deref(), Some("/updated_at"));
+    }
+    assert!(discovered[0].json_schema.contains(r#""email""#));
+    assert!(discovered[1].json_schema.contains(r#""domain""#));
 }
