@@ -1,6 +1,8 @@
 //! A connection: one plugin bound to one partner account's config, secrets,
 //! egress grant and limits. Every call gets a fresh instance.
 
+mod journal;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,7 +24,8 @@ use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::ids::ConnectionId;
 use crate::plugin::{Plugin, PluginKind, PluginRegistry};
 use crate::runtime::Runtime;
-use crate::store::{EgressLog, Journal};
+use crate::store::EgressLog;
+use journal::Journal;
 
 /// What the connections of one process share: rate budgets (flows on the
 /// same connection share its budget) and the egress log.

@@ -6,7 +6,6 @@
 mod changes;
 #[cfg(test)]
 mod conformance;
-mod journal;
 mod presence;
 mod schema;
 mod sqlite;
@@ -17,7 +16,6 @@ pub use changes::{
     CHANGES_KEPT, COVERAGE_WINDOW, ChangeSource, ChangeStore, Coverage, Handshake, MergeDecision,
     MergeOutcome, StoredCopy, conflict_warning, decide,
 };
-pub use journal::Journal;
 pub use sqlite::SqliteStore;
 
 use crate::capability::{AuditEntry, BudgetState};

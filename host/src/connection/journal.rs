@@ -1,12 +1,13 @@
 //! Writes the audit log and budget states in the background, in batches,
-//! so that recording a request never waits for the disk.
+//! so that recording a request never waits for the disk. Above the store,
+//! which only persists what it is given.
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::EgressLog;
 use crate::capability::{AuditEntry, AuditSink, BudgetRegistry};
+use crate::store::{EgressLog, StoreError};
 
 /// Most entries written in one transaction.
 const BATCH: usize = 1_000;
@@ -53,7 +54,7 @@ impl Journal {
                     if !states.is_empty() {
                         store.save_budgets(&states)?;
                     }
-                    Ok::<_, super::StoreError>(())
+                    Ok::<_, StoreError>(())
                 })
                 .await;
                 match written {
