@@ -59,6 +59,12 @@ fn main() {
             .collect::<String>()
     )
     .unwrap();
+    writeln!(
+        code,
+        "/// Compiled components shared between the tests' workspaces.\npub const COMPILE_CACHE: &str = {:?};",
+        target_dir.join("test-compile-cache").display().to_string()
+    )
+    .unwrap();
     std::fs::write(
         PathBuf::from(env::var("OUT_DIR").unwrap()).join("guests.rs"),
         code,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use partner_sim::{PartnerSim, SimConfig};
 
+mod compile_cache;
 pub mod measure;
 
 /// Paths of the built guests: the example connectors of `plugins/` and the
@@ -40,10 +41,17 @@ impl Workspace {
     pub fn new(weir: &str) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         std::fs::create_dir(dir.path().join("plugins")).expect("plugins dir");
-        Self {
+        let ws = Self {
             dir,
             weir: PathBuf::from(weir),
-        }
+        };
+        compile_cache::warm(&ws.compile_cache());
+        ws
+    }
+
+    /// Where `weir` keeps compiled components by default: beside the store.
+    pub fn compile_cache(&self) -> PathBuf {
+        self.path().join(".weir-cache")
     }
 
     /// The workspace's directory.
@@ -143,6 +151,12 @@ impl Workspace {
             .query_row(sql, [], |row| row.get(0))
             .with_context(|| sql.to_string())
             .expect("query")
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        compile_cache::give_back(&self.compile_cache());
     }
 }
 
