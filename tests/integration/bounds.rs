@@ -9,6 +9,7 @@ use std::time::Duration;
 use partner_sim::Fault;
 use weir_tests::{ConfigEdit, Workspace, acme_config, guests, output_text, wait_until};
 
+use crate::stored::Stored;
 use crate::{simulator, workspace};
 
 /// How long a bounded run may take here before the test gives up on it:
@@ -78,9 +79,9 @@ async fn a_cursor_that_points_to_itself_fails_the_run_with_connector_contract_na
         ("failed", 1, Some("connector-contract")),
         "the first page (from no checkpoint) committed, its repeat never did"
     );
-    let state: String = ws.query_one("SELECT state FROM checkpoints WHERE flow = 'bad'");
     assert_eq!(
-        state, r#"{"cursor":"page-2"}"#,
+        ws.only_checkpoint("bad").state,
+        r#"{"cursor":"page-2"}"#,
         "it stopped at its last checkpoint"
     );
 }
@@ -114,8 +115,10 @@ async fn a_run_that_never_runs_out_of_pages_fails_at_max_run_time_at_its_last_ch
     assert!(pages >= 1, "pages were committed before the deadline");
     // Page n holds record `r{n}` and checkpoint `{"page": n}`: the stored
     // checkpoint is that of the last committed page, and nothing beyond.
-    let state: String = ws.query_one("SELECT state FROM checkpoints WHERE flow = 'bad'");
-    assert_eq!(state, format!(r#"{{"page":{pages}}}"#));
+    assert_eq!(
+        ws.only_checkpoint("bad").state,
+        format!(r#"{{"page":{pages}}}"#)
+    );
     assert_eq!(ws.records("bad", "endless").len() as i64, pages);
 }
 

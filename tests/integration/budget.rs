@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use partner_sim::RateLimit;
 use weir_tests::{acme_config, guests, output_text};
 
+use crate::stored::Stored;
 use crate::{simulator, workspace};
 
 fn with_connection_settings(base_url: &str, settings: &str) -> String {
@@ -61,7 +62,8 @@ async fn partner_429s_are_waited_out_and_the_run_completes() {
     assert!(out.status.success(), "{}", output_text(&out));
     assert!(sim.counters().status(429) > 0, "the partner pushed back");
     assert_eq!(ws.records("acme", "contacts").len(), 3_000);
-    let retried: i64 = ws.query_one("SELECT count(*) FROM http_audit WHERE status = 429");
+    let audit = ws.port().audit(None, 100_000).expect("read the audit log");
+    let retried = audit.iter().filter(|e| e.status == Some(429)).count();
     assert_eq!(
         retried as u64,
         sim.counters().status(429),
@@ -96,8 +98,7 @@ async fn a_spent_daily_quota_pauses_the_run_and_survives_a_restart() {
         3_000,
         "the pages before the quota are kept"
     );
-    let status: String = ws.query_one("SELECT status FROM runs");
-    assert_eq!(status, "paused");
+    assert_eq!(ws.last_run(None).status.as_str(), "paused");
 
     sim.reset_counters();
     let out = ws.weir_async(&["sync", "contacts"]).await;

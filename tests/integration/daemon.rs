@@ -11,6 +11,7 @@ use weir_tests::{
     wait_until,
 };
 
+use crate::stored::Stored;
 use crate::{simulator, workspace};
 
 fn daemon_config(base_url: &str, extra_connection: &str) -> String {
@@ -258,13 +259,11 @@ async fn a_tenant_with_bad_credentials_fails_alone() {
     })
     .await;
     assert!(marked, "the failing flow is marked unhealthy");
-    let error: String =
-        ws.query_one("SELECT last_error FROM flow_states WHERE flow = 't13.contacts'");
+    let error = ws.flow_state("t13.contacts").last_error.unwrap_or_default();
     assert!(error.contains("[connector-auth]"), "{error}");
     assert_eq!(succeeded_runs(&ws).get("t13.contacts"), None);
-    let stored: i64 = ws.query_one(
-        "SELECT count(*) FROM records r JOIN streams s ON s.id = r.stream_id WHERE s.connection = 't12.acme'",
-    );
+    let stored =
+        ws.count_records("t12.acme", "contacts") + ws.count_records("t12.acme", "companies");
     assert_eq!(stored, 150, "the others have correct data");
     assert!(weir.terminate().await.success());
 }
@@ -322,14 +321,8 @@ async fn sigterm_during_a_run_ends_it_at_its_last_committed_page_and_the_restart
         weir.terminate().await.success(),
         "graceful shutdown exits 0"
     );
-    let (status, pages): (String, i64) = ws
-        .store()
-        .query_row(
-            "SELECT status, pages FROM runs ORDER BY id LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let first = ws.first_run(None);
+    let (status, pages) = (first.status.as_str(), first.pages as i64);
     assert_eq!(status, "interrupted");
     assert!(pages < 60, "stopped mid-way");
     let stored = ws.records("solo.acme", "contacts").len() as i64;
@@ -424,14 +417,10 @@ async fn one_sigterm_ends_a_daemon_whose_run_waits_on_a_partner_that_never_answe
         before,
         "no request after the signal"
     );
-    let (status, pages): (String, i64) = ws
-        .store()
-        .query_row("SELECT status, pages FROM runs", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
+    let runs = ws.runs_of(None);
+    assert_eq!(runs.len(), 1);
     assert_eq!(
-        (status.as_str(), pages),
+        (runs[0].status.as_str(), runs[0].pages),
         ("interrupted", 1),
         "the run ended at its last committed page, resumable"
     );

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use partner_sim::Fault;
 use weir_tests::{acme_config, guests, output_text};
 
+use crate::stored::Stored;
 use crate::{simulator, workspace};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -46,8 +47,10 @@ async fn a_host_outside_allowed_hosts_is_denied_with_a_hint() {
         0,
         "nothing reached the disallowed host"
     );
-    let error: String = ws.query_one("SELECT error_code FROM runs");
-    assert_eq!(error, "egress-denied");
+    assert_eq!(
+        ws.last_run(None).error_code.as_deref(),
+        Some("egress-denied")
+    );
 }
 
 /// A loopback server that answers every request with the request's own
@@ -202,7 +205,7 @@ async fn errors_never_show_a_query_string_or_user_info() {
     let out = ws.weir_async(&["sync", "contacts", "-v"]).await;
     assert_eq!(out.status.code(), Some(75), "{}", output_text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let stored: String = ws.query_one("SELECT error FROM runs");
+    let stored = ws.last_run(None).error.expect("the run's error");
     for text in [stderr.as_ref(), stored.as_str()] {
         assert!(text.contains("/v1/contacts"), "{text}");
         assert!(!text.contains("limit="), "no query: {text}");

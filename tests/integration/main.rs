@@ -1,6 +1,7 @@
 //! Weir's integration tests: the real `weir` binary, real wasm connectors,
-//! the partner simulator on 127.0.0.1. Assertions are on rows in SQLite and
-//! on the requests the simulator saw.
+//! the partner simulator on 127.0.0.1. Assertions are on what the store
+//! holds, read through the store's interface (`stored`) wherever it says
+//! enough, and on the requests the simulator saw.
 
 #![allow(
     clippy::disallowed_methods,
@@ -19,6 +20,7 @@ mod partner_bounds;
 mod plugins;
 mod reload;
 mod sandbox;
+mod stored;
 mod sync;
 mod validate;
 mod versioning;

@@ -9,6 +9,7 @@ use weir_tests::{
     ConfigEdit, RunningWeir, Workspace, acme_connection, connected_tenant, guests, wait_until,
 };
 
+use crate::stored::Stored;
 use crate::{simulator, workspace};
 
 fn config(base_url: &str, connection_extra: &str) -> String {
@@ -180,14 +181,8 @@ async fn a_new_checkpoint_format_is_migrated_and_the_sync_stays_incremental() {
         50,
         "no full resync after the upgrade"
     );
-    let (format, state): (u32, String) = ws
-        .store()
-        .query_row(
-            "SELECT format, state FROM checkpoints WHERE flow = 'a.contacts'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let checkpoint = ws.only_checkpoint("a.contacts");
+    let (format, state) = (checkpoint.format, checkpoint.state);
     assert_eq!(format, 2);
     assert!(state.contains("upgraded_by"), "{state}");
     assert!(weir.terminate().await.success());
@@ -329,8 +324,11 @@ async fn a_removed_plugin_pauses_its_flows_and_they_resume_when_it_returns() {
     })
     .await;
     assert!(paused, "the flow shows why it does not run");
-    let failures: i64 = ws.query_one("SELECT failures FROM flow_states WHERE flow = 'a.contacts'");
-    assert_eq!(failures, 0, "a paused flow is not failing");
+    assert_eq!(
+        ws.flow_state("a.contacts").failures,
+        0,
+        "a paused flow is not failing"
+    );
     let count = runs(&ws).len();
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(

@@ -7,6 +7,7 @@ use std::process::Output;
 use partner_sim::{Fault, PartnerSim};
 use weir_tests::{Workspace, acme_config, guests, output_text};
 
+use crate::stored::Stored;
 use crate::{simulator, workspace};
 
 /// Runs the healthy `contacts` flow and the `bad` flow together.
@@ -43,8 +44,7 @@ stream = "{stream}"
         "the healthy flow completed: {}",
         output_text(&out)
     );
-    let status: String = ws.query_one("SELECT status FROM runs WHERE flow = 'contacts'");
-    assert_eq!(status, "succeeded");
+    assert_eq!(ws.last_run(Some("contacts")).status.as_str(), "succeeded");
     out
 }
 
@@ -126,8 +126,10 @@ async fn a_panic_is_reported_with_the_plugin_and_its_message() {
         stderr.contains("the partner sent a shape this connector never expected"),
         "{stderr}"
     );
-    let error: String = ws.query_one("SELECT error_code FROM runs WHERE flow = 'bad'");
-    assert_eq!(error, "connector-trap");
+    assert_eq!(
+        ws.last_run(Some("bad")).error_code.as_deref(),
+        Some("connector-trap")
+    );
 
     // The next run gets a fresh instance and fails the same clean way.
     let again = ws.weir_async(&["sync", "bad"]).await;
@@ -153,8 +155,11 @@ async fn floods_of_output_are_capped_and_an_oversized_page_is_refused() {
         stderr.contains("over the connection's limit of 1048576 (`max_page_mb`)"),
         "{stderr}"
     );
-    let rows: i64 = ws.query_one("SELECT count(*) FROM records r JOIN streams s ON s.id = r.stream_id WHERE s.name = 'flood'");
-    assert_eq!(rows, 0, "nothing of the refused page was stored");
+    assert_eq!(
+        ws.count_records("bad", "flood"),
+        0,
+        "nothing of the refused page was stored"
+    );
 
     // With logs on, the guest's output is kept only up to its caps.
     let verbose = ws.weir_async(&["sync", "bad", "-v"]).await;
@@ -259,8 +264,7 @@ first_byte_timeout = "500ms""#
             && stderr.contains("no response within "),
         "{stderr}"
     );
-    let runs: i64 = ws.query_one("SELECT count(*) FROM runs WHERE flow = 'bad'");
-    assert_eq!(runs, 1);
+    assert_eq!(ws.runs_of(Some("bad")).len(), 1);
     // Retries of the call share its `call_timeout`: at most one call's
     // worth of attempts (4), where 4 calls of 4 attempts each went before.
     let requests = slow.counters().requests;

@@ -2,8 +2,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use partner_sim::Fault;
+use weir_host::contract::ChangeKind;
 use weir_tests::{ConfigEdit, acme_config, guests, output_text, wait_until};
 
+use crate::stored::Stored;
 use crate::{simulator, workspace};
 
 /// The partner's records by id, to compare with the store.
@@ -26,10 +28,11 @@ fn assert_store_equals_partner(
         stored == partner,
         "{stream}: stored records differ from the partner's"
     );
-    let rows: i64 = ws.query_one(&format!(
-        "SELECT count(*) FROM records r JOIN streams s ON s.id = r.stream_id WHERE s.name = '{stream}'"
-    ));
-    assert_eq!(rows as usize, partner.len(), "{stream}: no duplicate rows");
+    assert_eq!(
+        ws.all_records("acme", stream).len(),
+        partner.len(),
+        "{stream}: no duplicate rows"
+    );
 }
 
 /// Cursors of the list calls the simulator answered with 200, in order.
@@ -55,10 +58,13 @@ async fn full_sync_stores_every_record_of_both_streams() {
     assert_store_equals_partner(&ws, &sim, "companies");
     assert_eq!(sim.counters().served("contacts"), 8_000);
 
-    let checkpoints: i64 = ws.query_one("SELECT count(*) FROM checkpoints");
-    assert_eq!(checkpoints, 2);
-    let status: String = ws.query_one("SELECT status FROM runs WHERE flow = 'contacts'");
-    assert_eq!(status, "succeeded");
+    for (flow, stream) in [("contacts", "contacts"), ("companies", "companies")] {
+        assert!(
+            ws.checkpoint_of(flow, stream).is_some(),
+            "{flow} kept its place"
+        );
+    }
+    assert_eq!(ws.last_run(Some("contacts")).status.as_str(), "succeeded");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("8,000") && stdout.contains("2,000"),
@@ -89,8 +95,7 @@ async fn incremental_sync_fetches_only_the_changed_records() {
     );
     assert_eq!(served_cursors(&sim, "contacts").len(), 1, "one page");
     assert_store_equals_partner(&ws, &sim, "contacts");
-    let written: i64 = ws.query_one("SELECT records_written FROM runs ORDER BY id DESC LIMIT 1");
-    assert_eq!(written, 100);
+    assert_eq!(ws.last_run(None).records_written, 100);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -215,8 +220,7 @@ async fn killing_weir_mid_sync_loses_nothing_and_duplicates_nothing() {
     assert_eq!(second_run.len(), 4, "pages 7-10 only");
     assert!(second_run.iter().all(|c| !first_run.contains(c)));
     assert_store_equals_partner(&ws, &sim, "contacts");
-    let interrupted: String = ws.query_one("SELECT status FROM runs ORDER BY id LIMIT 1");
-    assert_eq!(interrupted, "interrupted");
+    assert_eq!(ws.first_run(None).status.as_str(), "interrupted");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -248,8 +252,11 @@ async fn state_reset_makes_the_next_run_read_everything_again() {
     sim.reset_counters();
     assert!(ws.weir_async(&["sync", "contacts"]).await.status.success());
     assert_eq!(sim.counters().served("contacts"), 1_500);
-    let rows: i64 = ws.query_one("SELECT count(*) FROM records");
-    assert_eq!(rows, 1_500, "re-reading upserts, never duplicates");
+    assert_eq!(
+        ws.all_records("acme", "contacts").len(),
+        1_500,
+        "re-reading upserts, never duplicates"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -294,17 +301,18 @@ async fn a_full_refresh_deletes_companies_the_partner_deleted_without_telling() 
         "the store equals the partner"
     );
     let deleted: Vec<String> = ws
-        .store()
-        .prepare("SELECT key FROM records WHERE deleted = 1 ORDER BY key")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+        .all_records("acme", "companies")
+        .into_iter()
+        .filter(|r| r.kind == ChangeKind::Delete)
+        .map(|r| r.key)
+        .collect();
     assert_eq!(deleted, gone);
-    let written: i64 =
-        ws.query_one("SELECT records_written FROM runs WHERE full_refresh = 1 ORDER BY id DESC");
-    assert_eq!(written, gone.len() as i64, "the run reports the deletes");
+    let refresh = ws.runs_of(None).into_iter().find(|r| r.full_refresh);
+    assert_eq!(
+        refresh.expect("a full refresh").records_written,
+        gone.len() as u64,
+        "the run reports the deletes"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -347,16 +355,11 @@ async fn ctrl_c_stops_a_sync_at_its_last_committed_page_and_the_next_resumes() {
         .unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", output_text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("stopping"));
-    let (status, committed): (String, i64) = ws
-        .store()
-        .query_row("SELECT status, pages FROM runs", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
-    assert_eq!(status, "interrupted");
+    let runs = ws.runs_of(None);
+    assert_eq!(runs.len(), 1, "`companies`, next in line, never started");
+    let committed = runs[0].pages as i64;
+    assert_eq!(runs[0].status.as_str(), "interrupted");
     assert!(committed < 60, "stopped mid-way");
-    let runs: i64 = ws.query_one("SELECT count(*) FROM runs");
-    assert_eq!(runs, 1, "`companies`, next in line, never started");
     // The page in flight at the signal, if its request was out, was
     // abandoned: it is the only one read and not committed.
     let abandoned = served_cursors(&sim, "contacts").len() as i64 - committed;

@@ -3,6 +3,7 @@
 
 use weir_tests::{ConfigEdit, acme_config, acme_connection, guests, output_text};
 
+use crate::stored::Stored;
 use crate::{simulator, workspace};
 
 /// A file with one problem of every kind `weir validate` finds: in the
@@ -128,8 +129,7 @@ async fn sync_refuses_a_misspelt_secret_and_an_unknown_stream_before_any_request
     assert_eq!(sim.counters().requests, 0, "{stderr}");
     // The store is opened (it says which connector versions are approved),
     // but no run starts.
-    let runs: i64 = ws.query_one("SELECT count(*) FROM runs");
-    assert_eq!(runs, 0, "no run started");
+    assert!(ws.runs_of(None).is_empty(), "no run started");
 
     // Fixed, the same file validates and syncs.
     ws.write_config(&acme_config(&sim.base_url()));
