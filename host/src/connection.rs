@@ -21,7 +21,7 @@ use crate::contract::{
     WebhookVerdict, WriteRequest, Written,
 };
 use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
-use crate::ids::ConnectionId;
+use crate::ids::{ConnectionId, ConnectorName};
 use crate::plugin::{Plugin, PluginKind, PluginRegistry};
 use crate::runtime::Runtime;
 use crate::store::EgressLog;
@@ -140,7 +140,7 @@ impl Connection {
     /// `pins` names for it, or the serving one; a pinned version Weir does
     /// not keep is refused rather than replaced by another.
     pub fn open_pinned(
-        pins: &BTreeMap<String, String>,
+        pins: &BTreeMap<ConnectorName, String>,
         runtime: &Runtime,
         registry: &PluginRegistry,
         config: &ConnectionConfig,

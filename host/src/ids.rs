@@ -74,6 +74,14 @@ macro_rules! name_id {
                 &self.0
             }
         }
+
+        // Maps keyed by the name are looked up by text: equality, order and
+        // hash are the text's.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
     };
 }
 

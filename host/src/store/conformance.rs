@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::capability::{AuditEntry, BudgetLeft, BudgetState};
 use crate::clock::Clock;
 use crate::contract::{ChangeKind, Checkpoint, ConnectorError, Record};
-use crate::ids::{ConnectionId, FlowId, RunId, TenantId};
+use crate::ids::{ConnectionId, ConnectorName, FlowId, RunId, TenantId};
 use crate::store::{
     ApprovedVersion, ChangeSource, ChangeStore, DeadLetter, Delivered, DeliveryFailure, EgressLog,
     FlowState, FlowStore, Handshake, IdLink, MergeOutcome, PageCommit, PageOutcome, PluginLedger,
@@ -566,7 +566,8 @@ pub(crate) fn tenants_are_created_read_updated_deleted_and_listed_by_name(store:
 
     let mut acme = Tenant::new(id("acme"));
     acme.name = "Acme Corp".into();
-    acme.pins.insert("acme-crm".into(), "1.0.0".into());
+    acme.pins
+        .insert(ConnectorName::new("acme-crm").unwrap(), "1.0.0".into());
     store.save_tenant(&acme).unwrap();
     assert!(changed());
     assert_eq!(store.tenant(&id("acme")).unwrap(), Some(acme));

@@ -1,12 +1,14 @@
 //! Changes to a tenant, shared by the admin API and the CLI: each change is
 //! validated against the integration before anything is saved.
 
+use std::str::FromStr;
+
 use serde_json::Value;
 
-use super::{Tenant, TenantConnection, TenantError, validate};
+use super::{Tenant, TenantConnection, TenantError, TenantFlow, validate};
 use crate::config::Config;
 use crate::diagnostic::{Diagnostic, ErrorCode};
-use crate::ids::TenantId;
+use crate::ids::{InvalidId, TenantId};
 
 /// One change to a tenant.
 #[derive(Debug, Clone)]
@@ -60,6 +62,22 @@ impl EditError {
     }
 }
 
+/// A tenant's settings of flow `name`, created empty on first use.
+fn flow_of<'t>(tenant: &'t mut Tenant, name: &str) -> Result<&'t mut TenantFlow, EditError> {
+    Ok(tenant.flows.entry(name_of("flows", name)?).or_default())
+}
+
+/// `name` as the key of the tenant's map `map`: a name that is not one
+/// is refused here, where it comes in.
+fn name_of<K: FromStr<Err = InvalidId>>(map: &str, name: &str) -> Result<K, EditError> {
+    K::from_str(name).map_err(|e| {
+        EditError::Invalid(TenantError {
+            path: format!("{map}.{name}"),
+            reason: e.to_string(),
+        })
+    })
+}
+
 /// Seals a tenant's secret values again with the first `[secrets] key`,
 /// after a new key was put first (then the old keys can go); returns how
 /// many were sealed again. A value that opens with none of the keys is
@@ -89,22 +107,19 @@ pub fn apply(
     };
     match change {
         TenantChange::Create(_) | TenantChange::Replace(_) => {}
-        TenantChange::Enable(flow) => tenant.flows.entry(flow).or_default().enabled = Some(true),
-        TenantChange::Disable(flow) => tenant.flows.entry(flow).or_default().enabled = Some(false),
-        TenantChange::Schedule(flow, schedule) => {
-            tenant.flows.entry(flow).or_default().schedule = schedule
-        }
-        TenantChange::Mapping(flow, mapping) => {
-            tenant.flows.entry(flow).or_default().mapping = mapping
-        }
+        TenantChange::Enable(flow) => flow_of(&mut tenant, &flow)?.enabled = Some(true),
+        TenantChange::Disable(flow) => flow_of(&mut tenant, &flow)?.enabled = Some(false),
+        TenantChange::Schedule(flow, schedule) => flow_of(&mut tenant, &flow)?.schedule = schedule,
+        TenantChange::Mapping(flow, mapping) => flow_of(&mut tenant, &flow)?.mapping = mapping,
         TenantChange::Connection(name, settings) => {
+            let name = name_of("connections", &name)?;
             tenant.connections.insert(name, settings);
         }
         TenantChange::Pin(connector, Some(version)) => {
-            tenant.pins.insert(connector, version);
+            tenant.pins.insert(name_of("pins", &connector)?, version);
         }
         TenantChange::Pin(connector, None) => {
-            tenant.pins.remove(&connector);
+            tenant.pins.remove(connector.as_str());
         }
     }
     if &tenant.id != id {

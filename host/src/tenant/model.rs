@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::TenantId;
+use crate::ids::{ConnectionId, ConnectorName, FlowId, TenantId};
 
 /// One customer's installation of the integration, as stored and as the
 /// admin API exchanges it.
@@ -16,14 +16,14 @@ pub struct Tenant {
     pub name: String,
     /// Per connection of `weir.toml`: this customer's config and secrets.
     #[serde(default)]
-    pub connections: BTreeMap<String, TenantConnection>,
+    pub connections: BTreeMap<ConnectionId, TenantConnection>,
     /// Per flow of `weir.toml`: this customer's choices.
     #[serde(default)]
-    pub flows: BTreeMap<String, TenantFlow>,
+    pub flows: BTreeMap<FlowId, TenantFlow>,
     /// Connector versions this customer stays on (staged rollouts): the
     /// connector's name to a version Weir still has.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub pins: BTreeMap<String, String>,
+    pub pins: BTreeMap<ConnectorName, String>,
 }
 
 /// A customer's settings for one connection of the integration.

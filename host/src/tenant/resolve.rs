@@ -6,7 +6,7 @@ use super::secrets::secret_sources;
 use super::{Tenant, TenantConnection};
 use crate::config::{Config, ConnectionConfig, DestinationConfig, FlowConfig, NotConnected};
 use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
-use crate::ids::{ConnectionId, FlowId};
+use crate::ids::{ConnectionId, ConnectorName, FlowId};
 use crate::mapping::Mapping;
 use crate::schedule::Schedule;
 
@@ -47,7 +47,7 @@ pub struct ResolvedFlow {
     /// Whether it is on for this tenant.
     pub enabled: bool,
     /// Connector versions the tenant is pinned to, by connector name.
-    pub pins: std::collections::BTreeMap<String, String>,
+    pub pins: std::collections::BTreeMap<ConnectorName, String>,
 }
 
 impl ResolvedFlow {
@@ -87,12 +87,11 @@ impl ResolvedFlow {
 /// Checks every setting of a tenant against the integration.
 pub fn validate(config: &Config, tenant: &Tenant) -> Result<(), TenantError> {
     for (name, connection) in &tenant.connections {
-        let template = template_connection(config, name)?;
+        let template = template_connection(config, name.as_str())?;
         scope_connection(config, tenant, template, Some(connection))?;
     }
     for name in tenant.flows.keys() {
-        let id = FlowId::new(name)
-            .ok()
+        let id = Some(name.clone())
             .filter(|id| config.flows.contains_key(id))
             .ok_or_else(|| {
                 TenantError::new(
@@ -304,6 +303,32 @@ mod tests {
             vec![SecretSource::Env("CUSTOMER_42_KEY".into())]
         );
         assert_eq!(resolved.flow.schedule.unwrap().to_string(), "every 5m");
+    }
+
+    #[test]
+    fn names_in_tenant_settings_are_checked_where_they_come_in() {
+        let parsed = serde_json::from_value::<Tenant>(serde_json::json!({
+            "id": "t1",
+            "flows": { "not a name": { "enabled": true } }
+        }));
+        let err = parsed.unwrap_err().to_string();
+        assert!(err.contains("not a name"), "{err}");
+
+        let id = TenantId::new("t1").unwrap();
+        let refused = crate::tenant::apply(
+            &config(),
+            Some(Tenant::new(id.clone())),
+            &id,
+            crate::tenant::TenantChange::Enable("no/such".into()),
+        )
+        .unwrap_err()
+        .diagnostic("t1");
+        assert_eq!(refused.code, ErrorCode::TenantInvalid);
+        assert!(
+            refused.message.contains("flows.no/such"),
+            "{}",
+            refused.message
+        );
     }
 
     #[test]
