@@ -1,7 +1,8 @@
 //! The daemon's table of flows: one slot per tenant flow, when each is
 //! due, which run, and what the end of a run means for the next. Only
-//! bookkeeping, driven by a clock reading passed in; the scheduler does the
-//! I/O (store, runs, channels).
+//! bookkeeping, at the monotonic instant it is passed (a schedule reads
+//! the wall clock for its next time); the scheduler does the I/O (store,
+//! runs, channels).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
