@@ -42,6 +42,15 @@ pub fn hint<'a>(
     }
 }
 
+/// Names as a message lists them: `a, b, c`.
+pub fn listed<T: std::fmt::Display>(names: impl IntoIterator<Item = T>) -> String {
+    names
+        .into_iter()
+        .map(|name| name.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Edits a typo may make: one in a short name, a third of a longer one
 /// (and never the whole name).
 fn tolerance(candidate: &str) -> usize {

@@ -111,13 +111,6 @@ pub enum FlowsCommand {
     },
 }
 
-/// `a, b, c`.
-fn names<K: AsRef<str>>(keys: impl Iterator<Item = K>) -> String {
-    keys.map(|k| k.as_ref().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn tenant_id(name: &str) -> anyhow::Result<TenantId> {
     TenantId::new(name).map_err(|e| {
         output::fail(crate::diagnostic::Diagnostic::new(
@@ -166,8 +159,8 @@ pub fn tenants(
                     table.add_row([
                         t.id.to_string(),
                         t.name,
-                        names(t.connections.keys()),
-                        names(t.flows.keys()),
+                        crate::suggest::listed(t.connections.keys()),
+                        crate::suggest::listed(t.flows.keys()),
                     ]);
                 }
                 println!("{table}");

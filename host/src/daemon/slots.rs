@@ -125,11 +125,6 @@ impl FlowTable {
         self.dirty = false;
     }
 
-    /// Marks a slot changed without a state change of its own (a note).
-    fn touch(&mut self) {
-        self.dirty = true;
-    }
-
     /// A "run now" request for `flow`.
     pub fn run_now(&mut self, flow: &FlowId, now: Instant) -> TriggerOutcome {
         match self.slots.get_mut(flow) {
@@ -226,7 +221,7 @@ impl FlowTable {
             return false;
         }
         slot.last_error = Some(note);
-        self.touch();
+        self.dirty = true;
         true
     }
 

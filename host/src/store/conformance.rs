@@ -2,8 +2,9 @@
 //! store traits alone. A backend runs it with
 //! `conformance_suite!(name, open: ..., fail_checkpoints: ...)`: `open`
 //! gives a fresh empty store timed by the manual clock it is passed, and
-//! what keeps it alive (its directory, a database to drop), `fail_checkpoints(&store, on)` makes its checkpoint
-//! writes fail (as a full disk would) or succeed again.
+//! what keeps it alive (its directory, a database to drop);
+//! `fail_checkpoints(&store, on)` makes its checkpoint writes fail (as a
+//! full disk would) or succeed again.
 
 use std::sync::LazyLock;
 use std::time::Duration;

@@ -70,12 +70,8 @@ fn flow_of<'t>(tenant: &'t mut Tenant, name: &str) -> Result<&'t mut TenantFlow,
 /// `name` as the key of the tenant's map `map`: a name that is not one
 /// is refused here, where it comes in.
 fn name_of<K: FromStr<Err = InvalidId>>(map: &str, name: &str) -> Result<K, EditError> {
-    K::from_str(name).map_err(|e| {
-        EditError::Invalid(TenantError {
-            path: format!("{map}.{name}"),
-            reason: e.to_string(),
-        })
-    })
+    K::from_str(name)
+        .map_err(|e| EditError::Invalid(TenantError::new(format!("{map}.{name}"), e.to_string())))
 }
 
 /// Seals a tenant's secret values again with the first `[secrets] key`,

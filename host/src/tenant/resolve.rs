@@ -9,6 +9,7 @@ use crate::diagnostic::{Diagnose, Diagnostic, ErrorCode};
 use crate::ids::{ConnectionId, ConnectorName, FlowId};
 use crate::mapping::Mapping;
 use crate::schedule::Schedule;
+use crate::suggest::listed;
 
 /// Something wrong in a tenant's settings, with where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
@@ -98,17 +99,13 @@ pub fn validate(config: &Config, tenant: &Tenant) -> Result<(), TenantError> {
                     format!("flows.{name}"),
                     format!(
                         "weir.toml has no flow `{name}` (it has: {})",
-                        names(config.flows.keys())
+                        listed(config.flows.keys())
                     ),
                 )
             })?;
         resolve_flow(config, tenant, &id)?;
     }
     Ok(())
-}
-
-fn names<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
-    items.map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// A tenant's instance of a flow of the integration.
@@ -189,7 +186,7 @@ fn template_connection<'c>(
                 format!("connections.{name}"),
                 format!(
                     "weir.toml has no connection `{name}` (it has: {})",
-                    names(config.connections.keys())
+                    listed(config.connections.keys())
                 ),
             )
         })
